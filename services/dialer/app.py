@@ -1,0 +1,68 @@
+"""Composition root of the dialer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from redis.asyncio import Redis
+
+from services.dialer.adapters.telephony_sandbox import SandboxTelephony
+from services.dialer.domain.telephony import Telephony
+from services.dialer.handlers import DialerRuntime, DialHandler
+from services.dialer.settings import DialerSettings
+from shared.bus import create_broker, record_of
+from shared.clock import Clock, SystemClock
+from shared.state_redis import CallStore, CatalogStore, create_redis
+from shared.topics import CALLS_DUE
+
+
+@dataclass(slots=True)
+class Deps:
+    redis: Redis | None = None
+    broker: KafkaBroker | None = None
+    clock: Clock | None = None
+    telephony: Telephony | None = None
+
+
+def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream:
+    deps = deps or Deps()
+    broker = deps.broker or create_broker(settings.kafka, "dialer")
+    redis = deps.redis or create_redis(settings.redis)
+    telephony = deps.telephony or SandboxTelephony(
+        settings.sandbox_ring_ms, settings.sandbox_talk_ms
+    )
+    runtime = DialerRuntime(
+        catalog=CatalogStore(redis),
+        # The dialer never touches the due queue's shards, only calls and claims.
+        calls=CallStore(redis, due_shards=1),
+        broker=broker,
+        telephony=telephony,
+        clock=deps.clock or SystemClock(),
+        claim_ttl_ms=settings.claim_ttl_seconds * 1000,
+    )
+    handler = DialHandler(runtime, settings.max_in_flight)
+
+    @broker.subscriber(
+        CALLS_DUE,
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_call_due(message: KafkaMessage) -> None:
+        await handler.on_call_due(message.body, record_of(message).key)
+
+    app = FastStream(broker)
+
+    @app.on_shutdown
+    async def drain() -> None:
+        await handler.drain(settings.drain_seconds)
+
+    @app.after_shutdown
+    async def close_redis() -> None:
+        if deps.redis is None:
+            await redis.aclose()
+
+    return app

@@ -1,0 +1,131 @@
+"""The dialer's consumer: claims each due attempt once and places it through the provider."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from services.dialer.domain.telephony import PlaceCall, Telephony, render_prompt
+from shared.bus import publish_events, send_to_dlq
+from shared.clock import Clock
+from shared.events import CallDue, CallEventType, call_event
+from shared.models import Call, CallStatus, CampaignStatus
+from shared.state_redis import CallStore, CatalogStore
+from shared.topics import CALLS_DUE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DialerRuntime:
+    catalog: CatalogStore
+    calls: CallStore
+    broker: KafkaBroker
+    telephony: Telephony
+    clock: Clock
+    claim_ttl_ms: int
+
+
+class DialHandler:
+    def __init__(self, runtime: DialerRuntime, max_in_flight: int) -> None:
+        self._rt = runtime
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._calls: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
+
+    async def on_call_due(self, body: bytes, key: bytes | None) -> None:
+        try:
+            due = CallDue.model_validate_json(body)
+        except ValidationError as exc:
+            await send_to_dlq(self._rt.broker, body, key, CALLS_DUE, "dialer", str(exc)[:2000])
+            return
+        call = await self._rt.calls.get(due.campaign_id, due.call_id)
+        if call is None or call.status is not CallStatus.QUEUED or call.attempt != due.attempt:
+            log.info("stale due message for %s attempt %s skipped", due.call_id, due.attempt)
+            return
+        if not await self._rt.calls.claim_attempt(call, due.attempt, self._rt.claim_ttl_ms):
+            log.info("attempt %s of %s already claimed; not dialing again", due.attempt, call.id)
+            return
+        campaign = await self._rt.catalog.get_campaign(call.campaign_id)
+        if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
+            # Paused after release: hand it back to the scheduler, which holds it.
+            await self._rt.calls.requeue(call.campaign_id, call.id, self._rt.clock.now())
+            await self._rt.calls.release_attempt(call, due.attempt)
+            return
+        agent = await self._rt.catalog.get_agent(campaign.agent_id)
+        prompt = render_prompt(agent.prompt if agent else "", call.payload)
+        # Backpressure: the consumer waits here while this process holds its maximum of calls.
+        await self._slots.acquire()
+        task = asyncio.create_task(
+            self._place(call, due.attempt, campaign.max_retries + 1, prompt),
+            name=f"call-{call.id}-{due.attempt}",
+        )
+        self._calls.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._calls.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed", exc_info=task.exception())
+
+    async def _place(self, call: Call, attempt: int, max_attempts: int, prompt: str) -> None:
+        clock = self._rt.clock
+        await publish_events(
+            self._rt.broker,
+            [
+                call_event(
+                    call,
+                    CallEventType.STARTED,
+                    clock.now(),
+                    attempt=attempt,
+                    max_attempts=max_attempts,
+                    status=CallStatus.IN_PROGRESS.value,
+                )
+            ],
+        )
+        result = await self._rt.telephony.place_call(
+            PlaceCall(call.id, attempt, call.to, prompt, call.is_testing)
+        )
+        if result.answered:
+            await publish_events(
+                self._rt.broker,
+                [
+                    call_event(
+                        call,
+                        CallEventType.ANSWERED,
+                        clock.now(),
+                        attempt=attempt,
+                        max_attempts=max_attempts,
+                        status=CallStatus.IN_PROGRESS.value,
+                    )
+                ],
+            )
+        await publish_events(
+            self._rt.broker,
+            [
+                call_event(
+                    call,
+                    CallEventType.ATTEMPT_ENDED,
+                    clock.now(),
+                    attempt=attempt,
+                    max_attempts=max_attempts,
+                    status=result.outcome.value,
+                    outcome=result.outcome.value,
+                    error=result.error,
+                    duration_seconds=result.duration_seconds,
+                )
+            ],
+        )
+
+    async def drain(self, seconds: float) -> None:
+        """Lets calls in progress finish (up to `seconds`) before the process stops."""
+        if self._calls:
+            await asyncio.wait(set(self._calls), timeout=seconds)

@@ -1,0 +1,116 @@
+"""Composition root of the ingest service: the only place that creates clients."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from faststream.kafka import KafkaBroker
+from redis.asyncio import Redis
+
+from services.ingest import handlers
+from services.ingest.adapters.requests_kafka import CallRequestPublisher
+from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invalid
+from services.ingest.domain.tokens import TokenRegistry
+from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
+from services.ingest.settings import IngestSettings
+from shared.bus import create_broker
+from shared.clock import Clock, SystemClock
+from shared.phone import warm_up
+from shared.state_redis import CallStore, CatalogStore, create_redis
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+API = "/api/v1"
+
+
+@dataclass(slots=True)
+class Deps:
+    """Clients a test may hand in instead of the real ones."""
+
+    redis: Redis | None = None
+    broker: KafkaBroker | None = None
+    clock: Clock | None = None
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return handlers.json_response(exc.body(), status=exc.status)
+    except Invalid as exc:
+        return handlers.json_response(exc.body(), status=422)
+    except web.HTTPRequestEntityTooLarge:
+        return handlers.json_response(
+            {"success": False, "message": "The request body is too large.", "code": "TOO_LARGE"},
+            status=413,
+        )
+    except web.HTTPMethodNotAllowed:
+        return handlers.json_response(
+            {"success": False, "message": "Method not allowed.", "code": "METHOD_NOT_ALLOWED"},
+            status=405,
+        )
+    except web.HTTPNotFound:
+        return handlers.json_response(
+            {"success": False, "message": "Not found.", "code": "NOT_FOUND"}, status=404
+        )
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return handlers.json_response(
+            {"success": False, "message": "Internal server error.", "code": "INTERNAL_ERROR"},
+            status=500,
+        )
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(API):
+        return await handler(request)
+    environment = request.app[RUNTIME].tokens.environment_for(request.headers.get("Authorization"))
+    if environment is None:
+        return handlers.json_response(UNAUTHENTICATED_BODY, status=401)
+    request[ENVIRONMENT] = environment
+    return await handler(request)
+
+
+def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Application:
+    deps = deps or Deps()
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_body_bytes
+    )
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        warm_up()
+        redis = deps.redis or create_redis(settings.redis)
+        broker = deps.broker or create_broker(settings.kafka, "ingest")
+        await broker.start()
+        app[RUNTIME] = Runtime(
+            catalog=CatalogStore(redis),
+            calls=CallStore(redis, settings.due_shards),
+            publisher=CallRequestPublisher(broker),
+            tokens=TokenRegistry.from_settings(settings.api_tokens, settings.dev_api_token),
+            clock=deps.clock or SystemClock(),
+            reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
+            allow_private_webhook_targets=settings.allow_private_webhook_targets,
+        )
+        yield
+        await broker.stop()
+        if deps.redis is None:
+            await redis.aclose()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_get("/healthz", handlers.health)
+    app.router.add_post(f"{API}/agents", handlers.create_agent)
+    app.router.add_get(f"{API}/agents/{{agent_id}}", handlers.get_agent)
+    app.router.add_post(f"{API}/campaigns", handlers.create_campaign)
+    app.router.add_get(f"{API}/campaigns/{{campaign_id}}", handlers.get_campaign)
+    app.router.add_patch(f"{API}/campaigns/{{campaign_id}}/status", handlers.change_campaign_status)
+    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/webhooks", handlers.create_webhook)
+    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/call", handlers.make_call)
+    app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls/{{call_id}}", handlers.get_call)
+    return app

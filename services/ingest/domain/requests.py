@@ -1,0 +1,56 @@
+"""Request bodies of the public API. Unknown fields are ignored, as integrators expect."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool
+
+from shared.models import CampaignRules, CampaignStatus, WebhookHeader
+
+
+class CreateAgent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=255)
+    prompt: str = Field(min_length=1, max_length=100_000)
+    voice: str | None = Field(default=None, max_length=100)
+    language: str | None = Field(default=None, max_length=35)
+
+
+class CreateCampaign(CampaignRules):
+    pass
+
+
+class ChangeCampaignStatus(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: CampaignStatus
+
+
+class CreateWebhook(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=255)
+    webhook_url: HttpUrl = Field(max_length=500)
+    events: list[str] = Field(min_length=1)
+    webhook_secret: str | None = Field(default=None, min_length=1, max_length=255)
+    timeout: int = Field(default=30, ge=5, le=120)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    enabled: StrictBool = True
+    http_method: Literal["POST", "PUT", "PATCH"] = "POST"
+    authorization_scheme: Literal["none", "bearer", "basic", "api_key", "custom"] = "none"
+    authorization_value: str | None = Field(default=None, max_length=2000)
+    custom_headers: list[WebhookHeader] = Field(default_factory=list)
+    include_call_events: StrictBool = False
+
+
+class MakeCall(BaseModel):
+    """The Make Campaign Call body; `to` is checked separately for its documented messages."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    payload: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    is_testing: StrictBool = False
+    allow_duplicates: StrictBool = False

@@ -1,0 +1,29 @@
+"""Typed keys for what the ingest app and its requests carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from services.ingest.adapters.requests_kafka import CallRequestPublisher
+from services.ingest.domain.tokens import TokenRegistry
+from shared.clock import Clock
+from shared.state_redis import CallStore, CatalogStore
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything the handlers use, built once by the composition root."""
+
+    catalog: CatalogStore
+    calls: CallStore
+    publisher: CallRequestPublisher
+    tokens: TokenRegistry
+    clock: Clock
+    reservation_ttl_ms: int
+    allow_private_webhook_targets: bool
+
+
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+ENVIRONMENT = "environment_id"  # request-scoped: the environment the bearer token belongs to

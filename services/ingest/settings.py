@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", populate_by_name=True)
+
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("API_HOST", "INGEST_HOST"))
+    port: int = Field(default=8080, validation_alias=AliasChoices("API_PORT", "INGEST_PORT"))
+    dev_api_token: str | None = Field(default="dev-token", validation_alias="DEV_API_TOKEN")
+    api_tokens: str = Field(default="", validation_alias="API_TOKENS")
+    # How long an accepted call's number stays reserved if the scheduler never stores it.
+    reservation_ttl_seconds: int = Field(default=3600, ge=60)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    allow_private_webhook_targets: bool = Field(
+        default=False, validation_alias="WEBHOOK_ALLOW_PRIVATE_TARGETS"
+    )
+    due_shards: int = Field(default=16, ge=1, validation_alias="DUE_SHARDS")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)

@@ -1,0 +1,65 @@
+"""Composition root of the notifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from redis.asyncio import Redis
+
+from services.notifier.adapters.webhook_http import HttpWebhookSender
+from services.notifier.handlers import NotifierRuntime, NotifyHandler, WebhookSender
+from services.notifier.settings import NotifierSettings
+from shared.bus import create_broker, record_of
+from shared.clock import Clock, SystemClock
+from shared.state_redis import CallStore, CatalogStore, DeliveryStore, create_redis
+from shared.topics import CALLS_EVENTS
+
+
+@dataclass(slots=True)
+class Deps:
+    redis: Redis | None = None
+    broker: KafkaBroker | None = None
+    clock: Clock | None = None
+    sender: WebhookSender | None = None
+
+
+def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStream:
+    deps = deps or Deps()
+    broker = deps.broker or create_broker(settings.kafka, "notifier")
+    redis = deps.redis or create_redis(settings.redis)
+    http_sender = HttpWebhookSender(settings.max_connections)
+    runtime = NotifierRuntime(
+        catalog=CatalogStore(redis),
+        calls=CallStore(redis, due_shards=1),
+        deliveries=DeliveryStore(redis, settings.dedup_days * 24 * 3600 * 1000),
+        broker=broker,
+        sender=deps.sender or http_sender,
+        clock=deps.clock or SystemClock(),
+    )
+    handler = NotifyHandler(runtime)
+
+    @broker.subscriber(
+        CALLS_EVENTS,
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_call_event(message: KafkaMessage) -> None:
+        await handler.on_call_event(message.body, record_of(message).key)
+
+    app = FastStream(broker)
+
+    @app.on_startup
+    async def open_pool() -> None:
+        await http_sender.start()
+
+    @app.after_shutdown
+    async def close() -> None:
+        await http_sender.close()
+        if deps.redis is None:
+            await redis.aclose()
+
+    return app

@@ -1,0 +1,70 @@
+"""Which webhooks get an event, and the body and headers they get."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from shared.events import CallEvent
+from shared.models import Call, Webhook
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value
+
+
+def wants(webhook: Webhook, event_type: str) -> bool:
+    if not webhook.enabled:
+        return False
+    if event_type in webhook.events:
+        return True
+    return webhook.include_call_events and event_type.startswith("campaign_call.")
+
+
+def call_event_body(event: CallEvent, call: Call | None) -> bytes:
+    """The documented body; `context` is the call's own, passed through as stored."""
+    data: dict[str, Any] = {
+        "id": event.call_id,
+        "campaign_id": event.campaign_id,
+        "to": event.to,
+        "status": event.status,
+        "outcome": event.outcome,
+        "error": event.error,
+        "duration_seconds": event.duration_seconds,
+        "reason": event.reason,
+        "is_testing": call.is_testing if call else False,
+        "scheduled_at": _iso(call.scheduled_at) if call else None,
+        "created_at": _iso(call.created_at) if call else None,
+    }
+    body = {
+        "id": event.event_id,
+        "type": event.type.value,
+        "created_at": _iso(event.occurred_at),
+        "campaign_id": event.campaign_id,
+        "data": data,
+        "context": call.context if call else {},
+        "attempt": event.attempt,
+        "max_attempts": event.max_attempts,
+        "will_retry": event.will_retry,
+        "next_attempt_at": _iso(event.next_attempt_at),
+    }
+    return orjson.dumps(body)
+
+
+def auth_headers(webhook: Webhook) -> dict[str, str]:
+    headers = {header.key: header.value for header in webhook.custom_headers}
+    value = webhook.authorization_value
+    if not value or webhook.authorization_scheme == "none":
+        return headers
+    if webhook.authorization_scheme == "bearer":
+        headers["Authorization"] = f"Bearer {value}"
+    elif webhook.authorization_scheme == "basic":
+        token = value if ":" not in value else base64.b64encode(value.encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    elif webhook.authorization_scheme == "api_key":
+        headers["X-API-Key"] = value
+    else:
+        headers["Authorization"] = value
+    return headers

@@ -1,0 +1,34 @@
+"""Standard Webhooks signatures: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+_PREFIX = "whsec_"
+
+
+def signing_key(secret: str) -> bytes:
+    """A `whsec_` secret is base64 after the prefix; any other secret is used as its bytes."""
+    if secret.startswith(_PREFIX):
+        try:
+            return base64.b64decode(secret[len(_PREFIX) :], validate=True)
+        except binascii.Error:
+            pass
+    return secret.encode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    signed = message_id.encode() + b"." + str(timestamp).encode() + b"." + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, message_id, timestamp, body),
+    }

@@ -1,0 +1,22 @@
+"""python -m services.scheduler: applies the campaign rules and releases due calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+
+from services.scheduler.app import create_app
+from services.scheduler.settings import SchedulerSettings
+from shared.observability import configure_logging
+
+
+def main() -> None:
+    settings = SchedulerSettings()
+    configure_logging("scheduler", settings.log)
+    uvloop.install()
+    asyncio.run(create_app(settings).run())
+
+
+if __name__ == "__main__":
+    main()

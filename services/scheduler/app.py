@@ -1,0 +1,91 @@
+"""Composition root of the scheduler: consumers of requests and outcomes, and the due pump."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from redis.asyncio import Redis
+
+from services.scheduler.due_pump import DuePump
+from services.scheduler.handlers import OutcomeHandler, RequestHandler, SchedulerRuntime
+from services.scheduler.settings import SchedulerSettings
+from shared.bus import create_broker, record_of
+from shared.clock import Clock, SystemClock
+from shared.phone import warm_up
+from shared.state_redis import CallStore, CatalogStore, create_redis
+from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
+
+
+@dataclass(slots=True)
+class Deps:
+    redis: Redis | None = None
+    broker: KafkaBroker | None = None
+    clock: Clock | None = None
+
+
+def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStream:
+    deps = deps or Deps()
+    broker = deps.broker or create_broker(settings.kafka, "scheduler")
+    redis = deps.redis or create_redis(settings.redis)
+    runtime = SchedulerRuntime(
+        catalog=CatalogStore(redis),
+        calls=CallStore(redis, settings.due_shards),
+        broker=broker,
+        clock=deps.clock or SystemClock(),
+        reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
+    )
+    requests = RequestHandler(runtime)
+    outcomes = OutcomeHandler(runtime)
+    pump = DuePump(
+        runtime,
+        claim_batch=settings.claim_batch,
+        lease_ms=settings.lease_ms,
+        interval_ms=settings.pump_interval_ms,
+        reap_interval_ms=settings.reap_interval_ms,
+        hold_recheck_ms=settings.hold_recheck_ms,
+    )
+
+    # NACK_ON_ERROR: the offset is committed after the handler stored its work; a transient
+    # failure (Redis or Kafka away) seeks back so the message is processed again.
+    @broker.subscriber(
+        CALLS_REQUESTED,
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_call_requested(message: KafkaMessage) -> None:
+        record = record_of(message)
+        await requests.on_call_requested(message.body, record.key, record.partition, record.offset)
+
+    @broker.subscriber(
+        CALLS_EVENTS,
+        group_id=f"{settings.group_id}-outcomes",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_call_event(message: KafkaMessage) -> None:
+        await outcomes.on_call_event(message.body, record_of(message).key)
+
+    app = FastStream(broker)
+    tasks: list[asyncio.Task[None]] = []
+
+    @app.after_startup
+    async def start_pump() -> None:
+        warm_up()
+        tasks.append(asyncio.create_task(pump.run(), name="due-pump"))
+
+    @app.on_shutdown
+    async def stop_pump() -> None:
+        pump.stop()
+        await asyncio.gather(*tasks)
+
+    @app.after_shutdown
+    async def close_redis() -> None:
+        if deps.redis is None:
+            await redis.aclose()
+
+    return app

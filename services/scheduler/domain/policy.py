@@ -1,0 +1,64 @@
+"""A campaign's settings as the policies the scheduling rules take."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.scheduler.domain.retry import RetryPolicy
+from services.scheduler.domain.windows import (
+    CallingPolicy,
+    Closed,
+    DailyRange,
+    Schedule,
+    SchedulingReason,
+    next_allowed_time,
+)
+from shared.models import CampaignRules, CampaignStatus, TimeRange, hhmm_seconds
+
+CLOSED_STATUSES = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
+
+
+def _daily(time_range: TimeRange) -> DailyRange:
+    return DailyRange(hhmm_seconds(time_range.start), hhmm_seconds(time_range.end))
+
+
+def calling_policy(rules: CampaignRules) -> CallingPolicy:
+    return CallingPolicy(
+        timezone=rules.timezone,
+        days_of_week=frozenset(rules.days_of_week),
+        ranges=tuple(sorted((_daily(r) for r in rules.call_time_ranges), key=lambda r: r.start)),
+        start_date=rules.start_date,
+        end_date=rules.end_date,
+        initial_call_delay=rules.initial_call_delay,
+        recipient_local_hours=(
+            _daily(rules.recipient_local_hours) if rules.recipient_local_hours else None
+        ),
+    )
+
+
+def retry_policy(rules: CampaignRules) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=rules.max_retries,
+        retry_cooldown_hours=rules.retry_cooldown_hours,
+        success_cooldown_hours=rules.success_cooldown_hours,
+        voicemail_cooldown_hours=rules.voicemail_cooldown_hours,
+        no_answer_cooldown_hours=rules.no_answer_cooldown_hours,
+        busy_cooldown_hours=rules.busy_cooldown_hours,
+        failed_cooldown_hours=rules.failed_cooldown_hours,
+    )
+
+
+def schedule_first_attempt(
+    rules: CampaignRules,
+    status: CampaignStatus,
+    recipient_zones: tuple[str, ...],
+    now: datetime,
+    not_before: datetime | None = None,
+) -> Schedule | Closed:
+    """When a newly requested call may first ring, or why the campaign takes no more calls."""
+    if status in CLOSED_STATUSES:
+        return Closed(f"campaign_{status.value}")
+    decision = next_allowed_time(calling_policy(rules), recipient_zones, now, not_before)
+    if isinstance(decision, Schedule) and status is not CampaignStatus.ACTIVE:
+        return Schedule(decision.at, SchedulingReason.CAMPAIGN_PAUSED)
+    return decision

@@ -1,0 +1,278 @@
+"""The scheduler's consumers: call requests in, attempt outcomes in."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from services.scheduler.domain.policy import calling_policy, retry_policy, schedule_first_attempt
+from services.scheduler.domain.retry import Outcome, Retry, decide_after_attempt
+from services.scheduler.domain.windows import Closed, next_allowed_time
+from shared.bus import publish_events, send_to_dlq
+from shared.clock import Clock
+from shared.events import CallEvent, CallEventType, CallRequested, call_event
+from shared.models import Call, CallStatus, Campaign
+from shared.phone import InvalidNumber, time_zones, to_e164
+from shared.state_redis import CallStore, CatalogStore, to_iso
+from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
+
+log = logging.getLogger(__name__)
+_TOPIC_CALL_NAMESPACE = uuid.UUID("0b8f5a52-9b7c-4f0e-8a8e-6c2d9f3e1a47")
+
+
+@dataclass(slots=True)
+class SchedulerRuntime:
+    catalog: CatalogStore
+    calls: CallStore
+    broker: KafkaBroker
+    clock: Clock
+    reservation_ttl_ms: int
+
+
+def max_attempts(campaign: Campaign | None) -> int:
+    return (campaign.max_retries if campaign else 0) + 1
+
+
+class RequestHandler:
+    """Turns a call request into a stored, queued call, or a `rejected` event."""
+
+    def __init__(self, runtime: SchedulerRuntime) -> None:
+        self._rt = runtime
+
+    async def on_call_requested(
+        self, body: bytes, key: bytes | None, partition: int, offset: int
+    ) -> None:
+        try:
+            request = CallRequested.model_validate_json(body)
+        except ValidationError as exc:
+            await send_to_dlq(self._rt.broker, body, key, CALLS_REQUESTED, "scheduler", _short(exc))
+            return
+        # A request without an id gets one derived from its position, so a redelivery of the
+        # same message finds the call it already stored.
+        call_id = request.call_id or str(
+            uuid.uuid5(_TOPIC_CALL_NAMESPACE, f"{CALLS_REQUESTED}:{partition}:{offset}")
+        )
+        if request.accepted:
+            stored = await self._rt.calls.get(request.campaign_id, call_id)
+            if stored is not None:
+                await self._queue(stored)
+                return
+        await self._apply_rules(request, call_id)
+
+    async def _apply_rules(self, request: CallRequested, call_id: str) -> None:
+        now = self._rt.clock.now()
+        campaign = await self._rt.catalog.get_campaign(request.campaign_id)
+        try:
+            e164 = to_e164(request.to)
+        except InvalidNumber:
+            e164 = request.to
+            reason: str | None = "invalid_number"
+        else:
+            reason = None
+        call = Call(
+            id=call_id,
+            campaign_id=request.campaign_id,
+            environment_id=campaign.environment_id if campaign else "",
+            to=e164,
+            payload=request.payload,
+            context=request.context,
+            is_testing=request.is_testing,
+            allow_duplicates=request.allow_duplicates,
+            attempt=1,
+            scheduled_at=now,
+            scheduling_reason="",
+            created_at=request.requested_at or now,
+            updated_at=now,
+        )
+        if campaign is None:
+            await self._reject(call, None, "campaign_not_found", now)
+            return
+        if reason is not None:
+            await self._reject(call, campaign, reason, now)
+            return
+        decision = schedule_first_attempt(campaign, campaign.status, time_zones(e164), now)
+        if isinstance(decision, Closed):
+            await self._reject(call, campaign, "campaign_closed", now)
+            return
+        call = call.model_copy(
+            update={"scheduled_at": decision.at, "scheduling_reason": decision.reason.value}
+        )
+        result = await self._rt.calls.accept(call, self._rt.reservation_ttl_ms)
+        if result.outcome == "duplicate":
+            await self._reject(call, campaign, "duplicate", now)
+            return
+        if result.outcome == "exists":
+            stored = await self._rt.calls.get(call.campaign_id, call.id)
+            if stored is None:
+                return
+            call = stored
+        await self._queue(call, campaign)
+
+    async def _queue(self, call: Call, campaign: Campaign | None = None) -> None:
+        await self._rt.calls.enqueue(call)
+        if campaign is None:
+            campaign = await self._rt.catalog.get_campaign(call.campaign_id)
+        event = call_event(
+            call,
+            CallEventType.QUEUED,
+            call.created_at,
+            attempt=1,
+            max_attempts=max_attempts(campaign),
+            next_attempt_at=call.scheduled_at,
+            reason=call.scheduling_reason,
+        )
+        await publish_events(self._rt.broker, [event])
+
+    async def _reject(
+        self, call: Call, campaign: Campaign | None, reason: str, now: datetime
+    ) -> None:
+        event = call_event(
+            call,
+            CallEventType.REJECTED,
+            now,
+            attempt=0,
+            max_attempts=max_attempts(campaign),
+            status="rejected",
+            reason=reason,
+        )
+        await publish_events(self._rt.broker, [event])
+
+
+_OUTCOME_EVENTS = {
+    Outcome.COMPLETED: CallEventType.COMPLETED,
+    Outcome.NO_ANSWER: CallEventType.NO_ANSWER,
+    Outcome.BUSY: CallEventType.BUSY,
+    Outcome.VOICEMAIL: CallEventType.VOICEMAIL,
+    Outcome.FAILED: CallEventType.FAILED,
+}
+
+
+class OutcomeHandler:
+    """Turns an attempt's outcome into a retry or a terminal status, exactly once."""
+
+    def __init__(self, runtime: SchedulerRuntime) -> None:
+        self._rt = runtime
+
+    async def on_call_event(self, body: bytes, key: bytes | None) -> None:
+        try:
+            event = CallEvent.model_validate_json(body)
+        except ValidationError as exc:
+            await send_to_dlq(self._rt.broker, body, key, CALLS_EVENTS, "scheduler", _short(exc))
+            return
+        if event.type is CallEventType.STARTED:
+            call = await self._rt.calls.get(event.campaign_id, event.call_id)
+            if call is not None:
+                await self._rt.calls.mark_started(call, event.attempt, event.occurred_at)
+        elif event.type is CallEventType.ATTEMPT_ENDED:
+            await self._on_attempt_ended(event, body, key)
+
+    async def _on_attempt_ended(self, event: CallEvent, body: bytes, key: bytes | None) -> None:
+        try:
+            outcome = Outcome(event.outcome or "")
+        except ValueError:
+            await send_to_dlq(
+                self._rt.broker,
+                body,
+                key,
+                CALLS_EVENTS,
+                "scheduler",
+                f"unknown outcome {event.outcome!r}",
+            )
+            return
+        call = await self._rt.calls.get(event.campaign_id, event.call_id)
+        campaign = await self._rt.catalog.get_campaign(event.campaign_id)
+        if call is None or campaign is None:
+            log.warning("outcome for unknown call %s ignored", event.call_id)
+            return
+        now = self._rt.clock.now()
+        decision = decide_after_attempt(
+            retry_policy(campaign), event.attempt, outcome, event.error, now
+        )
+        next_at: datetime | None = None
+        if isinstance(decision, Retry):
+            window = next_allowed_time(
+                calling_policy(campaign),
+                time_zones(call.to),
+                now,
+                not_before=decision.not_before,
+                from_request=False,
+            )
+            if not isinstance(window, Closed):
+                next_at = window.at
+        status = outcome.value if next_at is None else CallStatus.QUEUED.value
+        record = {
+            "status": status,
+            "next_attempt_at": to_iso(next_at) if next_at else None,
+            "decided_at": to_iso(now),
+        }
+        first, stored = await self._rt.calls.apply_outcome(
+            call,
+            event.attempt,
+            orjson.dumps(record).decode(),
+            CallStatus(status),
+            now,
+            terminal=next_at is None,
+            extra=(
+                {
+                    "attempt": str(event.attempt + 1),
+                    "scheduled_at": to_iso(next_at),
+                    "scheduling_reason": "cooldown",
+                }
+                if next_at
+                else None
+            ),
+        )
+        # A replay publishes what was decided the first time, with the same event ids.
+        applied = orjson.loads(stored)
+        decided_at = datetime.fromisoformat(applied["decided_at"])
+        retry_at = (
+            datetime.fromisoformat(applied["next_attempt_at"])
+            if applied["next_attempt_at"]
+            else None
+        )
+        if retry_at is not None:
+            await self._rt.calls.requeue(call.campaign_id, call.id, retry_at)
+        events = [
+            call_event(
+                call,
+                _OUTCOME_EVENTS[outcome],
+                decided_at,
+                attempt=event.attempt,
+                max_attempts=max_attempts(campaign),
+                status=applied["status"] if retry_at is None else outcome.value,
+                outcome=outcome.value,
+                error=event.error,
+                duration_seconds=event.duration_seconds,
+                will_retry=retry_at is not None,
+                next_attempt_at=retry_at,
+            )
+        ]
+        if retry_at is not None:
+            events.append(
+                call_event(
+                    call,
+                    CallEventType.RETRY_SCHEDULED,
+                    decided_at,
+                    attempt=event.attempt + 1,
+                    max_attempts=max_attempts(campaign),
+                    status=CallStatus.QUEUED.value,
+                    will_retry=True,
+                    next_attempt_at=retry_at,
+                )
+            )
+        if not first:
+            log.info("outcome of %s attempt %s replayed", call.id, event.attempt)
+        await publish_events(self._rt.broker, events)
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors(include_url=False)
+    )

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+
+
+class SchedulerSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SCHEDULER_", extra="ignore", populate_by_name=True
+    )
+
+    group_id: str = "scheduler"
+    due_shards: int = Field(default=16, ge=1, validation_alias=AliasChoices("DUE_SHARDS"))
+    # How often the due pump looks for work when the last pass found none.
+    pump_interval_ms: int = Field(default=200, ge=10)
+    claim_batch: int = Field(default=500, ge=1)
+    # A claimed call not handed to Kafka within this time goes back to the queue.
+    lease_ms: int = Field(default=30_000, ge=1000)
+    reap_interval_ms: int = Field(default=5_000, ge=100)
+    # Calls of a paused or draft campaign are looked at again after this long.
+    hold_recheck_ms: int = Field(default=1_000, ge=100)
+    reservation_ttl_seconds: int = Field(default=3600, ge=60)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)

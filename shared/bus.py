@@ -1,0 +1,108 @@
+"""Kafka plumbing shared by the services: broker factory, topic creation and the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+
+from shared.events import CallEvent
+from shared.settings import KafkaSettings
+from shared.topics import ALL_TOPICS, CALLS_DLQ, CALLS_EVENTS, call_key
+
+log = logging.getLogger(__name__)
+
+DLQ_ERROR_HEADER = "x-dlq-error"
+DLQ_TOPIC_HEADER = "x-dlq-source-topic"
+DLQ_CONSUMER_HEADER = "x-dlq-consumer"
+
+
+def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
+    """A broker whose publishes wait for every in-sync replica (`acks=all`)."""
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=f"{settings.client_id_prefix}-{service}",
+        acks="all",
+        enable_idempotence=settings.enable_idempotence,
+        linger_ms=0,
+        # Per-message INFO logs halve a subscriber's rate; keep them for debugging only.
+        log_level=logging.DEBUG,
+        graceful_timeout=15.0,
+    )
+
+
+async def send_to_dlq(
+    broker: KafkaBroker,
+    body: bytes,
+    key: bytes | None,
+    source_topic: str,
+    consumer: str,
+    error: str,
+) -> None:
+    """Parks a message nobody can process, with the reason, so the consumer can move on."""
+    log.warning("message from %s sent to the DLQ: %s", source_topic, error)
+    await broker.publish(
+        body,
+        topic=CALLS_DLQ,
+        key=key,
+        headers={
+            DLQ_ERROR_HEADER: error[:2000],
+            DLQ_TOPIC_HEADER: source_topic,
+            DLQ_CONSUMER_HEADER: consumer,
+        },
+    )
+
+
+async def ensure_topics(
+    settings: KafkaSettings, topics: Iterable[str] = ALL_TOPICS, attempts: int = 30
+) -> None:
+    """Creates the topics (idempotently), retrying while the broker is still starting."""
+    wanted = list(topics)
+    for attempt in range(attempts):
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(name, settings.partitions, settings.replication_factor)
+                for name in wanted
+                if name not in existing
+            ]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+            return
+        except (KafkaError, OSError) as exc:
+            if attempt == attempts - 1:
+                raise
+            log.info("broker not ready (%s); retrying", exc)
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+async def publish_events(broker: KafkaBroker, events: Iterable[CallEvent]) -> None:
+    """Publishes call events keyed by call id; returns once the broker has all of them."""
+    await asyncio.gather(
+        *(
+            broker.publish(
+                event.model_dump_json().encode(), topic=CALLS_EVENTS, key=call_key(event.call_id)
+            )
+            for event in events
+        )
+    )
+
+
+def record_of(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
+    """The consumer record behind a single (non-batch) message."""
+    record = message.raw_message
+    if not isinstance(record, ConsumerRecord):
+        raise TypeError("a batch was delivered where one message was expected")
+    return record

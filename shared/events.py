@@ -1,0 +1,139 @@
+"""Messages on the bus: versioned pydantic models; consumers reject unknown versions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.models import Call
+
+SCHEMA_VERSION: Literal[1] = 1
+_EVENT_NAMESPACE = uuid.UUID("6f1c2e0a-4b7d-4c36-9a57-2f7c0d1e8b90")
+
+
+class CallRequested(BaseModel):
+    """A request to call a number inside a campaign.
+
+    Ingest publishes it after accepting an HTTP request (`call_id` set, `accepted` true); other
+    services may publish the HTTP body plus `campaign_id` (and optionally `call_id`) directly.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    campaign_id: str = Field(min_length=1, max_length=64)
+    call_id: str | None = Field(default=None, min_length=1, max_length=64)
+    to: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    is_testing: bool = False
+    allow_duplicates: bool = False
+    accepted: bool = False
+    requested_at: datetime | None = None
+
+
+class CallDue(BaseModel):
+    """An attempt whose time has come: the dialer places it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    call_id: str
+    campaign_id: str
+    environment_id: str
+    attempt: int = Field(ge=1)
+    to: str
+    is_testing: bool = False
+    due_at: datetime
+    released_at: datetime
+
+
+class CallEventType(StrEnum):
+    QUEUED = "campaign_call.queued"
+    REJECTED = "campaign_call.rejected"
+    STARTED = "campaign_call.started"
+    ANSWERED = "campaign_call.answered"
+    COMPLETED = "campaign_call.completed"
+    NO_ANSWER = "campaign_call.no_answer"
+    BUSY = "campaign_call.busy"
+    VOICEMAIL = "campaign_call.voicemail"
+    FAILED = "campaign_call.failed"
+    RETRY_SCHEDULED = "campaign_call.retry_scheduled"
+    CANCELLED = "campaign_call.cancelled"
+    BLOCKED = "campaign_call.blocked"
+    EXPIRED = "campaign_call.expired"
+    # Internal: the dialer reports an attempt's outcome; the scheduler turns it into the
+    # customer-facing outcome event once it knows whether the call will be retried.
+    ATTEMPT_ENDED = "internal.attempt_ended"
+
+    @property
+    def is_public(self) -> bool:
+        return self.value.startswith("campaign_call.")
+
+
+class CallEvent(BaseModel):
+    """A fact in a call's life, keyed by call id so one call's events stay in order."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str
+    type: CallEventType
+    call_id: str
+    campaign_id: str
+    environment_id: str
+    to: str
+    attempt: int = Field(default=0, ge=0)
+    max_attempts: int = Field(default=1, ge=1)
+    status: str
+    occurred_at: datetime
+    outcome: str | None = None
+    error: str | None = None
+    duration_seconds: float | None = None
+    will_retry: bool = False
+    next_attempt_at: datetime | None = None
+    reason: str | None = None
+
+
+def event_id_for(call_id: str, attempt: int, event_type: CallEventType) -> str:
+    """The same fact always gets the same id, so a replayed step is recognised downstream."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{call_id}:{attempt}:{event_type.value}"))
+
+
+def call_event(
+    call: Call,
+    event_type: CallEventType,
+    occurred_at: datetime,
+    *,
+    attempt: int,
+    max_attempts: int,
+    status: str | None = None,
+    outcome: str | None = None,
+    error: str | None = None,
+    duration_seconds: float | None = None,
+    will_retry: bool = False,
+    next_attempt_at: datetime | None = None,
+    reason: str | None = None,
+) -> CallEvent:
+    return CallEvent(
+        event_id=event_id_for(call.id, attempt, event_type),
+        type=event_type,
+        call_id=call.id,
+        campaign_id=call.campaign_id,
+        environment_id=call.environment_id,
+        to=call.to,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        status=status or call.status.value,
+        occurred_at=occurred_at,
+        outcome=outcome,
+        error=error,
+        duration_seconds=duration_seconds,
+        will_retry=will_retry,
+        next_attempt_at=next_attempt_at,
+        reason=reason,
+    )

@@ -1,0 +1,33 @@
+"""Settings pieces every service shares: where Kafka and Redis are, and how to talk to them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka connection; the environment names are the ones operators already use."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Apache Kafka supports the idempotent producer; the local broker does not.
+    enable_idempotence: bool = False
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    client_id_prefix: str = "campaign-calls"
+
+
+class RedisSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REDIS_", extra="ignore")
+
+    url: str = "redis://127.0.0.1:6379/0"
+    max_connections: int = Field(default=64, ge=1)
+
+
+class ObservabilitySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
+
+    level: str = "INFO"
+    json_logs: bool = Field(default=False, alias="LOG_JSON")

@@ -1,0 +1,362 @@
+"""Redis state: campaigns, agents, webhooks and calls, read and written through atomic steps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import keys, redis_scripts
+from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Webhook
+from shared.settings import RedisSettings
+
+
+def create_redis(settings: RedisSettings) -> Redis:
+    return Redis.from_url(
+        settings.url, decode_responses=True, max_connections=settings.max_connections
+    )
+
+
+def to_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    outcome: Literal["accepted", "exists", "duplicate"]
+    other: str | None = None  # the existing status, or the call id holding the number
+
+
+@dataclass(frozen=True, slots=True)
+class DueClaim:
+    campaign_id: str
+    call_id: str
+    due_ms: float
+    shard: int
+
+    @property
+    def member(self) -> str:
+        return keys.due_member(self.campaign_id, self.call_id)
+
+
+def _call_fields(call: Call) -> dict[str, str]:
+    return {
+        "id": call.id,
+        "campaign_id": call.campaign_id,
+        "environment_id": call.environment_id,
+        "to": call.to,
+        "status": call.status.value,
+        "payload": orjson.dumps(call.payload).decode(),
+        "context": orjson.dumps(call.context).decode(),
+        "is_testing": "1" if call.is_testing else "0",
+        "allow_duplicates": "1" if call.allow_duplicates else "0",
+        "attempt": str(call.attempt),
+        "scheduled_at": to_iso(call.scheduled_at),
+        "scheduling_reason": call.scheduling_reason,
+        "created_at": to_iso(call.created_at),
+        "updated_at": to_iso(call.updated_at),
+    }
+
+
+def _call_from_fields(fields: Mapping[str, str]) -> Call:
+    return Call(
+        id=fields["id"],
+        campaign_id=fields["campaign_id"],
+        environment_id=fields["environment_id"],
+        to=fields["to"],
+        status=CallStatus(fields["status"]),
+        payload=orjson.loads(fields.get("payload", "{}")),
+        context=orjson.loads(fields.get("context", "{}")),
+        is_testing=fields.get("is_testing") == "1",
+        allow_duplicates=fields.get("allow_duplicates") == "1",
+        attempt=int(fields.get("attempt", "0")),
+        scheduled_at=datetime.fromisoformat(fields["scheduled_at"]),
+        scheduling_reason=fields.get("scheduling_reason", ""),
+        created_at=datetime.fromisoformat(fields["created_at"]),
+        updated_at=datetime.fromisoformat(fields["updated_at"]),
+    )
+
+
+def _flatten(fields: Mapping[str, str]) -> list[str]:
+    flat: list[str] = []
+    for name, value in fields.items():
+        flat.extend((name, value))
+    return flat
+
+
+class CatalogStore:
+    """Agents, campaigns and webhooks: written by ingest, read by every service."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._transition = redis.register_script(redis_scripts.TRANSITION_CAMPAIGN)
+
+    async def save_agent(self, agent: Agent) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.agent(agent.id), agent.model_dump_json())
+            pipe.zadd(keys.env_agents(agent.environment_id), {agent.id: to_ms(agent.created_at)})
+            await pipe.execute()
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        raw = await self._redis.get(keys.agent(agent_id))
+        return Agent.model_validate_json(raw) if raw else None
+
+    async def list_agent_ids(self, environment_id: str) -> list[str]:
+        ids = cast(list[str], await self._redis.zrange(keys.env_agents(environment_id), 0, -1))
+        return ids
+
+    async def save_campaign(self, campaign: Campaign) -> None:
+        fields = {
+            "id": campaign.id,
+            "environment_id": campaign.environment_id,
+            "status": campaign.status.value,
+            "rules": campaign.model_dump_json(
+                exclude={"id", "environment_id", "status", "created_at", "updated_at"}
+            ),
+            "created_at": to_iso(campaign.created_at),
+            "updated_at": to_iso(campaign.updated_at),
+        }
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.campaign(campaign.id), mapping=cast(dict[Any, Any], fields))
+            pipe.zadd(
+                keys.env_campaigns(campaign.environment_id),
+                {campaign.id: to_ms(campaign.created_at)},
+            )
+            await pipe.execute()
+
+    async def get_campaign(self, campaign_id: str) -> Campaign | None:
+        fields = cast(dict[str, str], await self._redis.hgetall(keys.campaign(campaign_id)))
+        if not fields:
+            return None
+        rules: dict[str, Any] = orjson.loads(fields["rules"])
+        return Campaign.model_validate(
+            {
+                **rules,
+                "id": fields["id"],
+                "environment_id": fields["environment_id"],
+                "status": fields["status"],
+                "created_at": fields["created_at"],
+                "updated_at": fields["updated_at"],
+            }
+        )
+
+    async def list_campaign_ids(self, environment_id: str) -> list[str]:
+        ids = cast(list[str], await self._redis.zrange(keys.env_campaigns(environment_id), 0, -1))
+        return ids
+
+    async def transition_campaign(
+        self,
+        campaign_id: str,
+        to: CampaignStatus,
+        allowed_from: Iterable[CampaignStatus],
+        now: datetime,
+    ) -> tuple[bool, str]:
+        """Moves the status only from one of `allowed_from`; returns (moved, status before)."""
+        moved, previous = await self._transition(
+            keys=[keys.campaign(campaign_id)],
+            args=[to.value, to_iso(now), *(s.value for s in allowed_from)],
+        )
+        return bool(moved), str(previous)
+
+    async def save_webhook(self, webhook: Webhook) -> None:
+        await self._redis.hset(
+            keys.campaign_webhooks(webhook.campaign_id), webhook.id, webhook.model_dump_json()
+        )
+
+    async def list_webhooks(self, campaign_id: str) -> list[Webhook]:
+        raw = cast(dict[str, str], await self._redis.hgetall(keys.campaign_webhooks(campaign_id)))
+        hooks = [Webhook.model_validate_json(value) for value in raw.values()]
+        return sorted(hooks, key=lambda hook: hook.created_at)
+
+
+class CallStore:
+    """Calls, the duplicate registry and the sharded due queue."""
+
+    def __init__(self, redis: Redis, due_shards: int) -> None:
+        self._redis = redis
+        self.due_shards = due_shards
+        self._accept = redis.register_script(redis_scripts.ACCEPT_CALL)
+        self._confirm = redis.register_script(redis_scripts.CONFIRM_RESERVATION)
+        self._claim = redis.register_script(redis_scripts.CLAIM_DUE)
+        self._requeue = redis.register_script(redis_scripts.REQUEUE_EXPIRED)
+        self._apply_outcome = redis.register_script(redis_scripts.APPLY_OUTCOME)
+        self._mark_started = redis.register_script(redis_scripts.MARK_STARTED)
+
+    async def accept(self, call: Call, reservation_ttl_ms: int) -> AcceptResult:
+        """Stores a new call and, unless duplicates are allowed, reserves its number."""
+        result = await self._accept(
+            keys=[
+                keys.call(call.campaign_id, call.id),
+                keys.active_number(call.campaign_id, call.to),
+                keys.campaign_calls(call.campaign_id),
+            ],
+            args=[
+                call.id,
+                "0" if call.allow_duplicates else "1",
+                to_ms(call.created_at),
+                reservation_ttl_ms,
+                *_flatten(_call_fields(call)),
+            ],
+        )
+        outcome = result[0]
+        return AcceptResult(outcome=outcome, other=result[1] if len(result) > 1 else None)
+
+    async def forget(self, call: Call) -> None:
+        """Undoes `accept` for a call that was never handed on (its publish failed)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.call(call.campaign_id, call.id))
+            pipe.zrem(keys.campaign_calls(call.campaign_id), call.id)
+            await pipe.execute()
+        active = keys.active_number(call.campaign_id, call.to)
+        # Only our own reservation is removed; compare-and-delete keeps another caller's.
+        await self._redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
+            " return 0",
+            1,
+            active,
+            call.id,
+        )
+
+    async def get(self, campaign_id: str, call_id: str) -> Call | None:
+        fields = cast(dict[str, str], await self._redis.hgetall(keys.call(campaign_id, call_id)))
+        return _call_from_fields(fields) if fields else None
+
+    async def enqueue(self, call: Call) -> None:
+        """Makes the reservation permanent and puts the call in its due shard, idempotently."""
+        shard = keys.due_shard_of(call.id, self.due_shards)
+        enqueued = await self._redis.hget(keys.call(call.campaign_id, call.id), "enqueued")
+        if enqueued == "1":
+            return
+        # Queue first, then mark: a crash in between repeats the (NX) add, never skips it.
+        await self._redis.zadd(
+            keys.due_queue(shard),
+            {keys.due_member(call.campaign_id, call.id): to_ms(call.scheduled_at)},
+            nx=True,
+        )
+        await self._confirm(
+            keys=[
+                keys.call(call.campaign_id, call.id),
+                keys.active_number(call.campaign_id, call.to),
+            ],
+            args=[call.id],
+        )
+
+    async def requeue(self, campaign_id: str, call_id: str, due: datetime) -> None:
+        shard = keys.due_shard_of(call_id, self.due_shards)
+        await self._redis.zadd(
+            keys.due_queue(shard), {keys.due_member(campaign_id, call_id): to_ms(due)}
+        )
+
+    async def claim_due(
+        self, shard: int, now: datetime, limit: int, lease_ms: int
+    ) -> list[DueClaim]:
+        flat = await self._claim(
+            keys=[keys.due_queue(shard), keys.due_inflight(shard)],
+            args=[to_ms(now), limit, lease_ms],
+        )
+        claims = []
+        for member, score in zip(flat[::2], flat[1::2], strict=True):
+            campaign_id, call_id = keys.split_due_member(member)
+            claims.append(DueClaim(campaign_id, call_id, float(score), shard))
+        return claims
+
+    async def handed_off(self, claims: Iterable[DueClaim]) -> None:
+        """Drops the leases of claims whose messages the broker acknowledged."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for claim in claims:
+                pipe.zrem(keys.due_inflight(claim.shard), claim.member)
+            await pipe.execute()
+
+    async def requeue_expired(self, shard: int, now: datetime, limit: int = 1000) -> int:
+        count = await self._requeue(
+            keys=[keys.due_queue(shard), keys.due_inflight(shard)], args=[to_ms(now), limit]
+        )
+        return int(count)
+
+    async def get_many(self, pairs: Iterable[tuple[str, str]]) -> list[Call | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for campaign_id, call_id in pairs:
+                pipe.hgetall(keys.call(campaign_id, call_id))
+            rows: list[dict[str, str]] = await pipe.execute()
+        return [_call_from_fields(row) if row else None for row in rows]
+
+    async def mark_started(self, call: Call, attempt: int, now: datetime) -> bool:
+        changed = await self._mark_started(
+            keys=[keys.call(call.campaign_id, call.id)],
+            args=[attempt, CallStatus.IN_PROGRESS.value, to_iso(now)],
+        )
+        return bool(changed)
+
+    async def apply_outcome(
+        self,
+        call: Call,
+        attempt: int,
+        decision: str,
+        status: CallStatus,
+        now: datetime,
+        terminal: bool,
+        extra: Mapping[str, str] | None = None,
+    ) -> tuple[bool, str]:
+        """Records an attempt's decision once; returns (first time, the stored decision)."""
+        first, stored = await self._apply_outcome(
+            keys=[
+                keys.call(call.campaign_id, call.id),
+                keys.active_number(call.campaign_id, call.to),
+            ],
+            args=[
+                call.id,
+                attempt,
+                decision,
+                status.value,
+                to_iso(now),
+                "1" if terminal else "0",
+                *_flatten(extra or {}),
+            ],
+        )
+        return bool(first), str(stored)
+
+    async def claim_attempt(self, call: Call, attempt: int, ttl_ms: int) -> bool:
+        """The dialer's claim: only the first holder of (call, attempt) may dial."""
+        won = await self._redis.set(
+            keys.dial_claim(call.campaign_id, call.id, attempt), "1", nx=True, px=ttl_ms
+        )
+        return bool(won)
+
+    async def reschedule(self, claim: DueClaim, due: datetime) -> None:
+        """Puts a claimed call back in its shard for later, dropping the claim's lease."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(keys.due_queue(claim.shard), {claim.member: to_ms(due)})
+            pipe.zrem(keys.due_inflight(claim.shard), claim.member)
+            await pipe.execute()
+
+    async def release_attempt(self, call: Call, attempt: int) -> None:
+        """Gives a claimed attempt back, for a call handed back undialed."""
+        await self._redis.delete(keys.dial_claim(call.campaign_id, call.id, attempt))
+
+
+class DeliveryStore:
+    """Which (webhook, event) pairs were delivered, so a replayed event is not sent twice."""
+
+    def __init__(self, redis: Redis, keep_ms: int) -> None:
+        self._redis = redis
+        self._keep_ms = keep_ms
+
+    async def was_delivered(self, campaign_id: str, webhook_id: str, event_id: str) -> bool:
+        return bool(await self._redis.exists(keys.delivered(campaign_id, webhook_id, event_id)))
+
+    async def mark_delivered(self, campaign_id: str, webhook_id: str, event_id: str) -> None:
+        await self._redis.set(
+            keys.delivered(campaign_id, webhook_id, event_id), "1", px=self._keep_ms
+        )
