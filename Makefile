@@ -18,8 +18,11 @@ run: $(STAMP)
 	$(PY) -m devstack
 
 # Every test: unit, integration, end-to-end and fault (they start their own broker and Redis).
+# pytest's exit code 5 ("no tests collected") counts as a failure here: a suite that ran
+# nothing has proved nothing.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
 
 check: $(STAMP)
 	$(PY) -m ruff check .

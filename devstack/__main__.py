@@ -55,6 +55,9 @@ def main() -> int:
     env.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
     env.setdefault("DIALER_SANDBOX_RING_MS", "2000")
     env.setdefault("DIALER_SANDBOX_TALK_MS", "5000")
+    # The local broker holds a new consumer's join for half the session timeout.
+    env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "3000")
+    env.setdefault("KAFKA_HEARTBEAT_INTERVAL_MS", "500")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     try:
         if "KAFKA_BOOTSTRAP_SERVERS" not in env:

@@ -17,6 +17,10 @@ class KafkaSettings(BaseSettings):
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     client_id_prefix: str = "campaign-calls"
+    # A consumer that stops heartbeating loses its partitions after this long; the local
+    # broker also holds a new member's join for half of it.
+    session_timeout_ms: int = Field(default=10_000, ge=500)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
 
 
 class RedisSettings(BaseSettings):

@@ -49,6 +49,8 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
         CALLS_DUE,
         group_id=settings.group_id,
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_due(message: KafkaMessage) -> None:

@@ -26,4 +26,5 @@ class Runtime:
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
-ENVIRONMENT = "environment_id"  # request-scoped: the environment the bearer token belongs to
+# The environment the bearer token belongs to, set by the auth middleware.
+ENVIRONMENT: web.RequestKey[str] = web.RequestKey("environment_id", str)

@@ -45,6 +45,8 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         CALLS_EVENTS,
         group_id=settings.group_id,
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_event(message: KafkaMessage) -> None:

@@ -55,6 +55,8 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         CALLS_REQUESTED,
         group_id=settings.group_id,
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_requested(message: KafkaMessage) -> None:
@@ -65,6 +67,8 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         CALLS_EVENTS,
         group_id=f"{settings.group_id}-outcomes",
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_event(message: KafkaMessage) -> None:
