@@ -15,15 +15,16 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    StrictInt,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
-_HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
+_HHMM = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d|24:00")
 
 
 def _check_hhmm(value: str) -> str:
-    if not _HHMM.match(value):
+    if not _HHMM.fullmatch(value):
         raise ValueError("must be a time in HH:MM format (00:00 to 24:00)")
     return value
 
@@ -42,11 +43,13 @@ class TimeRange(BaseModel):
     start: HHMM
     end: HHMM
 
-    @model_validator(mode="after")
-    def _end_after_start(self) -> TimeRange:
-        if hhmm_seconds(self.end) <= hhmm_seconds(self.start):
-            raise ValueError("end must be after start")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: str, info: ValidationInfo) -> str:
+        start = info.data.get("start")
+        if start is not None and hhmm_seconds(end) <= hhmm_seconds(start):
+            raise ValueError("must be after start")
+        return end
 
 
 class CampaignType(StrEnum):
@@ -96,7 +99,7 @@ class CampaignRules(BaseModel):
     agent_id: str = Field(min_length=1, max_length=64)
     start_date: date
     end_date: date | None = None
-    days_of_week: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+    days_of_week: list[StrictInt] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     call_time_ranges: list[TimeRange] = Field(
         default_factory=lambda: [TimeRange(start="09:00", end="17:00")], min_length=1
     )
@@ -126,9 +129,9 @@ class CampaignRules(BaseModel):
     @classmethod
     def _days(cls, days: list[int]) -> list[int]:
         if any(not 1 <= d <= 7 for d in days):
-            raise ValueError("each day must be between 1 (Monday) and 7 (Sunday)")
+            raise ValueError("must hold days from 1 (Monday) to 7 (Sunday)")
         if len(set(days)) != len(days):
-            raise ValueError("days may not repeat")
+            raise ValueError("must not repeat a day")
         return days
 
     @field_validator("timezone")
@@ -146,14 +149,16 @@ class CampaignRules(BaseModel):
         spans = sorted((hhmm_seconds(r.start), hhmm_seconds(r.end)) for r in ranges)
         for (_, end), (start, _) in itertools.pairwise(spans):
             if start < end:
-                raise ValueError("ranges may not overlap")
+                raise ValueError("must not overlap")
         return ranges
 
-    @model_validator(mode="after")
-    def _dates(self) -> CampaignRules:
-        if self.end_date is not None and self.end_date <= self.start_date:
-            raise ValueError("end_date must be after start_date")
-        return self
+    @field_validator("end_date")
+    @classmethod
+    def _end_after_start(cls, end: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start_date")
+        if end is not None and start is not None and end <= start:
+            raise ValueError("must be a date after start_date")
+        return end
 
 
 class Campaign(CampaignRules):

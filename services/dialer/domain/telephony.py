@@ -38,6 +38,10 @@ def render_prompt(template: str, payload: dict[str, Any]) -> str:
 
     def fill(match: re.Match[str]) -> str:
         value = payload.get(match.group(1))
-        return match.group(0) if value is None else str(value)
+        if value is None:
+            return match.group(0)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
 
     return _PLACEHOLDER.sub(fill, template)

@@ -45,11 +45,62 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) if loc else "body"
 
 
+_PHRASES = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "list_type": "must be an array",
+    "string_too_long": "must not be greater than {max_length} characters",
+    "string_too_short": "must be at least {min_length} characters",
+    "too_short": "must have at least {min_length} items",
+    "too_long": "must not have more than {max_length} items",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be greater than {gt}",
+    "less_than_equal": "must not be greater than {le}",
+    "less_than": "must be less than {lt}",
+    "enum": "must be one of: {expected}",
+    "literal_error": "must be one of: {expected}",
+    "date_type": "must be a valid date (YYYY-MM-DD)",
+    "date_parsing": "must be a valid date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "must be a valid date (YYYY-MM-DD)",
+    "date_from_datetime_inexact": "must be a valid date (YYYY-MM-DD)",
+    "datetime_type": "must be a valid RFC 3339 timestamp",
+    "datetime_parsing": "must be a valid RFC 3339 timestamp",
+    "datetime_from_date_parsing": "must be a valid RFC 3339 timestamp",
+    "url_type": "must be a valid URL",
+    "url_parsing": "must be a valid URL",
+    "url_scheme": "must be an http or https URL",
+    "url_too_long": "must not be greater than {max_length} characters",
+}
+
+
+def _label(field: str) -> str:
+    """The field's own name, for messages: `call_time_ranges.0.end` reads as `end`."""
+    for part in reversed(field.split(".")):
+        if not part.isdigit():
+            return part.replace("_", " ")
+    return field
+
+
 def _message(field: str, error: dict[str, Any]) -> str:
     kind = error["type"]
-    label = field.rsplit(".", 1)[-1].replace("_", " ")
+    label = _label(field)
     if kind == "missing":
         return f"The {label} field is required."
+    phrase = _PHRASES.get(kind)
+    if phrase is not None:
+        try:
+            return f"The {label} {phrase.format(**error.get('ctx', {}))}."
+        except (KeyError, IndexError):
+            pass
     text = str(error["msg"])
     if text.startswith("Value error, "):
         text = text[len("Value error, ") :]

@@ -24,13 +24,14 @@ class TokenRegistry:
             token, sep, environment = item.rpartition(":")
             if not sep or not token or not environment:
                 raise ValueError("API_TOKENS entries must look like token:environment_id")
-            pairs[token] = environment
+            pairs[token.strip()] = environment.strip()
         if dev_api_token:
             pairs[dev_api_token] = "dev"
         return cls(pairs)
 
     def environment_for(self, authorization: str | None) -> str | None:
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
             return None
         # A lookup by SHA-256 digest reveals nothing usable about the token's bytes.
-        return self._by_hash.get(_digest(authorization[len("Bearer ") :].strip()))
+        return self._by_hash.get(_digest(token.strip()))

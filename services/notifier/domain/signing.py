@@ -13,8 +13,10 @@ _PREFIX = "whsec_"
 def signing_key(secret: str) -> bytes:
     """A `whsec_` secret is base64 after the prefix; any other secret is used as its bytes."""
     if secret.startswith(_PREFIX):
+        encoded = secret[len(_PREFIX) :]
         try:
-            return base64.b64decode(secret[len(_PREFIX) :], validate=True)
+            # Secrets are often shared without base64 padding; decode them all the same.
+            return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except binascii.Error:
             pass
     return secret.encode()

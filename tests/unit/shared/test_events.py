@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.events import CallEvent, CallEventType, call_event, event_id_for
+from shared.models import Call, CallStatus
+
+NOW = datetime(2026, 3, 2, 15, 4, 5, tzinfo=UTC)
+
+
+def make_call(**fields: object) -> Call:
+    values: dict[str, object] = {
+        "id": "call_1",
+        "campaign_id": "camp_1",
+        "environment_id": "env_1",
+        "to": "+12125550123",
+        "scheduled_at": NOW,
+        "scheduling_reason": "immediate",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(fields)
+    return Call.model_validate(values)
+
+
+@pytest.mark.parametrize("event_type", list(CallEventType))
+@pytest.mark.parametrize("attempt", [0, 1, 10])
+def test_event_id_is_deterministic(event_type: CallEventType, attempt: int) -> None:
+    assert event_id_for("call_1", attempt, event_type) == event_id_for(
+        "call_1", attempt, event_type
+    )
+
+
+def test_event_id_is_a_uuid() -> None:
+    parsed = uuid.UUID(event_id_for("call_1", 1, CallEventType.COMPLETED))
+
+    assert parsed.version == 5
+
+
+def test_event_ids_differ_by_attempt_and_type() -> None:
+    combos = list(itertools.product(range(5), CallEventType))
+
+    ids = {event_id_for("call_1", attempt, event_type) for attempt, event_type in combos}
+
+    assert len(ids) == len(combos)
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        pytest.param(
+            ("call_1", 1, CallEventType.STARTED), ("call_1", 2, CallEventType.STARTED), id="attempt"
+        ),
+        pytest.param(
+            ("call_1", 1, CallEventType.STARTED), ("call_1", 1, CallEventType.ANSWERED), id="type"
+        ),
+        pytest.param(
+            ("call_1", 1, CallEventType.STARTED), ("call_2", 1, CallEventType.STARTED), id="call"
+        ),
+        pytest.param(
+            ("call_1", 11, CallEventType.STARTED),
+            ("call_11", 1, CallEventType.STARTED),
+            id="no-ambiguity-between-call-and-attempt",
+        ),
+    ],
+)
+def test_event_id_differs(
+    left: tuple[str, int, CallEventType], right: tuple[str, int, CallEventType]
+) -> None:
+    assert event_id_for(*left) != event_id_for(*right)
+
+
+def test_call_event_takes_its_id_and_fields_from_the_call() -> None:
+    call = make_call(status=CallStatus.IN_PROGRESS)
+
+    event = call_event(call, CallEventType.ANSWERED, NOW, attempt=2, max_attempts=4)
+
+    assert event.event_id == event_id_for("call_1", 2, CallEventType.ANSWERED)
+    assert (event.call_id, event.campaign_id, event.environment_id, event.to) == (
+        "call_1",
+        "camp_1",
+        "env_1",
+        "+12125550123",
+    )
+    assert event.status == "in_progress"
+    assert (event.attempt, event.max_attempts, event.will_retry) == (2, 4, False)
+    assert event.occurred_at == NOW
+
+
+def test_call_event_replayed_later_keeps_its_id() -> None:
+    call = make_call()
+    first = call_event(call, CallEventType.QUEUED, NOW, attempt=0, max_attempts=4)
+    replay = call_event(call, CallEventType.QUEUED, NOW.replace(hour=20), attempt=0, max_attempts=4)
+
+    assert first.event_id == replay.event_id
+
+
+def test_call_event_round_trips_through_json() -> None:
+    event = call_event(
+        make_call(),
+        CallEventType.RETRY_SCHEDULED,
+        NOW,
+        attempt=1,
+        max_attempts=4,
+        status="queued",
+        outcome="busy",
+        will_retry=True,
+        next_attempt_at=NOW.replace(day=3),
+    )
+
+    assert CallEvent.model_validate_json(event.model_dump_json()) == event
+
+
+# The call events API.md documents for webhooks.
+DOCUMENTED_CALL_EVENTS = {
+    "campaign_call.queued",
+    "campaign_call.rejected",
+    "campaign_call.started",
+    "campaign_call.answered",
+    "campaign_call.completed",
+    "campaign_call.no_answer",
+    "campaign_call.busy",
+    "campaign_call.voicemail",
+    "campaign_call.failed",
+    "campaign_call.retry_scheduled",
+    "campaign_call.cancelled",
+    "campaign_call.blocked",
+    "campaign_call.expired",
+}
+
+
+def test_public_event_types_are_the_documented_ones() -> None:
+    public = {t.value for t in CallEventType if t.is_public}
+
+    assert public == DOCUMENTED_CALL_EVENTS
+    assert not CallEventType.ATTEMPT_ENDED.is_public
