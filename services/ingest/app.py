@@ -10,10 +10,11 @@ from aiohttp import web
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
-from services.ingest import handlers
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invalid
 from services.ingest.domain.tokens import TokenRegistry
+from services.ingest.handlers import agents, calls, campaigns, webhooks
+from services.ingest.handlers.common import json_response
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
 from services.ingest.settings import IngestSettings
 from shared.bus import create_broker
@@ -40,28 +41,28 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return handlers.json_response(exc.body(), status=exc.status)
+        return json_response(exc.body(), status=exc.status)
     except Invalid as exc:
-        return handlers.json_response(exc.body(), status=422)
+        return json_response(exc.body(), status=422)
     except web.HTTPRequestEntityTooLarge:
-        return handlers.json_response(
+        return json_response(
             {"success": False, "message": "The request body is too large.", "code": "TOO_LARGE"},
             status=413,
         )
     except web.HTTPMethodNotAllowed:
-        return handlers.json_response(
+        return json_response(
             {"success": False, "message": "Method not allowed.", "code": "METHOD_NOT_ALLOWED"},
             status=405,
         )
     except web.HTTPNotFound:
-        return handlers.json_response(
+        return json_response(
             {"success": False, "message": "Not found.", "code": "NOT_FOUND"}, status=404
         )
     except web.HTTPException:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return handlers.json_response(
+        return json_response(
             {"success": False, "message": "Internal server error.", "code": "INTERNAL_ERROR"},
             status=500,
         )
@@ -73,7 +74,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     environment = request.app[RUNTIME].tokens.environment_for(request.headers.get("Authorization"))
     if environment is None:
-        return handlers.json_response(UNAUTHENTICATED_BODY, status=401)
+        return json_response(UNAUTHENTICATED_BODY, status=401)
     request[ENVIRONMENT] = environment
     return await handler(request)
 
@@ -104,13 +105,15 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             await redis.aclose()
 
     app.cleanup_ctx.append(resources)
-    app.router.add_get("/healthz", handlers.health)
-    app.router.add_post(f"{API}/agents", handlers.create_agent)
-    app.router.add_get(f"{API}/agents/{{agent_id}}", handlers.get_agent)
-    app.router.add_post(f"{API}/campaigns", handlers.create_campaign)
-    app.router.add_get(f"{API}/campaigns/{{campaign_id}}", handlers.get_campaign)
-    app.router.add_patch(f"{API}/campaigns/{{campaign_id}}/status", handlers.change_campaign_status)
-    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/webhooks", handlers.create_webhook)
-    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/call", handlers.make_call)
-    app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls/{{call_id}}", handlers.get_call)
+    app.router.add_get("/healthz", calls.health)
+    app.router.add_post(f"{API}/agents", agents.create_agent)
+    app.router.add_get(f"{API}/agents/{{agent_id}}", agents.get_agent)
+    app.router.add_post(f"{API}/campaigns", campaigns.create_campaign)
+    app.router.add_get(f"{API}/campaigns/{{campaign_id}}", campaigns.get_campaign)
+    app.router.add_patch(
+        f"{API}/campaigns/{{campaign_id}}/status", campaigns.change_campaign_status
+    )
+    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/webhooks", webhooks.create_webhook)
+    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/call", calls.make_call)
+    app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls/{{call_id}}", calls.get_call)
     return app

@@ -1,0 +1,1 @@
+"""HTTP handlers: parse, load state, apply the shared rules, store, publish."""
