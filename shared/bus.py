@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.events import CallEvent
 from shared.settings import KafkaSettings
@@ -22,6 +24,42 @@ log = logging.getLogger(__name__)
 DLQ_ERROR_HEADER = "x-dlq-error"
 DLQ_TOPIC_HEADER = "x-dlq-source-topic"
 DLQ_CONSUMER_HEADER = "x-dlq-consumer"
+
+
+# Failures that pass by themselves: the message is processed again after a pause.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    KafkaError,
+    OSError,
+    TimeoutError,
+)
+TRANSIENT_BACKOFF_S = 0.5
+
+
+async def consume_guarded(
+    broker: KafkaBroker,
+    body: bytes,
+    key: bytes | None,
+    topic: str,
+    consumer: str,
+    handle: Callable[[], Awaitable[None]],
+) -> None:
+    """Runs a handler so that one bad message never blocks its partition.
+
+    A transient failure (Redis or Kafka away) is raised after a pause, so the message is
+    redelivered; any other failure is a defect in the message or the code, and the message is
+    parked on the DLQ with the error so the consumer moves on.
+    """
+    try:
+        await handle()
+    except TRANSIENT_ERRORS:
+        log.warning("transient failure consuming %s; will retry", topic, exc_info=True)
+        await asyncio.sleep(TRANSIENT_BACKOFF_S)
+        raise
+    except Exception as exc:
+        log.exception("unexpected failure consuming %s; parking the message", topic)
+        await send_to_dlq(broker, body, key, topic, consumer, f"unhandled error: {exc!r}")
 
 
 def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:

@@ -41,6 +41,40 @@ def campaign_calls(campaign_id: str) -> str:
     return f"{PREFIX}:{{{campaign_id}}}:calls"
 
 
+def campaign_stats(campaign_id: str) -> str:
+    """Hash of call counts by status (test calls excluded), kept by the status scripts."""
+    return f"{PREFIX}:{{{campaign_id}}}:stats"
+
+
+def dial_slots(campaign_id: str) -> str:
+    """Calls of the campaign holding a concurrency slot: `call_id:attempt` by lease deadline."""
+    return f"{PREFIX}:{{{campaign_id}}}:slots"
+
+
+def dial_rate(campaign_id: str) -> str:
+    """Releases of the campaign in the last minute: `call_id:attempt` by release time."""
+    return f"{PREFIX}:{{{campaign_id}}}:rate"
+
+
+def campaigns_with_slots() -> str:
+    """Campaigns that may hold slots, so a sweeper can find slots whose dialer died."""
+    return f"{PREFIX}:slot-campaigns"
+
+
+def slot_member(call_id: str, attempt: int) -> str:
+    return f"{call_id}:{attempt}"
+
+
+def split_slot_member(member: str) -> tuple[str, int]:
+    call_id, _, attempt = member.rpartition(":")
+    return call_id, int(attempt)
+
+
+def number_cooldown(environment_id: str, e164: str) -> str:
+    """Until when (ms) no campaign of the environment may ring the number after a completed call."""
+    return f"{PREFIX}:env:{{{environment_id}}}:cooldown:{e164}"
+
+
 def active_number(campaign_id: str, e164: str) -> str:
     """The duplicate registry: the live call for one number in one campaign."""
     return f"{PREFIX}:{{{campaign_id}}}:active:{e164}"
@@ -75,3 +109,18 @@ def due_member(campaign_id: str, call_id: str) -> str:
 def split_due_member(member: str) -> tuple[str, str]:
     campaign_id, _, call_id = member.partition("|")
     return campaign_id, call_id
+
+
+def dnc_list(environment_id: str, scope: str) -> str:
+    """Hash of one do-not-call list (`environment` or `campaign:<id>`): E.164 -> entry JSON."""
+    return f"{PREFIX}:env:{{{environment_id}}}:dnc:list:{scope}"
+
+
+def dnc_scopes(environment_id: str) -> str:
+    """Set of the scopes of the environment's do-not-call lists that hold entries."""
+    return f"{PREFIX}:env:{{{environment_id}}}:dnc:scopes"
+
+
+def idempotency(environment_id: str, scope: str) -> str:
+    """One Idempotency-Key's entry; `scope` is a digest of the method, path and key."""
+    return f"{PREFIX}:env:{{{environment_id}}}:idempotency:{scope}"

@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from typing import Final
 
-# KEYS: call hash, active-number key, campaign calls zset
-# ARGV: call_id, check_duplicates (0/1), created_ms, reservation_ttl_ms, field, value, ...
+# Moves a call between the per-status counters behind a campaign's `stats` (test calls and
+# no-ops are skipped). Prepended to every script that changes a call's status.
+_MOVE_STAT = """
+local function move_stat(stats, testing, from, to)
+  if testing == '1' or from == to then
+    return
+  end
+  if from then
+    redis.call('HINCRBY', stats, from, -1)
+  end
+  if to then
+    redis.call('HINCRBY', stats, to, 1)
+  end
+end
+"""
+
+# KEYS: call hash, active-number key, campaign calls zset, campaign stats hash
+# ARGV: call_id, check_duplicates (0/1), created_ms, reservation_ttl_ms, is_testing (0/1),
+#       field, value, ...
 # Returns {"accepted"} | {"exists", status} | {"duplicate", existing_call_id}
-ACCEPT_CALL: Final = """
+ACCEPT_CALL: Final = (
+    _MOVE_STAT
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then
   return {'exists', status}
@@ -20,13 +39,18 @@ if ARGV[2] == '1' then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
 end
 local fields = {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+if ARGV[5] ~= '1' then
+  redis.call('HINCRBY', KEYS[4], 'total', 1)
+end
+move_stat(KEYS[4], ARGV[5], nil, redis.call('HGET', KEYS[1], 'status'))
 return {'accepted'}
 """
+)
 
 # KEYS: call hash, active-number key
 # ARGV: call_id
@@ -69,33 +93,45 @@ end
 return #expired
 """
 
-# KEYS: call hash, active-number key
-# ARGV: call_id, attempt, outcome_field_value, status, updated_at, terminal (0/1), field, value...
-# Applies one attempt's outcome once: returns the decision stored the first time.
-APPLY_OUTCOME: Final = """
+# KEYS: call hash, active-number key, campaign stats hash
+# ARGV: call_id, attempt, decision, status, updated_at, terminal (0/1), duration_ms,
+#       field, value, ...
+# Applies one attempt's outcome once: returns {1, decision} the first time, then {0, stored}.
+APPLY_OUTCOME: Final = (
+    _MOVE_STAT
+    + """
 local field = 'outcome:' .. ARGV[2]
 local previous = redis.call('HGET', KEYS[1], field)
 if previous then
   return {0, previous}
 end
+local before = redis.call('HGET', KEYS[1], 'status')
+local testing = redis.call('HGET', KEYS[1], 'is_testing')
 redis.call('HSET', KEYS[1], field, ARGV[3], 'status', ARGV[4], 'updated_at', ARGV[5])
-if #ARGV > 6 then
+if #ARGV > 7 then
   local fields = {}
-  for i = 7, #ARGV do
+  for i = 8, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
   redis.call('HSET', KEYS[1], unpack(fields))
+end
+move_stat(KEYS[3], testing, before, ARGV[4])
+if ARGV[4] == 'completed' and testing ~= '1' then
+  redis.call('HINCRBY', KEYS[3], 'completed_duration_ms', ARGV[7])
 end
 if ARGV[6] == '1' and redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('DEL', KEYS[2])
 end
 return {1, ARGV[3]}
 """
+)
 
-# KEYS: call hash
+# KEYS: call hash, campaign stats hash
 # ARGV: attempt, status, updated_at
-# Marks an attempt started unless a later state already landed.
-MARK_STARTED: Final = """
+# Marks an attempt started unless a later state already landed; records when it started.
+MARK_STARTED: Final = (
+    _MOVE_STAT
+    + """
 local current = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0')
 if tonumber(ARGV[1]) < current then
   return 0
@@ -103,8 +139,86 @@ end
 if redis.call('HEXISTS', KEYS[1], 'outcome:' .. ARGV[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'attempt', ARGV[1], 'updated_at', ARGV[3])
+local before = redis.call('HGET', KEYS[1], 'status')
+if before ~= 'queued' and before ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'attempt', ARGV[1], 'updated_at', ARGV[3],
+           'started:' .. ARGV[1], ARGV[3])
+move_stat(KEYS[2], redis.call('HGET', KEYS[1], 'is_testing'), before, ARGV[2])
 return 1
+"""
+)
+
+# KEYS: call hash, active-number key, campaign stats hash
+# ARGV: call_id, new status, updated_at
+# Cancels a call that has not started dialing; returns {1, "queued"} or {0, current status}.
+CANCEL_QUEUED: Final = (
+    _MOVE_STAT
+    + """
+local before = redis.call('HGET', KEYS[1], 'status')
+if not before then
+  return {0, ''}
+end
+if before ~= 'queued' then
+  return {0, before}
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', ARGV[3])
+move_stat(KEYS[3], redis.call('HGET', KEYS[1], 'is_testing'), before, ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
+return {1, before}
+"""
+)
+
+# KEYS: campaign dial-slot zset (member call_id:attempt, score lease deadline ms),
+#       campaign dial-rate zset (member call_id:attempt, score release time ms)
+# ARGV: now_ms, max_concurrent, per_minute, lease_ms, member, member, ...
+# Grants the first members that fit both limits; returns {granted, next_rate_slot_ms}.
+# A slot whose lease ran out (its dialer stopped renewing it) no longer counts.
+ACQUIRE_DIAL_SLOTS: Final = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60000)
+local in_use = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+local recent = redis.call('ZCARD', KEYS[2])
+local room = math.min(tonumber(ARGV[2]) - in_use, tonumber(ARGV[3]) - recent)
+local granted = 0
+for i = 5, #ARGV do
+  if granted >= room then
+    break
+  end
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[i])
+  redis.call('ZADD', KEYS[2], now, ARGV[i])
+  granted = granted + 1
+end
+local next_rate = 0
+if recent + granted >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if oldest[2] then
+    next_rate = tonumber(oldest[2]) + 60000
+  end
+end
+return {granted, next_rate}
+"""
+
+# KEYS: campaign dial-slot zset
+# ARGV: now_ms, lease_ms, member
+# The dialer keeps its slot while the call lasts; returns 0 if the slot was already gone.
+RENEW_DIAL_SLOT: Final = """
+return redis.call('ZADD', KEYS[1], 'XX', 'CH', tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[3])
+"""
+
+# KEYS: number cooldown key
+# ARGV: until_ms, ttl_ms
+# Extends a number's post-completion hold, never shortens it.
+EXTEND_COOLDOWN: Final = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
 """
 
 # KEYS: campaign hash
@@ -122,4 +236,20 @@ for i = 3, #ARGV do
   end
 end
 return {0, current}
+"""
+
+# KEYS: idempotency entry
+# ARGV: the claim record this request wrote, the finished record ('' to release), keep_ms
+# Settles a claim only while it is still this request's (its lease may have run out and been
+# taken over): stores the answer to replay, or deletes the claim so the client can retry.
+SETTLE_IDEMPOTENT_REQUEST: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
 """

@@ -89,6 +89,27 @@ def _call_from_fields(fields: Mapping[str, str]) -> Call:
     )
 
 
+_NOT_RULES = {"id", "environment_id", "status", "created_at", "updated_at"}
+
+
+def _rules_json(campaign: Campaign) -> str:
+    return campaign.model_dump_json(exclude=_NOT_RULES)
+
+
+def _campaign_from_fields(fields: Mapping[str, str]) -> Campaign:
+    rules: dict[str, Any] = orjson.loads(fields["rules"])
+    return Campaign.model_validate(
+        {
+            **rules,
+            "id": fields["id"],
+            "environment_id": fields["environment_id"],
+            "status": fields["status"],
+            "created_at": fields["created_at"],
+            "updated_at": fields["updated_at"],
+        }
+    )
+
+
 def _flatten(fields: Mapping[str, str]) -> list[str]:
     flat: list[str] = []
     for name, value in fields.items():
@@ -122,9 +143,7 @@ class CatalogStore:
             "id": campaign.id,
             "environment_id": campaign.environment_id,
             "status": campaign.status.value,
-            "rules": campaign.model_dump_json(
-                exclude={"id", "environment_id", "status", "created_at", "updated_at"}
-            ),
+            "rules": _rules_json(campaign),
             "created_at": to_iso(campaign.created_at),
             "updated_at": to_iso(campaign.updated_at),
         }
@@ -138,19 +157,36 @@ class CatalogStore:
 
     async def get_campaign(self, campaign_id: str) -> Campaign | None:
         fields = cast(dict[str, str], await self._redis.hgetall(keys.campaign(campaign_id)))
-        if not fields:
-            return None
-        rules: dict[str, Any] = orjson.loads(fields["rules"])
-        return Campaign.model_validate(
-            {
-                **rules,
-                "id": fields["id"],
-                "environment_id": fields["environment_id"],
-                "status": fields["status"],
-                "created_at": fields["created_at"],
-                "updated_at": fields["updated_at"],
-            }
+        return _campaign_from_fields(fields) if fields else None
+
+    async def get_campaigns(self, campaign_ids: list[str]) -> list[Campaign]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for campaign_id in campaign_ids:
+                pipe.hgetall(keys.campaign(campaign_id))
+            rows = cast(list[dict[str, str]], await pipe.execute())
+        return [_campaign_from_fields(row) for row in rows if row]
+
+    async def get_agents(self, agent_ids: list[str]) -> list[Agent]:
+        if not agent_ids:
+            return []
+        raws = cast(list[str | None], await self._redis.mget([keys.agent(a) for a in agent_ids]))
+        return [Agent.model_validate_json(raw) for raw in raws if raw]
+
+    async def update_rules(self, campaign: Campaign) -> None:
+        """Stores edited rules; the status is left alone (it moves only by transition)."""
+        await self._redis.hset(
+            keys.campaign(campaign.id),
+            mapping={
+                "rules": _rules_json(campaign),
+                "updated_at": to_iso(campaign.updated_at),
+            },
         )
+
+    async def delete_campaign(self, campaign: Campaign) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.campaign(campaign.id), keys.campaign_webhooks(campaign.id))
+            pipe.zrem(keys.env_campaigns(campaign.environment_id), campaign.id)
+            await pipe.execute()
 
     async def list_campaign_ids(self, environment_id: str) -> list[str]:
         ids = cast(list[str], await self._redis.zrange(keys.env_campaigns(environment_id), 0, -1))
@@ -193,6 +229,7 @@ class CallStore:
         self._requeue = redis.register_script(redis_scripts.REQUEUE_EXPIRED)
         self._apply_outcome = redis.register_script(redis_scripts.APPLY_OUTCOME)
         self._mark_started = redis.register_script(redis_scripts.MARK_STARTED)
+        self._cancel = redis.register_script(redis_scripts.CANCEL_QUEUED)
 
     async def accept(self, call: Call, reservation_ttl_ms: int) -> AcceptResult:
         """Stores a new call and, unless duplicates are allowed, reserves its number."""
@@ -201,12 +238,14 @@ class CallStore:
                 keys.call(call.campaign_id, call.id),
                 keys.active_number(call.campaign_id, call.to),
                 keys.campaign_calls(call.campaign_id),
+                keys.campaign_stats(call.campaign_id),
             ],
             args=[
                 call.id,
                 "0" if call.allow_duplicates else "1",
                 to_ms(call.created_at),
                 reservation_ttl_ms,
+                "1" if call.is_testing else "0",
                 *_flatten(_call_fields(call)),
             ],
         )
@@ -294,7 +333,7 @@ class CallStore:
 
     async def mark_started(self, call: Call, attempt: int, now: datetime) -> bool:
         changed = await self._mark_started(
-            keys=[keys.call(call.campaign_id, call.id)],
+            keys=[keys.call(call.campaign_id, call.id), keys.campaign_stats(call.campaign_id)],
             args=[attempt, CallStatus.IN_PROGRESS.value, to_iso(now)],
         )
         return bool(changed)
@@ -308,12 +347,14 @@ class CallStore:
         now: datetime,
         terminal: bool,
         extra: Mapping[str, str] | None = None,
+        duration_seconds: float | None = None,
     ) -> tuple[bool, str]:
         """Records an attempt's decision once; returns (first time, the stored decision)."""
         first, stored = await self._apply_outcome(
             keys=[
                 keys.call(call.campaign_id, call.id),
                 keys.active_number(call.campaign_id, call.to),
+                keys.campaign_stats(call.campaign_id),
             ],
             args=[
                 call.id,
@@ -322,10 +363,44 @@ class CallStore:
                 status.value,
                 to_iso(now),
                 "1" if terminal else "0",
+                int((duration_seconds or 0) * 1000),
                 *_flatten(extra or {}),
             ],
         )
         return bool(first), str(stored)
+
+    async def cancel_queued(self, call: Call, now: datetime) -> tuple[bool, str]:
+        """Cancels a call that is still waiting; returns (cancelled, status before)."""
+        cancelled, before = await self._cancel(
+            keys=[
+                keys.call(call.campaign_id, call.id),
+                keys.active_number(call.campaign_id, call.to),
+                keys.campaign_stats(call.campaign_id),
+            ],
+            args=[call.id, CallStatus.CANCELLED.value, to_iso(now)],
+        )
+        return bool(cancelled), str(before)
+
+    async def stats(self, campaign_id: str) -> dict[str, int]:
+        raw = cast(dict[str, str], await self._redis.hgetall(keys.campaign_stats(campaign_id)))
+        return {name: int(value) for name, value in raw.items()}
+
+    async def call_ids(self, campaign_id: str) -> list[str]:
+        """Every call of the campaign, oldest first."""
+        return cast(list[str], await self._redis.zrange(keys.campaign_calls(campaign_id), 0, -1))
+
+    async def statuses(self, campaign_id: str, call_ids: list[str]) -> list[tuple[str, str]]:
+        """(status, number) of each call, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call_id in call_ids:
+                pipe.hmget(keys.call(campaign_id, call_id), ["status", "to"])
+            rows = cast(list[list[str | None]], await pipe.execute())
+        return [(row[0] or "", row[1] or "") for row in rows]
+
+    async def history(self, campaign_id: str, call_id: str) -> dict[str, str]:
+        """Raw per-attempt fields (`started:N`, `outcome:N`) of one call."""
+        fields = cast(dict[str, str], await self._redis.hgetall(keys.call(campaign_id, call_id)))
+        return {k: v for k, v in fields.items() if k.startswith(("started:", "outcome:"))}
 
     async def claim_attempt(self, call: Call, attempt: int, ttl_ms: int) -> bool:
         """The dialer's claim: only the first holder of (call, attempt) may dial."""

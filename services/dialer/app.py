@@ -13,8 +13,10 @@ from services.dialer.adapters.telephony_sandbox import SandboxTelephony
 from services.dialer.domain.telephony import Telephony
 from services.dialer.handlers import DialerRuntime, DialHandler
 from services.dialer.settings import DialerSettings
-from shared.bus import create_broker, record_of
+from shared.bus import consume_guarded, create_broker, record_of
 from shared.clock import Clock, SystemClock
+from shared.dnc_redis import DncStore
+from shared.limits_redis import DialLimits
 from shared.state_redis import CallStore, CatalogStore, create_redis
 from shared.topics import CALLS_DUE
 
@@ -36,12 +38,13 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
     )
     runtime = DialerRuntime(
         catalog=CatalogStore(redis),
-        # The dialer never touches the due queue's shards, only calls and claims.
-        calls=CallStore(redis, due_shards=1),
+        calls=CallStore(redis, settings.due_shards),
         broker=broker,
         telephony=telephony,
         clock=deps.clock or SystemClock(),
         claim_ttl_ms=settings.claim_ttl_seconds * 1000,
+        limits=DialLimits(redis, settings.dial_slot_lease_ms),
+        dnc=DncStore(redis),
     )
     handler = DialHandler(runtime, settings.max_in_flight)
 
@@ -54,7 +57,15 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_due(message: KafkaMessage) -> None:
-        await handler.on_call_due(message.body, record_of(message).key)
+        key = record_of(message).key
+        await consume_guarded(
+            broker,
+            message.body,
+            key,
+            CALLS_DUE,
+            "dialer",
+            lambda: handler.on_call_due(message.body, key),
+        )
 
     app = FastStream(broker)
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
+import orjson
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from services.dialer.domain.telephony import PlaceCall, Telephony, render_prompt
+from shared import keys
 from shared.bus import publish_events, send_to_dlq
 from shared.clock import Clock
+from shared.dnc_redis import DncStore
 from shared.events import CallDue, CallEventType, call_event
+from shared.limits_redis import DialLimits
 from shared.models import Call, CallStatus, CampaignStatus
-from shared.state_redis import CallStore, CatalogStore
+from shared.state_redis import CallStore, CatalogStore, to_iso
 from shared.topics import CALLS_DUE
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,8 @@ class DialerRuntime:
     telephony: Telephony
     clock: Clock
     claim_ttl_ms: int
+    limits: DialLimits
+    dnc: DncStore
 
 
 class DialHandler:
@@ -56,8 +63,13 @@ class DialHandler:
         campaign = await self._rt.catalog.get_campaign(call.campaign_id)
         if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
             # Paused after release: hand it back to the scheduler, which holds it.
-            await self._rt.calls.requeue(call.campaign_id, call.id, self._rt.clock.now())
             await self._rt.calls.release_attempt(call, due.attempt)
+            await self._rt.limits.free(call.campaign_id, keys.slot_member(call.id, due.attempt))
+            await self._rt.calls.requeue(call.campaign_id, call.id, self._rt.clock.now())
+            return
+        now = self._rt.clock.now()
+        if await self._rt.dnc.blocks_call(campaign, call.to, now):
+            await self._block(call, due.attempt, campaign.max_retries + 1, now)
             return
         agent = await self._rt.catalog.get_agent(campaign.agent_id)
         prompt = render_prompt(agent.prompt if agent else "", call.payload)
@@ -69,6 +81,24 @@ class DialHandler:
         )
         self._calls.add(task)
         task.add_done_callback(self._finished)
+
+    async def _block(self, call: Call, attempt: int, max_attempts: int, now: datetime) -> None:
+        """The number went on a do-not-call list after the call was queued: never dialed."""
+        decision = orjson.dumps({"status": CallStatus.BLOCKED.value, "decided_at": to_iso(now)})
+        await self._rt.calls.apply_outcome(
+            call, attempt, decision.decode(), CallStatus.BLOCKED, now, terminal=True
+        )
+        await self._rt.limits.free(call.campaign_id, keys.slot_member(call.id, attempt))
+        event = call_event(
+            call,
+            CallEventType.BLOCKED,
+            now,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            status=CallStatus.BLOCKED.value,
+            reason="do_not_call",
+        )
+        await publish_events(self._rt.broker, [event])
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._calls.discard(task)
@@ -91,9 +121,13 @@ class DialHandler:
                 )
             ],
         )
-        result = await self._rt.telephony.place_call(
-            PlaceCall(call.id, attempt, call.to, prompt, call.is_testing)
-        )
+        keeper = asyncio.create_task(self._keep_slot(call, attempt))
+        try:
+            result = await self._rt.telephony.place_call(
+                PlaceCall(call.id, attempt, call.to, prompt, call.is_testing)
+            )
+        finally:
+            keeper.cancel()
         if result.answered:
             await publish_events(
                 self._rt.broker,
@@ -124,6 +158,17 @@ class DialHandler:
                 )
             ],
         )
+
+    async def _keep_slot(self, call: Call, attempt: int) -> None:
+        """Renews the call's concurrency slot while it lasts; if this process dies, it lapses."""
+        member = keys.slot_member(call.id, attempt)
+        every = self._rt.limits.lease_ms / 3000
+        while True:
+            try:
+                await self._rt.limits.renew(call.campaign_id, member, self._rt.clock.now())
+            except Exception:
+                log.warning("could not renew the slot of %s", call.id, exc_info=True)
+            await asyncio.sleep(every)
 
     async def drain(self, seconds: float) -> None:
         """Lets calls in progress finish (up to `seconds`) before the process stops."""

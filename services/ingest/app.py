@@ -13,12 +13,15 @@ from redis.asyncio import Redis
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invalid
 from services.ingest.domain.tokens import TokenRegistry
-from services.ingest.handlers import agents, calls, campaigns, webhooks
+from services.ingest.handlers import agents, calls, campaigns, dnc, webhooks
 from services.ingest.handlers.common import json_response
+from services.ingest.idempotency import idempotency_middleware
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
 from services.ingest.settings import IngestSettings
 from shared.bus import create_broker
 from shared.clock import Clock, SystemClock
+from shared.dnc_redis import DncStore
+from shared.limits_redis import NumberCooldowns
 from shared.phone import warm_up
 from shared.state_redis import CallStore, CatalogStore, create_redis
 
@@ -82,7 +85,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Application:
     deps = deps or Deps()
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[errors_middleware, auth_middleware, idempotency_middleware],
+        client_max_size=settings.max_body_bytes,
     )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -98,6 +102,8 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             clock=deps.clock or SystemClock(),
             reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
             allow_private_webhook_targets=settings.allow_private_webhook_targets,
+            dnc=DncStore(redis),
+            cooldowns=NumberCooldowns(redis),
         )
         yield
         await broker.stop()
@@ -107,13 +113,23 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
     app.cleanup_ctx.append(resources)
     app.router.add_get("/healthz", calls.health)
     app.router.add_post(f"{API}/agents", agents.create_agent)
+    app.router.add_get(f"{API}/agents", agents.list_agents)
     app.router.add_get(f"{API}/agents/{{agent_id}}", agents.get_agent)
     app.router.add_post(f"{API}/campaigns", campaigns.create_campaign)
+    app.router.add_get(f"{API}/campaigns", campaigns.list_campaigns)
     app.router.add_get(f"{API}/campaigns/{{campaign_id}}", campaigns.get_campaign)
+    app.router.add_put(f"{API}/campaigns/{{campaign_id}}", campaigns.update_campaign)
+    app.router.add_delete(f"{API}/campaigns/{{campaign_id}}", campaigns.delete_campaign)
     app.router.add_patch(
         f"{API}/campaigns/{{campaign_id}}/status", campaigns.change_campaign_status
     )
     app.router.add_post(f"{API}/campaigns/{{campaign_id}}/webhooks", webhooks.create_webhook)
     app.router.add_post(f"{API}/campaigns/{{campaign_id}}/call", calls.make_call)
+    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/calls/batch", calls.make_calls)
+    app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls", calls.list_calls)
     app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls/{{call_id}}", calls.get_call)
+    app.router.add_post(f"{API}/dnc", dnc.add_numbers)
+    app.router.add_get(f"{API}/dnc", dnc.get_entries)
+    app.router.add_delete(f"{API}/dnc/{{number}}", dnc.remove_number)
+    app.router.add_delete(f"{API}/campaigns/{{campaign_id}}/calls/{{call_id}}", calls.cancel_call)
     return app

@@ -9,6 +9,8 @@ from aiohttp import web
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.tokens import TokenRegistry
 from shared.clock import Clock
+from shared.dnc_redis import DncStore
+from shared.limits_redis import NumberCooldowns
 from shared.state_redis import CallStore, CatalogStore
 
 
@@ -23,6 +25,8 @@ class Runtime:
     clock: Clock
     reservation_ttl_ms: int
     allow_private_webhook_targets: bool
+    dnc: DncStore
+    cooldowns: NumberCooldowns
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from services.notifier.adapters.webhook_http import HttpWebhookSender
 from services.notifier.handlers import NotifierRuntime, NotifyHandler, WebhookSender
 from services.notifier.settings import NotifierSettings
-from shared.bus import create_broker, record_of
+from shared.bus import consume_guarded, create_broker, record_of
 from shared.clock import Clock, SystemClock
 from shared.state_redis import CallStore, CatalogStore, DeliveryStore, create_redis
 from shared.topics import CALLS_EVENTS
@@ -50,7 +50,15 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_event(message: KafkaMessage) -> None:
-        await handler.on_call_event(message.body, record_of(message).key)
+        key = record_of(message).key
+        await consume_guarded(
+            broker,
+            message.body,
+            key,
+            CALLS_EVENTS,
+            "notifier",
+            lambda: handler.on_call_event(message.body, key),
+        )
 
     app = FastStream(broker)
 

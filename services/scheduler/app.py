@@ -13,8 +13,10 @@ from redis.asyncio import Redis
 from services.scheduler.due_pump import DuePump
 from services.scheduler.handlers import OutcomeHandler, RequestHandler, SchedulerRuntime
 from services.scheduler.settings import SchedulerSettings
-from shared.bus import create_broker, record_of
+from shared.bus import consume_guarded, create_broker, record_of
 from shared.clock import Clock, SystemClock
+from shared.dnc_redis import DncStore
+from shared.limits_redis import DialLimits, NumberCooldowns
 from shared.phone import warm_up
 from shared.state_redis import CallStore, CatalogStore, create_redis
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
@@ -37,6 +39,9 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         broker=broker,
         clock=deps.clock or SystemClock(),
         reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
+        limits=DialLimits(redis, settings.dial_slot_lease_ms),
+        dnc=DncStore(redis),
+        cooldowns=NumberCooldowns(redis),
     )
     requests = RequestHandler(runtime)
     outcomes = OutcomeHandler(runtime)
@@ -47,6 +52,8 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         interval_ms=settings.pump_interval_ms,
         reap_interval_ms=settings.reap_interval_ms,
         hold_recheck_ms=settings.hold_recheck_ms,
+        slot_recheck_ms=settings.slot_recheck_ms,
+        claim_ttl_ms=settings.claim_ttl_seconds * 1000,
     )
 
     # NACK_ON_ERROR: the offset is committed after the handler stored its work; a transient
@@ -72,7 +79,15 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_event(message: KafkaMessage) -> None:
-        await outcomes.on_call_event(message.body, record_of(message).key)
+        key = record_of(message).key
+        await consume_guarded(
+            broker,
+            message.body,
+            key,
+            CALLS_EVENTS,
+            "scheduler",
+            lambda: outcomes.on_call_event(message.body, key),
+        )
 
     app = FastStream(broker)
     tasks: list[asyncio.Task[None]] = []

@@ -7,17 +7,23 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from services.scheduler.domain.policy import calling_policy
+import orjson
+
+from services.scheduler.domain.policy import CLOSED_STATUSES, calling_policy
+from services.scheduler.domain.retry import Outcome
 from services.scheduler.domain.windows import Closed, next_allowed_time
 from services.scheduler.handlers import SchedulerRuntime, max_attempts
+from shared import keys
 from shared.bus import publish_events
 from shared.events import CallDue, CallEventType, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
-from shared.state_redis import DueClaim, from_ms
+from shared.state_redis import DueClaim, from_ms, to_iso
 from shared.topics import CALLS_DUE, call_key
 
 log = logging.getLogger(__name__)
+# The error an attempt ends with when its dialer stopped renewing its slot.
+DIALER_LOST = "dialer_lost"
 
 
 class DuePump:
@@ -30,6 +36,8 @@ class DuePump:
         interval_ms: int,
         reap_interval_ms: int,
         hold_recheck_ms: int,
+        slot_recheck_ms: int,
+        claim_ttl_ms: int,
     ) -> None:
         self._rt = runtime
         self._batch = claim_batch
@@ -37,6 +45,8 @@ class DuePump:
         self._interval = interval_ms / 1000
         self._reap_every = timedelta(milliseconds=reap_interval_ms)
         self._hold = timedelta(milliseconds=hold_recheck_ms)
+        self._slot_recheck = timedelta(milliseconds=slot_recheck_ms)
+        self._claim_ttl_ms = claim_ttl_ms
         self._last_reap: datetime | None = None
         self._stopping = asyncio.Event()
 
@@ -63,6 +73,7 @@ class DuePump:
                 requeued = await self._rt.calls.requeue_expired(shard, now)
                 if requeued:
                     log.warning("requeued %d calls whose release lease ran out", requeued)
+            await self.recover_lost_slots(now)
         released = 0
         for shard in range(self._rt.calls.due_shards):
             claims = await self._rt.calls.claim_due(shard, now, self._batch, self._lease_ms)
@@ -85,6 +96,10 @@ class DuePump:
             if call is None or campaign is None or call.status is not CallStatus.QUEUED:
                 done.append(claim)
                 continue
+            if campaign.status in CLOSED_STATUSES:
+                await self._cancel(call, campaign, now)
+                done.append(claim)
+                continue
             if campaign.status is not CampaignStatus.ACTIVE:
                 # Held, not dropped: looked at again shortly, released once resumed.
                 await self._rt.calls.reschedule(claim, now + self._hold)
@@ -100,6 +115,8 @@ class DuePump:
                 await self._rt.calls.reschedule(claim, window.at)
             else:
                 due.append((claim, call))
+        due = await self._after_cooldowns(due, now)
+        due = await self._within_limits(due, campaigns, now)
         if due:
             await asyncio.gather(
                 *(
@@ -125,9 +142,101 @@ class DuePump:
         await self._rt.calls.handed_off([*done, *(claim for claim, _ in due)])
         return len(due)
 
+    async def _after_cooldowns(
+        self, due: list[tuple[DueClaim, Call]], now: datetime
+    ) -> list[tuple[DueClaim, Call]]:
+        """A number resting after a completed call is held until its rest ends."""
+        held = await self._rt.cooldowns.held_until(
+            [(call.environment_id, call.to) for _, call in due], now
+        )
+        free: list[tuple[DueClaim, Call]] = []
+        for (claim, call), until in zip(due, held, strict=True):
+            if until is None:
+                free.append((claim, call))
+            else:
+                await self._rt.calls.reschedule(claim, until)
+        return free
+
+    async def _within_limits(
+        self,
+        due: list[tuple[DueClaim, Call]],
+        campaigns: dict[str, Campaign | None],
+        now: datetime,
+    ) -> list[tuple[DueClaim, Call]]:
+        """Takes each campaign's concurrency and rate slots; what does not fit waits."""
+        by_campaign: dict[str, list[tuple[DueClaim, Call]]] = {}
+        for claim, call in due:
+            by_campaign.setdefault(call.campaign_id, []).append((claim, call))
+        allowed: list[tuple[DueClaim, Call]] = []
+        for campaign_id, items in by_campaign.items():
+            campaign = campaigns[campaign_id]
+            assert campaign is not None
+            grant = await self._rt.limits.acquire(
+                campaign_id,
+                [keys.slot_member(call.id, call.attempt) for _, call in items],
+                campaign.max_concurrent_calls,
+                campaign.calls_per_minute,
+                now,
+            )
+            allowed.extend(items[: grant.granted])
+            later = grant.next_rate_slot or now + self._slot_recheck
+            for claim, _ in items[grant.granted :]:
+                await self._rt.calls.reschedule(claim, later)
+        return allowed
+
+    async def recover_lost_slots(self, now: datetime) -> int:
+        """Ends attempts whose dialer died mid-call, so the retry policy takes over."""
+        recovered = 0
+        for lost in await self._rt.limits.lost(now):
+            member = keys.slot_member(lost.call_id, lost.attempt)
+            call = await self._rt.calls.get(lost.campaign_id, lost.call_id)
+            history = await self._rt.calls.history(lost.campaign_id, lost.call_id)
+            unfinished = (
+                call is not None
+                and call.attempt == lost.attempt
+                and call.status in (CallStatus.QUEUED, CallStatus.IN_PROGRESS)
+                and f"outcome:{lost.attempt}" not in history
+            )
+            if call is not None and unfinished:
+                # Claim the attempt first: a dialer that merely lagged must not dial it now.
+                await self._rt.calls.claim_attempt(call, lost.attempt, self._claim_ttl_ms)
+                campaign = await self._rt.catalog.get_campaign(call.campaign_id)
+                log.warning("attempt %s of call %s lost its dialer", lost.attempt, call.id)
+                event = call_event(
+                    call,
+                    CallEventType.ATTEMPT_ENDED,
+                    now,
+                    attempt=lost.attempt,
+                    max_attempts=max_attempts(campaign),
+                    status=Outcome.FAILED.value,
+                    outcome=Outcome.FAILED.value,
+                    error=DIALER_LOST,
+                )
+                await publish_events(self._rt.broker, [event])
+                recovered += 1
+            await self._rt.limits.free(lost.campaign_id, member)
+        return recovered
+
+    async def _cancel(self, call: Call, campaign: Campaign, now: datetime) -> None:
+        """A call of a finished campaign that was still waiting is cancelled, not held."""
+        cancelled, _ = await self._rt.calls.cancel_queued(call, now)
+        if not cancelled:
+            return
+        event = call_event(
+            call,
+            CallEventType.CANCELLED,
+            now,
+            attempt=call.attempt,
+            max_attempts=max_attempts(campaign),
+            status=CallStatus.CANCELLED.value,
+            reason=f"campaign_{campaign.status.value}",
+        )
+        await publish_events(self._rt.broker, [event])
+
     async def _expire(self, call: Call, campaign: Campaign, now: datetime) -> None:
-        _first, _ = await self._rt.calls.apply_outcome(
-            call, call.attempt, "expired", CallStatus.EXPIRED, now, terminal=True
+        decision = {"status": CallStatus.EXPIRED.value, "decided_at": to_iso(now)}
+        await self._rt.calls.apply_outcome(
+            call, call.attempt, orjson.dumps(decision).decode(), CallStatus.EXPIRED, now, True
         )
         event = call_event(
             call,

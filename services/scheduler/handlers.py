@@ -11,12 +11,26 @@ import orjson
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.scheduler.domain.policy import calling_policy, retry_policy, schedule_first_attempt
-from services.scheduler.domain.retry import Outcome, Retry, decide_after_attempt
+from services.scheduler.domain.dnc import auto_dnc_entry
+from services.scheduler.domain.policy import (
+    CLOSED_STATUSES,
+    calling_policy,
+    retry_policy,
+    schedule_first_attempt,
+)
+from services.scheduler.domain.retry import (
+    Outcome,
+    Retry,
+    decide_after_attempt,
+    post_completion_hold_until,
+)
 from services.scheduler.domain.windows import Closed, next_allowed_time
+from shared import keys
 from shared.bus import publish_events, send_to_dlq
 from shared.clock import Clock
+from shared.dnc_redis import DncStore
 from shared.events import CallEvent, CallEventType, CallRequested, call_event
+from shared.limits_redis import DialLimits, NumberCooldowns
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, time_zones, to_e164
 from shared.state_redis import CallStore, CatalogStore, to_iso
@@ -33,6 +47,9 @@ class SchedulerRuntime:
     broker: KafkaBroker
     clock: Clock
     reservation_ttl_ms: int
+    limits: DialLimits
+    dnc: DncStore
+    cooldowns: NumberCooldowns
 
 
 def max_attempts(campaign: Campaign | None) -> int:
@@ -60,9 +77,13 @@ class RequestHandler:
         )
         if request.accepted:
             stored = await self._rt.calls.get(request.campaign_id, call_id)
-            if stored is not None:
+            if stored is None:
+                # Ingest stores the call before publishing and removes it only when the
+                # publish failed and the client was told so: this request was never accepted.
+                log.info("accepted request %s has no stored call; ignored", call_id)
+            else:
                 await self._queue(stored)
-                return
+            return
         await self._apply_rules(request, call_id)
 
     async def _apply_rules(self, request: CallRequested, call_id: str) -> None:
@@ -96,7 +117,14 @@ class RequestHandler:
         if reason is not None:
             await self._reject(call, campaign, reason, now)
             return
-        decision = schedule_first_attempt(campaign, campaign.status, time_zones(e164), now)
+        if campaign.status in CLOSED_STATUSES:
+            await self._reject(call, campaign, "campaign_closed", now)
+            return
+        if await self._rt.dnc.blocks_call(campaign, e164, now):
+            await self._reject(call, campaign, "do_not_call", now)
+            return
+        (held,) = await self._rt.cooldowns.held_until([(campaign.environment_id, e164)], now)
+        decision = schedule_first_attempt(campaign, campaign.status, time_zones(e164), now, held)
         if isinstance(decision, Closed):
             await self._reject(call, campaign, "campaign_closed", now)
             return
@@ -190,6 +218,8 @@ class OutcomeHandler:
         if call is None or campaign is None:
             log.warning("outcome for unknown call %s ignored", event.call_id)
             return
+        # The attempt is over: its concurrency slot goes back to the campaign.
+        await self._rt.limits.free(call.campaign_id, keys.slot_member(call.id, event.attempt))
         now = self._rt.clock.now()
         decision = decide_after_attempt(
             retry_policy(campaign), event.attempt, outcome, event.error, now
@@ -208,6 +238,10 @@ class OutcomeHandler:
         status = outcome.value if next_at is None else CallStatus.QUEUED.value
         record = {
             "status": status,
+            "outcome": outcome.value,
+            "error": event.error,
+            "duration_seconds": event.duration_seconds,
+            "ended_at": to_iso(event.occurred_at),
             "next_attempt_at": to_iso(next_at) if next_at else None,
             "decided_at": to_iso(now),
         }
@@ -227,13 +261,15 @@ class OutcomeHandler:
                 if next_at
                 else None
             ),
+            duration_seconds=event.duration_seconds,
         )
+        await self._after_effects(campaign, call, outcome, event)
         # A replay publishes what was decided the first time, with the same event ids.
         applied = orjson.loads(stored)
         decided_at = datetime.fromisoformat(applied["decided_at"])
         retry_at = (
             datetime.fromisoformat(applied["next_attempt_at"])
-            if applied["next_attempt_at"]
+            if applied.get("next_attempt_at")
             else None
         )
         if retry_at is not None:
@@ -269,6 +305,23 @@ class OutcomeHandler:
         if not first:
             log.info("outcome of %s attempt %s replayed", call.id, event.attempt)
         await publish_events(self._rt.broker, events)
+
+    async def _after_effects(
+        self, campaign: Campaign, call: Call, outcome: Outcome, event: CallEvent
+    ) -> None:
+        """Post-completion hold and auto-DNC; both are idempotent, so replays repeat them."""
+        if outcome is Outcome.COMPLETED and campaign.enable_post_completion_cooldown:
+            until = post_completion_hold_until(
+                event.occurred_at, campaign.post_completion_cooldown_hours
+            )
+            await self._rt.cooldowns.hold_until(
+                call.environment_id, call.to, until, self._rt.clock.now()
+            )
+        entry = auto_dnc_entry(
+            campaign, campaign.id, call.to, outcome.value, event.error, event.occurred_at
+        )
+        if entry is not None:
+            await self._rt.dnc.add_many(call.environment_id, entry.scope, [entry])
 
 
 def _short(exc: ValidationError) -> str:

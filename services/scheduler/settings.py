@@ -22,6 +22,14 @@ class SchedulerSettings(BaseSettings):
     # Calls of a paused or draft campaign are looked at again after this long.
     hold_recheck_ms: int = Field(default=1_000, ge=100)
     reservation_ttl_seconds: int = Field(default=3600, ge=60)
+    # A concurrency slot lives this long unless the dialer holding it renews it; a dialer
+    # that dies mid-call thus frees its slot, and its attempt ends as failed/dialer_lost.
+    dial_slot_lease_ms: int = Field(
+        default=120_000, ge=1000, validation_alias=AliasChoices("DIAL_SLOT_LEASE_MS")
+    )
+    # A call held back by its campaign's concurrency limit is looked at again after this.
+    slot_recheck_ms: int = Field(default=500, ge=50)
+    claim_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)

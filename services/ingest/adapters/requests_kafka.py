@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
-from shared.events import CallRequested
+from shared.bus import publish_events
+from shared.events import CallEvent, CallRequested
 from shared.topics import CALLS_REQUESTED, requested_key
 
 
@@ -20,3 +21,6 @@ class CallRequestPublisher:
             key=requested_key(request.campaign_id, request.to),
             headers={"content-type": "application/json"},
         )
+
+    async def publish_events(self, events: list[CallEvent]) -> None:
+        await publish_events(self._broker, events)

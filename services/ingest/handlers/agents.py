@@ -7,6 +7,7 @@ import uuid
 from aiohttp import web
 
 from services.ingest.domain.errors import not_found
+from services.ingest.domain.pagination import PageRequest
 from services.ingest.domain.requests import (
     CreateAgent,
 )
@@ -38,3 +39,14 @@ async def get_agent(request: web.Request) -> web.Response:
     if agent is None or agent.environment_id != request[ENVIRONMENT]:
         raise not_found("agent")
     return json_response({"success": True, "data": agent_view(agent)})
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    page = PageRequest.from_query(request.query)
+    ids = list(reversed(await runtime.catalog.list_agent_ids(request[ENVIRONMENT])))
+    chosen, envelope = page.slice(ids)
+    agents = await runtime.catalog.get_agents(list(chosen))
+    return json_response(
+        {"success": True, "data": [agent_view(a) for a in agents], "pagination": envelope}
+    )

@@ -1,51 +1,69 @@
-"""Make Campaign Call and the call endpoints."""
+"""Make Campaign Call, the batch form, and the call endpoints."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.ingest.domain.errors import ApiError, Invalid, not_found, validation_errors
-from services.ingest.domain.requests import (
-    MakeCall,
-)
+from services.ingest.domain.pagination import PageRequest
+from services.ingest.domain.requests import MakeCall
 from services.ingest.handlers.common import (
     call_view,
     campaign_in_env,
     json_response,
+    parse,
     read_object,
     runtime_of,
 )
-from services.scheduler.domain.policy import schedule_first_attempt
+from services.ingest.keys import Runtime
+from services.scheduler.domain.policy import CLOSED_STATUSES, schedule_first_attempt
 from services.scheduler.domain.windows import Closed
-from shared.events import CallRequested
-from shared.models import Call
+from shared.events import CallEventType, CallRequested, call_event
+from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, time_zones, to_e164
 from shared.state_redis import to_iso
+
+MAX_BATCH = 1000
+_REQUIRED = "The to field is required."
+_INVALID = "The to must be a valid phone number."
+_ON_DNC = "The to is on the do-not-call list."
 
 
 def _validate_to(body: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
     raw = body.get("to")
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        errors["to"] = ["The to field is required."]
+        errors["to"] = [_REQUIRED]
         return None
     if not isinstance(raw, str):
-        errors["to"] = ["The to must be a valid phone number."]
+        errors["to"] = [_INVALID]
         return None
     try:
         return to_e164(raw)
     except InvalidNumber:
-        errors["to"] = ["The to must be a valid phone number."]
+        errors["to"] = [_INVALID]
         return None
 
 
-async def make_call(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    campaign = await campaign_in_env(request)
-    body = await read_object(request)
+@dataclass(slots=True)
+class Outcome:
+    """One call request's answer: a status and the body the API documents for it."""
+
+    status: int
+    body: dict[str, Any]
+    call: Call | None = None
+
+
+def _validate(body: Any) -> tuple[str, MakeCall]:
+    """The request's number in E.164 and its other fields; raises Invalid."""
+    if not isinstance(body, dict):
+        raise Invalid({"body": ["The call must be a JSON object."]})
     errors: dict[str, list[str]] = {}
     e164 = _validate_to(body, errors)
     try:
@@ -54,11 +72,22 @@ async def make_call(request: web.Request) -> web.Response:
         errors.update(validation_errors(exc))
     if errors or e164 is None:
         raise Invalid(errors)
+    return e164, fields
+
+
+async def _prepare(runtime: Runtime, campaign: Campaign, body: Any) -> Call:
+    """Checks one request against every rule and decides when it may first ring."""
+    e164, fields = _validate(body)
     now = runtime.clock.now()
-    decision = schedule_first_attempt(campaign, campaign.status, time_zones(e164), now)
+    if campaign.status in CLOSED_STATUSES:
+        raise ApiError(409, "The campaign is not accepting calls.", "CAMPAIGN_CLOSED")
+    if await runtime.dnc.blocks_call(campaign, e164, now):
+        raise Invalid({"to": [_ON_DNC]})
+    (held,) = await runtime.cooldowns.held_until([(campaign.environment_id, e164)], now)
+    decision = schedule_first_attempt(campaign, campaign.status, time_zones(e164), now, held)
     if isinstance(decision, Closed):
         raise ApiError(409, "The campaign is not accepting calls.", "CAMPAIGN_CLOSED")
-    call = Call(
+    return Call(
         id=str(uuid.uuid4()),
         campaign_id=campaign.id,
         environment_id=campaign.environment_id,
@@ -73,72 +102,194 @@ async def make_call(request: web.Request) -> web.Response:
         created_at=now,
         updated_at=now,
     )
+
+
+async def _store(runtime: Runtime, campaign: Campaign, body: Any) -> Outcome:
+    """Validates and stores one call (taking the number's reservation); nothing is sent yet."""
+    try:
+        call = await _prepare(runtime, campaign, body)
+    except Invalid as exc:
+        return Outcome(422, exc.body())
+    except ApiError as exc:
+        return Outcome(exc.status, exc.body())
     accepted = await runtime.calls.accept(call, runtime.reservation_ttl_ms)
     if accepted.outcome == "duplicate" and accepted.other:
         existing = await runtime.calls.get(campaign.id, accepted.other)
-        summary = (
-            {
-                "id": existing.id,
-                "campaign_id": existing.campaign_id,
-                "to": existing.to,
-                "status": existing.status.value,
-                "created_at": to_iso(existing.created_at),
-            }
-            if existing
-            else {"id": accepted.other, "campaign_id": campaign.id, "to": e164}
-        )
-        return json_response(
+        summary: dict[str, Any] = {"id": accepted.other, "campaign_id": campaign.id, "to": call.to}
+        if existing is not None:
+            summary.update(status=existing.status.value, created_at=to_iso(existing.created_at))
+        return Outcome(
+            409,
             {
                 "success": False,
                 "message": "A call to this number already exists in this campaign",
                 "existing_call": summary,
             },
-            status=409,
         )
+    return Outcome(201, _created_body(call, campaign), call)
+
+
+def _created_body(call: Call, campaign: Campaign) -> dict[str, Any]:
+    return {
+        "campaign_call": {
+            "id": call.id,
+            "campaign_id": call.campaign_id,
+            "to": call.to,
+            "status": call.status.value,
+            "scheduled_at": to_iso(call.scheduled_at),
+            "scheduling_reason": call.scheduling_reason,
+            "created_at": to_iso(call.created_at),
+        },
+        "campaign": {"id": campaign.id, "name": campaign.name, "status": campaign.status.value},
+    }
+
+
+async def _hand_off(runtime: Runtime, outcome: Outcome) -> Outcome:
+    """Publishes a stored call to the scheduler; if that fails the call is undone (503)."""
+    call = outcome.call
+    if call is None:
+        return outcome
     message = CallRequested(
-        campaign_id=campaign.id,
+        campaign_id=call.campaign_id,
         call_id=call.id,
-        to=e164,
+        to=call.to,
         payload=call.payload,
         context=call.context,
         is_testing=call.is_testing,
         allow_duplicates=call.allow_duplicates,
         accepted=True,
-        requested_at=now,
+        requested_at=call.created_at,
     )
     try:
         await runtime.publisher.publish(message)
-    except Exception as exc:
+    except Exception:
         # Not handed on means not accepted: undo the record so the client can simply retry.
         await runtime.calls.forget(call)
-        raise ApiError(503, "The call could not be queued; retry shortly.", "UNAVAILABLE") from exc
+        error = ApiError(503, "The call could not be queued; retry shortly.", "UNAVAILABLE")
+        return Outcome(503, error.body())
+    return outcome
+
+
+async def make_call(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    campaign = await campaign_in_env(request)
+    body = await read_object(request)
+    outcome = await _hand_off(runtime, await _store(runtime, campaign, body))
+    return json_response(outcome.body, status=outcome.status)
+
+
+class CallBatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    calls: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+async def make_calls(request: web.Request) -> web.Response:
+    """Up to 1,000 calls; each item gets its own answer, in request order."""
+    runtime = runtime_of(request)
+    campaign = await campaign_in_env(request)
+    batch = parse(CallBatch, await read_object(request))
+    # Stored one after another so that, for a number repeated in the batch, the first wins.
+    stored = [await _store(runtime, campaign, item) for item in batch.calls]
+    outcomes = await asyncio.gather(*(_hand_off(runtime, outcome) for outcome in stored))
+    results = [
+        {"index": index, "status": outcome.status, "body": outcome.body}
+        for index, outcome in enumerate(outcomes)
+    ]
+    accepted = sum(1 for outcome in outcomes if outcome.status == 201)
     return json_response(
         {
-            "campaign_call": {
-                "id": call.id,
-                "campaign_id": call.campaign_id,
-                "to": call.to,
-                "status": call.status.value,
-                "scheduled_at": to_iso(call.scheduled_at),
-                "scheduling_reason": call.scheduling_reason,
-                "created_at": to_iso(call.created_at),
-            },
-            "campaign": {
-                "id": campaign.id,
-                "name": campaign.name,
-                "status": campaign.status.value,
-            },
+            "success": True,
+            "data": {"accepted": accepted, "refused": len(outcomes) - accepted, "results": results},
         },
-        status=201,
+        status=207,
     )
 
 
-async def get_call(request: web.Request) -> web.Response:
+async def list_calls(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
     campaign = await campaign_in_env(request)
-    call = await runtime_of(request).calls.get(campaign.id, request.match_info["call_id"])
+    page = PageRequest.from_query(request.query)
+    status_filter = request.query.get("status")
+    if status_filter and status_filter not in CallStatus.__members__.values():
+        raise Invalid({"status": [f"The status must be one of: {', '.join(CallStatus)}."]})
+    number_filter = request.query.get("to")
+    if number_filter:
+        try:
+            number_filter = to_e164(number_filter)
+        except InvalidNumber as exc:
+            raise Invalid({"to": [_INVALID]}) from exc
+    ids = list(reversed(await runtime.calls.call_ids(campaign.id)))
+    if status_filter or number_filter:
+        rows = await runtime.calls.statuses(campaign.id, ids)
+        ids = [
+            call_id
+            for call_id, (status, number) in zip(ids, rows, strict=True)
+            if (not status_filter or status == status_filter)
+            and (not number_filter or number == number_filter)
+        ]
+    chosen, envelope = page.slice(ids)
+    calls = await runtime.calls.get_many((campaign.id, call_id) for call_id in chosen)
+    data = [call_view(call) for call in calls if call is not None]
+    return json_response({"success": True, "data": data, "pagination": envelope})
+
+
+def _attempts(history: dict[str, str]) -> list[dict[str, Any]]:
+    numbers = sorted({int(name.split(":", 1)[1]) for name in history})
+    attempts = []
+    for number in numbers:
+        decided = history.get(f"outcome:{number}")
+        outcome: dict[str, Any] = orjson.loads(decided) if decided else {}
+        attempts.append(
+            {
+                "attempt": number,
+                "started_at": history.get(f"started:{number}"),
+                "ended_at": outcome.get("ended_at"),
+                "outcome": outcome.get("outcome", outcome.get("status")),
+                "error": outcome.get("error"),
+                "duration_seconds": outcome.get("duration_seconds"),
+            }
+        )
+    return attempts
+
+
+async def get_call(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    campaign = await campaign_in_env(request)
+    call_id = request.match_info["call_id"]
+    call = await runtime.calls.get(campaign.id, call_id)
     if call is None:
         raise not_found("call")
-    return json_response({"success": True, "data": call_view(call)})
+    view = call_view(call)
+    view["attempts"] = _attempts(await runtime.calls.history(campaign.id, call_id))
+    return json_response({"success": True, "data": view})
+
+
+async def cancel_call(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    campaign = await campaign_in_env(request)
+    call = await runtime.calls.get(campaign.id, request.match_info["call_id"])
+    if call is None:
+        raise not_found("call")
+    now = runtime.clock.now()
+    cancelled, before = await runtime.calls.cancel_queued(call, now)
+    if not cancelled:
+        raise ApiError(409, f"A call that is {before} cannot be cancelled.", "CALL_NOT_CANCELLABLE")
+    await runtime.publisher.publish_events(
+        [
+            call_event(
+                call,
+                CallEventType.CANCELLED,
+                now,
+                attempt=call.attempt,
+                max_attempts=campaign.max_retries + 1,
+                status=CallStatus.CANCELLED.value,
+                reason="cancelled_by_request",
+            )
+        ]
+    )
+    stored = await runtime.calls.get(campaign.id, call.id)
+    return json_response({"success": True, "data": call_view(stored or call)})
 
 
 async def health(request: web.Request) -> web.Response:

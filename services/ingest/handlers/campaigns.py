@@ -1,16 +1,17 @@
-"""Campaigns: create, read and move through their statuses."""
+"""Campaigns: create, read, list, edit, delete and move through their statuses."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
-from services.ingest.domain.errors import ApiError, Invalid, not_found
-from services.ingest.domain.requests import (
-    ChangeCampaignStatus,
-    CreateCampaign,
-)
+from services.ingest.domain.errors import ApiError, Invalid, not_found, validation_errors
+from services.ingest.domain.pagination import PageRequest
+from services.ingest.domain.requests import ChangeCampaignStatus, CreateCampaign
+from services.ingest.domain.stats import campaign_stats
 from services.ingest.handlers.common import (
     campaign_in_env,
     campaign_view,
@@ -19,17 +20,32 @@ from services.ingest.handlers.common import (
     read_object,
     runtime_of,
 )
-from services.ingest.keys import ENVIRONMENT
+from services.ingest.keys import ENVIRONMENT, Runtime
 from services.scheduler.domain.campaign_status import allowed_sources
-from shared.models import Campaign, CampaignStatus
+from shared.events import CallEventType, call_event
+from shared.models import Agent, CallStatus, Campaign, CampaignRules, CampaignStatus
+
+_CLOSED = (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED)
+
+
+async def _agent_in_env(runtime: Runtime, agent_id: str, environment_id: str) -> Agent:
+    agent = await runtime.catalog.get_agent(agent_id)
+    if agent is None or agent.environment_id != environment_id:
+        raise Invalid({"agent_id": ["The selected agent id is invalid."]})
+    return agent
+
+
+async def _full_view(runtime: Runtime, campaign: Campaign) -> dict[str, Any]:
+    agent = await runtime.catalog.get_agent(campaign.agent_id)
+    view = campaign_view(campaign, agent)
+    view["stats"] = campaign_stats(await runtime.calls.stats(campaign.id))
+    return view
 
 
 async def create_campaign(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     body = parse(CreateCampaign, await read_object(request))
-    agent = await runtime.catalog.get_agent(body.agent_id)
-    if agent is None or agent.environment_id != request[ENVIRONMENT]:
-        raise Invalid({"agent_id": ["The selected agent id is invalid."]})
+    await _agent_in_env(runtime, body.agent_id, request[ENVIRONMENT])
     now = runtime.clock.now()
     campaign = Campaign(
         **body.model_dump(),
@@ -40,13 +56,91 @@ async def create_campaign(request: web.Request) -> web.Response:
         updated_at=now,
     )
     await runtime.catalog.save_campaign(campaign)
-    return json_response({"success": True, "data": campaign_view(campaign, agent)}, status=201)
+    return json_response({"success": True, "data": await _full_view(runtime, campaign)}, 201)
 
 
 async def get_campaign(request: web.Request) -> web.Response:
     campaign = await campaign_in_env(request)
-    agent = await runtime_of(request).catalog.get_agent(campaign.agent_id)
-    return json_response({"success": True, "data": campaign_view(campaign, agent)})
+    return json_response({"success": True, "data": await _full_view(runtime_of(request), campaign)})
+
+
+_FILTERS = ("status", "campaign_type", "agent_id")
+
+
+async def list_campaigns(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    page = PageRequest.from_query(request.query)
+    ids = await runtime.catalog.list_campaign_ids(request[ENVIRONMENT])
+    campaigns = await runtime.catalog.get_campaigns(list(reversed(ids)))
+    wanted = {name: request.query[name] for name in _FILTERS if request.query.get(name)}
+    search = request.query.get("search", "").casefold()
+    matching = [
+        c
+        for c in campaigns
+        if all(str(getattr(c, name)) == value for name, value in wanted.items())
+        and (
+            not search or search in c.name.casefold() or search in (c.description or "").casefold()
+        )
+    ]
+    chosen, envelope = page.slice(matching)
+    agents = {
+        a.id: a for a in await runtime.catalog.get_agents(sorted({c.agent_id for c in chosen}))
+    }
+    data = []
+    for campaign in chosen:
+        view = campaign_view(campaign, agents.get(campaign.agent_id))
+        view["stats"] = campaign_stats(await runtime.calls.stats(campaign.id))
+        data.append(view)
+    return json_response({"success": True, "data": data, "pagination": envelope})
+
+
+async def update_campaign(request: web.Request) -> web.Response:
+    """A partial update: the fields sent replace the stored ones, then every rule is checked."""
+    runtime = runtime_of(request)
+    campaign = await campaign_in_env(request)
+    changes = await read_object(request)
+    if campaign.status in _CLOSED:
+        raise ApiError(
+            409, "A completed or cancelled campaign cannot be edited.", "CAMPAIGN_CLOSED"
+        )
+    current = campaign.model_dump(
+        exclude={"id", "environment_id", "status", "created_at", "updated_at"}
+    )
+    known = {name: value for name, value in changes.items() if name in CampaignRules.model_fields}
+    try:
+        rules = CampaignRules.model_validate({**current, **known})
+    except ValidationError as exc:
+        raise Invalid(validation_errors(exc)) from exc
+    if rules.agent_id != campaign.agent_id:
+        await _agent_in_env(runtime, rules.agent_id, campaign.environment_id)
+    updated = Campaign(
+        **rules.model_dump(),
+        id=campaign.id,
+        environment_id=campaign.environment_id,
+        status=campaign.status,
+        created_at=campaign.created_at,
+        updated_at=runtime.clock.now(),
+    )
+    await runtime.catalog.update_rules(updated)
+    stored = await runtime.catalog.get_campaign(campaign.id)
+    if stored is None:
+        raise not_found("campaign")
+    return json_response({"success": True, "data": await _full_view(runtime, stored)})
+
+
+async def delete_campaign(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    campaign = await campaign_in_env(request)
+    if campaign.status is CampaignStatus.ACTIVE:
+        raise ApiError(
+            403, "An active campaign cannot be deleted; pause it first.", "CAMPAIGN_ACTIVE"
+        )
+    counts = await runtime.calls.stats(campaign.id)
+    if counts.get(CallStatus.IN_PROGRESS.value, 0) > 0:
+        raise ApiError(409, "The campaign has calls in progress.", "CALLS_IN_PROGRESS")
+    await _cancel_queued_calls(runtime, campaign)
+    await runtime.catalog.delete_campaign(campaign)
+    return json_response({"success": True, "data": {"id": campaign.id, "deleted": True}})
 
 
 async def change_campaign_status(request: web.Request) -> web.Response:
@@ -62,8 +156,37 @@ async def change_campaign_status(request: web.Request) -> web.Response:
             f"A campaign cannot move from {previous} to {body.status.value}.",
             "INVALID_TRANSITION",
         )
+    if body.status is CampaignStatus.CANCELLED:
+        await _cancel_queued_calls(runtime, campaign)
     updated = await runtime.catalog.get_campaign(campaign.id)
     if updated is None:
         raise not_found("campaign")
-    agent = await runtime.catalog.get_agent(updated.agent_id)
-    return json_response({"success": True, "data": campaign_view(updated, agent)})
+    return json_response({"success": True, "data": await _full_view(runtime, updated)})
+
+
+async def _cancel_queued_calls(runtime: Runtime, campaign: Campaign) -> None:
+    """Every call still waiting is cancelled and its number freed; calls in progress finish."""
+    ids = await runtime.calls.call_ids(campaign.id)
+    statuses = await runtime.calls.statuses(campaign.id, ids)
+    now = runtime.clock.now()
+    events = []
+    for call_id, (status, _) in zip(ids, statuses, strict=True):
+        if status != CallStatus.QUEUED.value:
+            continue
+        call = await runtime.calls.get(campaign.id, call_id)
+        if call is None:
+            continue
+        cancelled, _ = await runtime.calls.cancel_queued(call, now)
+        if cancelled:
+            events.append(
+                call_event(
+                    call,
+                    CallEventType.CANCELLED,
+                    now,
+                    attempt=call.attempt,
+                    max_attempts=campaign.max_retries + 1,
+                    status=CallStatus.CANCELLED.value,
+                    reason="campaign_cancelled",
+                )
+            )
+    await runtime.publisher.publish_events(events)

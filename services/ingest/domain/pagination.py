@@ -1,0 +1,53 @@
+"""Pages of a list, with the documented `pagination` envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from services.ingest.domain.errors import Invalid
+
+Item = TypeVar("Item")
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> PageRequest:
+        errors: dict[str, list[str]] = {}
+        values = {}
+        for name, default, top in (("page", 1, None), ("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)):
+            raw = query.get(name)
+            if raw is None or raw == "":
+                values[name] = default
+                continue
+            if not raw.isdigit() or int(raw) < 1:
+                errors[name] = [f"The {name.replace('_', ' ')} must be a positive integer."]
+            elif top is not None and int(raw) > top:
+                errors[name] = [f"The {name.replace('_', ' ')} must not be greater than {top}."]
+            else:
+                values[name] = int(raw)
+        if errors:
+            raise Invalid(errors)
+        return cls(values["page"], values["per_page"])
+
+    def slice(self, items: Sequence[Item]) -> tuple[Sequence[Item], dict[str, Any]]:
+        """The items of this page and the envelope that describes it."""
+        total = len(items)
+        start = (self.page - 1) * self.per_page
+        chosen = items[start : start + self.per_page]
+        envelope = {
+            "current_page": self.page,
+            "last_page": max(1, -(-total // self.per_page)),
+            "per_page": self.per_page,
+            "total": total,
+            "from": start + 1 if chosen else None,
+            "to": start + len(chosen) if chosen else None,
+        }
+        return chosen, envelope

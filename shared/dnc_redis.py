@@ -1,0 +1,300 @@
+"""Do-not-call lists in Redis: one hash per (environment, scope), E.164 number -> entry JSON.
+
+Layout (every key of one environment under the hash tag `{<environment_id>}`):
+
+- ``keys.dnc_list(env, scope)``: hash, field = E.164 number, value = the entry as JSON, with
+  ``expires_us`` (microseconds since the epoch, or null) for the scripts' expiry check.
+- ``keys.dnc_scopes(env)``: set of the scopes whose list holds entries, so a number can be
+  looked up on every list of the environment.
+
+Expiry is checked on every read against the caller's `now`, to the microsecond, exactly like
+``services.scheduler.domain.dnc.is_active``: an entry whose `expires_at` is not after `now`
+does not block and is removed by the same script that read it (never read-then-write).
+Expired entries that are never read again stay until removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from services.scheduler.domain.dnc import (
+    DncEntry,
+    EntrySource,
+    applicable_scope,
+    campaign_id_of,
+)
+from shared import keys
+from shared.models import Campaign
+
+# Numbers per script call in batch operations: bounds Lua's unpack and each call's run time.
+CHUNK: Final = 1000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+# KEYS: scopes set, list hash
+# ARGV: scope, field, value, field, value, ...
+# Registers the scope and writes the entries in one step, so a list never exists unregistered.
+_ADD: Final = """
+redis.call('SADD', KEYS[1], ARGV[1])
+local fields = {}
+for i = 2, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+return redis.call('HSET', KEYS[2], unpack(fields))
+"""
+
+# The shared Lua part: the entry under ARGV-given number in `key`, or false when absent or
+# expired at `now` (microseconds); an expired entry is deleted on the way.
+_READ_ONE: Final = """
+local function read(key, number, now)
+  local raw = redis.call('HGET', key, number)
+  if not raw then
+    return false, false
+  end
+  local expires = cjson.decode(raw)['expires_us']
+  if now and type(expires) == 'number' and now >= expires then
+    redis.call('HDEL', key, number)
+    return false, true
+  end
+  return raw, false
+end
+"""
+
+# KEYS: scopes set, list hash
+# ARGV: scope, now_us, number, number, ...
+# Returns the live entries' JSON in the order of the numbers (nil where none).
+_READ_LIST: Final = (
+    _READ_ONE
+    + """
+local now = tonumber(ARGV[2])
+local out = {}
+local dropped = false
+for i = 3, #ARGV do
+  local raw, expired = read(KEYS[2], ARGV[i], now)
+  out[#out + 1] = raw
+  dropped = dropped or expired
+end
+if dropped and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SREM', KEYS[1], ARGV[1])
+end
+return out
+"""
+)
+
+# KEYS: scopes set, list hash, list hash, ...
+# ARGV: now_us ('' = no expiry check), number, scope of KEYS[2], scope of KEYS[3], ...
+# Returns the number's entry JSON on each list, in the order of the lists (nil where none).
+_READ_EVERY_LIST: Final = (
+    _READ_ONE
+    + """
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 2, #KEYS do
+  local raw, expired = read(KEYS[i], ARGV[2], now)
+  out[#out + 1] = raw
+  if expired and redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('SREM', KEYS[1], ARGV[i + 1])
+  end
+end
+return out
+"""
+)
+
+# KEYS: scopes set, list hash, list hash, ...
+# ARGV: now_us ('' = count every entry), number, scope of KEYS[2], scope of KEYS[3], ...
+# Deletes the number from every given list; returns how many live entries went.
+_REMOVE: Final = (
+    _READ_ONE
+    + """
+local now = tonumber(ARGV[1])
+local removed = 0
+for i = 2, #KEYS do
+  local raw = read(KEYS[i], ARGV[2], now)
+  if raw then
+    removed = removed + redis.call('HDEL', KEYS[i], ARGV[2])
+  end
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('SREM', KEYS[1], ARGV[i + 1])
+  end
+end
+return removed
+"""
+)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding); `moment` must be aware."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def entry_json(entry: DncEntry) -> str:
+    return orjson.dumps(
+        {
+            "number": entry.number,
+            "scope": entry.scope,
+            "source": entry.source.value,
+            "reason": entry.reason,
+            "created_at": _iso(entry.created_at),
+            "expires_at": _iso(entry.expires_at) if entry.expires_at else None,
+            "expires_us": to_us(entry.expires_at) if entry.expires_at else None,
+        }
+    ).decode()
+
+
+def entry_from_json(raw: str | bytes) -> DncEntry:
+    data: dict[str, Any] = orjson.loads(raw)
+    expires_at = data.get("expires_at")
+    return DncEntry(
+        number=data["number"],
+        scope=data["scope"],
+        source=EntrySource(data["source"]),
+        reason=data.get("reason"),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        expires_at=datetime.fromisoformat(expires_at) if expires_at else None,
+    )
+
+
+def _scope_order(scope: str) -> tuple[int, str]:
+    campaign_id = campaign_id_of(scope)
+    return (0, "") if campaign_id is None else (1, campaign_id)
+
+
+class DncStore:
+    """The do-not-call lists of every environment. Numbers are E.164; callers normalise."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._add = redis.register_script(_ADD)
+        self._read_list = redis.register_script(_READ_LIST)
+        self._read_every_list = redis.register_script(_READ_EVERY_LIST)
+        self._remove = redis.register_script(_REMOVE)
+
+    async def add_many(self, environment_id: str, scope: str, entries: Iterable[DncEntry]) -> int:
+        """Puts entries on one list, replacing any entry of the same number there.
+
+        Pipelined in chunks of `CHUNK`; every entry's `scope` must equal `scope`. Returns how
+        many numbers were new on the list (replaced ones are not counted).
+        """
+        list_key = keys.dnc_list(environment_id, scope)
+        scopes_key = keys.dnc_scopes(environment_id)
+        chunks: list[list[str]] = []
+        chunk: list[str] = []
+        for entry in entries:
+            if entry.scope != scope:
+                raise ValueError(f"entry for {entry.number} is on {entry.scope!r}, not {scope!r}")
+            chunk.extend((entry.number, entry_json(entry)))
+            if len(chunk) >= 2 * CHUNK:
+                chunks.append(chunk)
+                chunk = []
+        if chunk:
+            chunks.append(chunk)
+        if not chunks:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for fields in chunks:
+                await self._add(keys=[scopes_key, list_key], args=[scope, *fields], client=pipe)
+            added = await pipe.execute()
+        return sum(int(count) for count in added)
+
+    async def is_blocked(
+        self, environment_id: str, scope: str, number: str, now: datetime
+    ) -> DncEntry | None:
+        """The live entry that blocks `number` on the `scope` list at `now`, or None.
+
+        One round trip. An entry expired at `now` counts as absent and is deleted.
+        """
+        rows = await self._read_list(
+            keys=[keys.dnc_scopes(environment_id), keys.dnc_list(environment_id, scope)],
+            args=[scope, to_us(now), number],
+        )
+        raw = rows[0] if rows else None
+        return entry_from_json(raw) if raw else None
+
+    async def blocks_call(self, campaign: Campaign, number: str, now: datetime) -> DncEntry | None:
+        """The entry that forbids calling `number` in `campaign` now, if its checks are on."""
+        scope = applicable_scope(campaign, campaign.id)
+        if scope is None:
+            return None
+        return await self.is_blocked(campaign.environment_id, scope, number, now)
+
+    async def blocked_many(
+        self, environment_id: str, scope: str, numbers: Sequence[str], now: datetime
+    ) -> dict[str, DncEntry]:
+        """The numbers of `numbers` blocked on the `scope` list at `now`, with their entries.
+
+        Pipelined in chunks of `CHUNK`; numbers not in the answer are not blocked.
+        """
+        if not numbers:
+            return {}
+        scopes_key = keys.dnc_scopes(environment_id)
+        list_key = keys.dnc_list(environment_id, scope)
+        now_us = to_us(now)
+        chunks = [numbers[i : i + CHUNK] for i in range(0, len(numbers), CHUNK)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for chunk in chunks:
+                await self._read_list(
+                    keys=[scopes_key, list_key], args=[scope, now_us, *chunk], client=pipe
+                )
+            replies: list[list[str | None]] = await pipe.execute()
+        blocked: dict[str, DncEntry] = {}
+        for chunk, rows in zip(chunks, replies, strict=True):
+            for number, raw in zip(chunk, rows, strict=True):
+                if raw:
+                    blocked[number] = entry_from_json(raw)
+        return blocked
+
+    async def _scopes(self, environment_id: str) -> list[str]:
+        members = cast(set[str], await self._redis.smembers(keys.dnc_scopes(environment_id)))
+        return sorted(members, key=_scope_order)
+
+    async def get(
+        self, environment_id: str, number: str, now: datetime | None = None
+    ) -> list[DncEntry]:
+        """The number's entries on every list of the environment, environment-wide list first.
+
+        With `now`, entries expired at `now` are left out (and deleted).
+        """
+        scopes = await self._scopes(environment_id)
+        if not scopes:
+            return []
+        rows = await self._read_every_list(
+            keys=[
+                keys.dnc_scopes(environment_id),
+                *(keys.dnc_list(environment_id, s) for s in scopes),
+            ],
+            args=["" if now is None else to_us(now), number, *scopes],
+        )
+        return [entry_from_json(raw) for raw in rows if raw]
+
+    async def remove(
+        self,
+        environment_id: str,
+        number: str,
+        scope: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Takes the number off the `scope` list, or off every list when `scope` is None.
+
+        Returns how many entries were removed; with `now`, entries already expired at `now`
+        are deleted too but not counted.
+        """
+        scopes = [scope] if scope is not None else await self._scopes(environment_id)
+        if not scopes:
+            return 0
+        removed = await self._remove(
+            keys=[
+                keys.dnc_scopes(environment_id),
+                *(keys.dnc_list(environment_id, s) for s in scopes),
+            ],
+            args=["" if now is None else to_us(now), number, *scopes],
+        )
+        return int(removed)

@@ -1,0 +1,68 @@
+"""Fixtures for testing the ingest service in-process against the real broker and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+from tests.conftest import KafkaServer, RedisServer
+from tests.support import ALWAYS_OPEN, AUTH, TOKEN
+
+OTHER_AUTH = {"Authorization": "Bearer other-token"}
+
+
+class IngestClient:
+    """Calls the in-process API and decodes the JSON answer."""
+
+    def __init__(self, client: TestClient[Any, Any]) -> None:
+        self.client = client
+
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        response = await self.client.request(
+            method, f"/api/v1{path}", json=body, headers=headers or AUTH
+        )
+        return response.status, orjson.loads(await response.read())
+
+    async def agent(self, **overrides: Any) -> dict[str, Any]:
+        status, body = await self.call(
+            "POST", "/agents", {"name": "A", "prompt": "Hi", **overrides}
+        )
+        assert status == 201, body
+        return dict(body["data"])
+
+    async def campaign(self, activate: bool = True, **overrides: Any) -> dict[str, Any]:
+        agent = await self.agent()
+        status, body = await self.call(
+            "POST", "/campaigns", {**ALWAYS_OPEN, "agent_id": agent["id"], **overrides}
+        )
+        assert status == 201, body
+        campaign = dict(body["data"])
+        if activate:
+            status, moved = await self.call(
+                "PATCH", f"/campaigns/{campaign['id']}/status", {"status": "active"}
+            )
+            assert status == 200, moved
+            campaign = dict(moved["data"])
+        return campaign
+
+
+@pytest.fixture
+async def ingest(
+    kafka_server: KafkaServer, redis_server: RedisServer
+) -> AsyncIterator[IngestClient]:
+    settings = IngestSettings(
+        kafka=kafka_server.settings(),
+        redis=redis_server.settings(),
+        api_tokens=f"{TOKEN}:env-a,other-token:env-b",
+        dev_api_token=None,
+    )
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield IngestClient(client)
