@@ -15,7 +15,7 @@ from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invali
 from services.ingest.domain.tokens import TokenRegistry
 from services.ingest.handlers import agents, calls, campaigns, dnc, webhooks
 from services.ingest.handlers.common import json_response
-from services.ingest.idempotency import idempotency_middleware
+from services.ingest.idempotency import IdempotencyStore, idempotency_middleware
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
 from services.ingest.settings import IngestSettings
 from shared.bus import create_broker
@@ -104,6 +104,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             allow_private_webhook_targets=settings.allow_private_webhook_targets,
             dnc=DncStore(redis),
             cooldowns=NumberCooldowns(redis),
+            idempotency=IdempotencyStore(redis),
         )
         yield
         await broker.stop()

@@ -14,7 +14,6 @@ import binascii
 import hashlib
 import logging
 import secrets
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -25,7 +24,7 @@ from redis.asyncio import Redis
 
 from services.ingest.domain.errors import ApiError, Invalid
 from services.ingest.handlers.common import json_response
-from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
+from services.ingest.keys import ENVIRONMENT, RUNTIME
 from shared import keys, redis_scripts
 
 log = logging.getLogger(__name__)
@@ -201,18 +200,6 @@ class IdempotencyStore:
         return bool(await self._settle(keys=[claim.key], args=[claim.record, "", 0]))
 
 
-_stores: weakref.WeakKeyDictionary[Redis, IdempotencyStore] = weakref.WeakKeyDictionary()
-
-
-def _store_of(runtime: Runtime) -> IdempotencyStore:
-    # The runtime exposes no Redis client of its own; the catalog's is the ingest one.
-    redis: Redis = runtime.catalog._redis
-    store = _stores.get(redis)
-    if store is None:
-        store = _stores[redis] = IdempotencyStore(redis)
-    return store
-
-
 # --- Middleware -------------------------------------------------------------------------------
 
 
@@ -250,7 +237,7 @@ async def idempotency_middleware(request: web.Request, handler: Handler) -> web.
         raise Invalid({HEADER: errors})
     body = await request.read()  # cached: the handler reads the same bytes
     key = keys.idempotency(str(environment), scope_of(request.method, request.path, values[0]))
-    store = _store_of(request.app[RUNTIME])
+    store = request.app[RUNTIME].idempotency
     outcome = await store.claim(key, fingerprint(body))
     if isinstance(outcome, Replay):
         return replay(outcome.response)

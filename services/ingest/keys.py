@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -12,6 +13,10 @@ from shared.clock import Clock
 from shared.dnc_redis import DncStore
 from shared.limits_redis import NumberCooldowns
 from shared.state_redis import CallStore, CatalogStore
+
+if TYPE_CHECKING:
+    # The middleware module reads this module's keys; import its store for typing only.
+    from services.ingest.idempotency import IdempotencyStore
 
 
 @dataclass(slots=True)
@@ -27,6 +32,7 @@ class Runtime:
     allow_private_webhook_targets: bool
     dnc: DncStore
     cooldowns: NumberCooldowns
+    idempotency: IdempotencyStore
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
