@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from shared import keys, redis_scripts
 from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Webhook
@@ -16,9 +16,11 @@ from shared.settings import RedisSettings
 
 
 def create_redis(settings: RedisSettings) -> Redis:
-    return Redis.from_url(
-        settings.url, decode_responses=True, max_connections=settings.max_connections
+    """A client whose pool makes callers wait for a free connection instead of failing."""
+    pool = BlockingConnectionPool.from_url(
+        settings.url, decode_responses=True, max_connections=settings.max_connections, timeout=10
     )
+    return Redis(connection_pool=pool)
 
 
 def to_iso(moment: datetime) -> str:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from devstack.processes import Managed, broker_command, free_port, redis_command, wait_for_port
 from shared.bus import ensure_topics
 from shared.settings import KafkaSettings, RedisSettings
+from shared.state_redis import create_redis
 
 
 @dataclass
@@ -88,7 +89,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url, decode_responses=True)
+    client = create_redis(RedisSettings(url=redis_server.url))
     yield client
     await client.aclose()
 

@@ -1,0 +1,110 @@
+"""The scheduler and the dialer in-process on the real broker and Redis, sharing one clock."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from redis.asyncio import Redis
+
+from services.dialer.app import Deps as DialerDeps
+from services.dialer.app import create_app as create_dialer
+from services.dialer.settings import DialerSettings
+from services.scheduler.app import Deps as SchedulerDeps
+from services.scheduler.app import create_app as create_scheduler
+from services.scheduler.settings import SchedulerSettings
+from shared.events import CallEvent, CallEventType, CallRequested
+from shared.models import Agent, Campaign, CampaignRules, CampaignStatus
+from shared.settings import KafkaSettings, RedisSettings
+from shared.state_redis import CatalogStore
+from tests.clock import MovableClock
+from tests.support import ALWAYS_OPEN
+
+
+def kafka_settings(bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap_servers=bootstrap, session_timeout_ms=2000, heartbeat_interval_ms=300
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_pipeline(
+    bootstrap: str,
+    redis_url: str,
+    clock: MovableClock,
+    *,
+    dialer: bool = True,
+    schedulers: int = 1,
+    **scheduler_overrides: Any,
+) -> AsyncIterator[None]:
+    """Starts `schedulers` scheduler apps (one consumer group) and optionally a dialer."""
+    apps = [
+        create_scheduler(
+            SchedulerSettings(
+                kafka=kafka_settings(bootstrap),
+                redis=RedisSettings(url=redis_url),
+                pump_interval_ms=50,
+                reap_interval_ms=200,
+                **scheduler_overrides,
+            ),
+            SchedulerDeps(clock=clock),
+        )
+        for _ in range(schedulers)
+    ]
+    if dialer:
+        apps.append(
+            create_dialer(
+                DialerSettings(
+                    kafka=kafka_settings(bootstrap),
+                    redis=RedisSettings(url=redis_url),
+                    sandbox_ring_ms=20,
+                    sandbox_talk_ms=50,
+                ),
+                DialerDeps(clock=clock),
+            )
+        )
+    async with contextlib.AsyncExitStack() as stack:
+        for app in apps:
+            await stack.enter_async_context(app)
+        yield
+
+
+async def seed_campaign(
+    redis: Redis, now: datetime, campaign_id: str = "campaign-1", **rules: Any
+) -> Campaign:
+    """An active campaign (always open unless `rules` say otherwise) stored straight in Redis."""
+    catalog = CatalogStore(redis)
+    agent = Agent(id="agent-1", environment_id="env-a", name="A", prompt="Hi", created_at=now)
+    await catalog.save_agent(agent)
+    parsed = CampaignRules.model_validate({**ALWAYS_OPEN, "agent_id": agent.id, **rules})
+    campaign = Campaign(
+        **parsed.model_dump(),
+        id=campaign_id,
+        environment_id="env-a",
+        status=CampaignStatus.ACTIVE,
+        created_at=now,
+        updated_at=now,
+    )
+    await catalog.save_campaign(campaign)
+    return campaign
+
+
+def request(campaign_id: str, to: str, call_id: str, **extra: Any) -> tuple[bytes, bytes]:
+    """A topic request and its documented key."""
+    message = CallRequested(campaign_id=campaign_id, to=to, call_id=call_id, **extra)
+    return message.model_dump_json().encode(), f"{campaign_id}:{to}".encode()
+
+
+@dataclass
+class Events:
+    records: list[ConsumerRecord[bytes, bytes]]
+
+    def all(self) -> list[CallEvent]:
+        return [CallEvent.model_validate_json(r.value) for r in self.records]
+
+    def of(self, call_id: str, *types: CallEventType) -> list[CallEvent]:
+        return [e for e in self.all() if e.call_id == call_id and (not types or e.type in types)]

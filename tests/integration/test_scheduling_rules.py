@@ -1,0 +1,225 @@
+"""Campaign rules end to end through the scheduler and dialer, on the real broker and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from redis.asyncio import Redis
+
+from services.scheduler.domain.dnc import DncEntry, EntrySource
+from shared import keys
+from shared.dnc_redis import DncStore
+from shared.events import CallDue, CallEventType
+from shared.models import CampaignStatus
+from shared.state_redis import CatalogStore
+from shared.topics import CALLS_DUE, CALLS_EVENTS, CALLS_REQUESTED
+from tests.clock import MovableClock
+from tests.conftest import KafkaServer, RedisServer, wait_until
+from tests.integration.pipeline import Events, request, running_pipeline, seed_campaign
+from tests.support import read_topic
+
+pytestmark = pytest.mark.integration
+Records = list[ConsumerRecord[bytes, bytes]]
+
+
+async def _publish(bootstrap: str, *messages: tuple[bytes, bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value, key in messages:
+            await producer.send_and_wait(CALLS_REQUESTED, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def _has(call_id: str, *types: CallEventType) -> Callable[[Records], bool]:
+    def check(records: Records) -> bool:
+        seen = {e.type for e in Events(records).of(call_id)}
+        return all(t in seen for t in types)
+
+    return check
+
+
+async def test_a_call_is_released_within_two_seconds_of_its_window_opening(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    real = datetime.now(UTC)
+    opening = (real + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    if opening.hour == 23:
+        opening += timedelta(hours=1)
+    clock = MovableClock(opening - timedelta(seconds=3))
+    start = f"{opening:%H:%M}"
+    await seed_campaign(
+        redis,
+        clock.now(),
+        call_time_ranges=[{"start": start, "end": f"{opening.hour + 1:02d}:00"}],
+    )
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock, dialer=False):
+        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1"))
+        records = await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 1)
+        arrived = clock.now()
+    due = CallDue.model_validate_json(records[0].value)
+    assert due.call_id == "call-1"
+    assert due.due_at == opening
+    assert opening <= due.released_at < opening + timedelta(seconds=2)
+    assert arrived - opening < timedelta(seconds=2)
+
+
+async def test_no_answer_is_retried_after_its_cooldown_then_ends(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    clock = MovableClock()
+    await seed_campaign(
+        redis, clock.now(), max_retries=1, retry_cooldown_hours=1, no_answer_cooldown_hours=2
+    )
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
+        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550104", "call-1"))
+        records = await read_topic(
+            kafka_server.bootstrap,
+            CALLS_EVENTS,
+            _has("call-1", CallEventType.NO_ANSWER, CallEventType.RETRY_SCHEDULED),
+        )
+        first = Events(records).of("call-1", CallEventType.NO_ANSWER)[0]
+        retry = Events(records).of("call-1", CallEventType.RETRY_SCHEDULED)[0]
+        assert first.will_retry
+        assert first.attempt == 1
+        assert retry.attempt == 2
+        assert first.next_attempt_at == retry.next_attempt_at
+        assert first.next_attempt_at is not None
+        wait = first.next_attempt_at - first.occurred_at
+        assert timedelta(hours=2) <= wait < timedelta(hours=2, seconds=5)
+        stored = await redis.hgetall(keys.call("campaign-1", "call-1"))
+        assert stored["status"] == "queued"
+        assert stored["attempt"] == "2"
+
+        clock.advance(timedelta(hours=2, seconds=1))
+
+        def ended(r: Records) -> bool:
+            return any(not e.will_retry for e in Events(r).of("call-1", CallEventType.NO_ANSWER))
+
+        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, ended)
+    events = Events(records)
+    final = next(e for e in events.of("call-1", CallEventType.NO_ANSWER) if not e.will_retry)
+    assert final.attempt == 2
+    assert final.status == "no_answer"
+    assert len(events.of("call-1", CallEventType.STARTED)) == 2
+    assert await redis.get(keys.active_number("campaign-1", "+12125550104")) is None
+
+
+async def test_an_invalid_number_error_ends_the_call_at_once(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    clock = MovableClock()
+    await seed_campaign(redis, clock.now(), max_retries=3)
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
+        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550109", "call-9"))
+        records = await read_topic(
+            kafka_server.bootstrap, CALLS_EVENTS, _has("call-9", CallEventType.FAILED)
+        )
+    (failed,) = Events(records).of("call-9", CallEventType.FAILED)
+    assert failed.error == "invalid_number"
+    assert not failed.will_retry
+    assert Events(records).of("call-9", CallEventType.RETRY_SCHEDULED) == []
+    assert (await redis.hget(keys.call("campaign-1", "call-9"), "status")) == "failed"
+
+
+async def test_a_paused_campaign_holds_its_calls_and_resuming_releases_them(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    clock = MovableClock()
+    campaign = await seed_campaign(redis, clock.now())
+    catalog = CatalogStore(redis)
+    await catalog.transition_campaign(
+        campaign.id, CampaignStatus.PAUSED, [CampaignStatus.ACTIVE], clock.now()
+    )
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
+        await _publish(kafka_server.bootstrap, request(campaign.id, "+12125550120", "held"))
+        queued = await read_topic(
+            kafka_server.bootstrap, CALLS_EVENTS, _has("held", CallEventType.QUEUED)
+        )
+        assert Events(queued).of("held", CallEventType.QUEUED)[0].reason == "campaign_paused"
+        shard = keys.due_shard_of("held", 16)
+        member = keys.due_member(campaign.id, "held")
+        first_score = await redis.zscore(keys.due_queue(shard), member)
+        assert first_score is not None
+
+        async def looked_at_twice() -> bool:
+            score = await redis.zscore(keys.due_queue(shard), member)
+            return score is not None and score >= first_score + 2000
+
+        await wait_until(looked_at_twice, within=15)
+        assert await redis.hget(keys.call(campaign.id, "held"), "status") == "queued"
+        assert not Events(
+            await read_topic(kafka_server.bootstrap, CALLS_EVENTS, lambda r: True)
+        ).of("held", CallEventType.STARTED)
+
+        await catalog.transition_campaign(
+            campaign.id, CampaignStatus.ACTIVE, [CampaignStatus.PAUSED], clock.now()
+        )
+        await read_topic(
+            kafka_server.bootstrap, CALLS_EVENTS, _has("held", CallEventType.COMPLETED)
+        )
+
+
+async def test_a_number_put_on_the_dnc_list_while_queued_is_never_dialed(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    clock = MovableClock()
+    campaign = await seed_campaign(redis, clock.now())
+    catalog = CatalogStore(redis)
+    await catalog.transition_campaign(
+        campaign.id, CampaignStatus.PAUSED, [CampaignStatus.ACTIVE], clock.now()
+    )
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
+        await _publish(kafka_server.bootstrap, request(campaign.id, "+12125550130", "dnc"))
+        await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _has("dnc", CallEventType.QUEUED))
+        entry = DncEntry(
+            number="+12125550130",
+            scope="environment",
+            source=EntrySource.API,
+            reason="asked",
+            created_at=clock.now(),
+        )
+        await DncStore(redis).add_many("env-a", "environment", [entry])
+        await catalog.transition_campaign(
+            campaign.id, CampaignStatus.ACTIVE, [CampaignStatus.PAUSED], clock.now()
+        )
+        records = await read_topic(
+            kafka_server.bootstrap, CALLS_EVENTS, _has("dnc", CallEventType.BLOCKED)
+        )
+    assert Events(records).of("dnc", CallEventType.STARTED) == []
+    assert await redis.hget(keys.call(campaign.id, "dnc"), "status") == "blocked"
+    assert await redis.get(keys.active_number(campaign.id, "+12125550130")) is None
+
+
+async def test_after_a_completed_call_the_number_rests_in_every_campaign(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    clock = MovableClock()
+    await seed_campaign(
+        redis,
+        clock.now(),
+        "campaign-a",
+        enable_post_completion_cooldown=True,
+        post_completion_cooldown_hours=3,
+    )
+    await seed_campaign(redis, clock.now(), "campaign-b")
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
+        await _publish(kafka_server.bootstrap, request("campaign-a", "+12125550140", "first"))
+        records = await read_topic(
+            kafka_server.bootstrap, CALLS_EVENTS, _has("first", CallEventType.COMPLETED)
+        )
+        completed_at = Events(records).of("first", CallEventType.ANSWERED)[0].occurred_at
+        await _publish(kafka_server.bootstrap, request("campaign-b", "+12125550140", "second"))
+        records = await read_topic(
+            kafka_server.bootstrap, CALLS_EVENTS, _has("second", CallEventType.QUEUED)
+        )
+    (queued,) = Events(records).of("second", CallEventType.QUEUED)
+    assert queued.reason == "cooldown"
+    assert queued.next_attempt_at is not None
+    rest = queued.next_attempt_at - completed_at
+    assert timedelta(hours=3) <= rest < timedelta(hours=3, seconds=5)
+    assert Events(records).of("second", CallEventType.STARTED) == []
