@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ ALWAYS_OPEN: dict[str, Any] = {
 class Delivery:
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
+    received_at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         import orjson
@@ -45,6 +48,10 @@ class Receiver:
 
     deliveries: list[Delivery] = field(default_factory=list)
     status: int = 200
+    # Answers for the next requests, in order (e.g. [500, 500]); `status` once they run out.
+    statuses: list[int] = field(default_factory=list)
+    # How long each answer is held back (seconds), to make a sender time out.
+    delay_s: float = 0.0
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -54,11 +61,17 @@ class Receiver:
 
     async def start(self) -> Receiver:
         async def receive(request: web.Request) -> web.Response:
-            self.deliveries.append(Delivery(dict(request.headers), await request.read()))
-            return web.Response(status=self.status)
+            self.deliveries.append(
+                Delivery(dict(request.headers), await request.read(), request.method)
+            )
+            status = self.statuses.pop(0) if self.statuses else self.status
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            return web.Response(status=status)
 
         app = web.Application()
-        app.router.add_post("/hooks", receive)
+        for method in ("POST", "PUT", "PATCH"):
+            app.router.add_route(method, "/hooks", receive)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -140,7 +153,9 @@ async def read_topic(
         while not until(records):
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
-                raise AssertionError(f"{topic}: condition not met in {within}s; got {records}")
+                raise AssertionError(
+                    f"{topic}: condition not met in {within}s; read {len(records)} records"
+                )
             batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             for partition_records in batch.values():
                 records.extend(partition_records)

@@ -1,0 +1,165 @@
+"""Service copies killed with SIGKILL mid-work: no call is lost and none is dialed twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.events import CallDue, CallEvent, CallEventType
+from shared.models import Call
+from shared.state_redis import CallStore
+from shared.topics import CALLS_DUE, CALLS_EVENTS
+from tests.clock import MovableClock
+from tests.conftest import KafkaServer, RedisServer, wait_until
+from tests.integration.pipeline import seed_campaign
+from tests.stack import Stack
+from tests.support import Api, read_topic
+
+pytestmark = pytest.mark.fault
+
+
+def _events(records: list[object]) -> list[CallEvent]:
+    return [CallEvent.model_validate_json(r.value) for r in records]  # type: ignore[attr-defined]
+
+
+async def test_a_dialer_killed_mid_call_frees_its_slot_and_the_attempt_ends(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    stack = Stack(
+        kafka_server.bootstrap,
+        redis_server.url,
+        tmp_path,
+        extra_env={
+            "DIALER_SANDBOX_TALK_MS": "60000",
+            "DIAL_SLOT_LEASE_MS": "2000",
+            "SCHEDULER_REAP_INTERVAL_MS": "200",
+        },
+    ).start(["ingest", "scheduler", "dialer"])
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, stack.base_url)
+            campaign = await api.active_campaign(max_retries=1, max_concurrent_calls=1)
+            status, body = await api.call(
+                "POST", f"/campaigns/{campaign['id']}/call", {"to": "+12125550100"}
+            )
+            assert status == 201
+            call_id = body["campaign_call"]["id"]
+
+            def has(*types: CallEventType) -> object:
+                def check(records: list[object]) -> bool:
+                    seen = {e.type for e in _events(records) if e.call_id == call_id}
+                    return set(types) <= seen
+
+                return check
+
+            await read_topic(kafka_server.bootstrap, CALLS_EVENTS, has(CallEventType.STARTED))  # type: ignore[arg-type]
+            (dialer,) = stack.processes["dialer"]
+            dialer.kill()
+            stack.start_one("dialer")
+            records = await read_topic(
+                kafka_server.bootstrap,
+                CALLS_EVENTS,
+                has(CallEventType.FAILED, CallEventType.RETRY_SCHEDULED),  # type: ignore[arg-type]
+                within=30,
+            )
+            events = [e for e in _events(records) if e.call_id == call_id]
+            (failed,) = [e for e in events if e.type is CallEventType.FAILED]
+            assert failed.error == "dialer_lost"
+            assert failed.will_retry
+            assert [e.attempt for e in events if e.type is CallEventType.STARTED] == [1]
+            assert await redis.zcard(keys.dial_slots(campaign["id"])) == 0
+            _, stored = await api.call("GET", f"/campaigns/{campaign['id']}/calls/{call_id}")
+            assert stored["data"]["status"] == "queued"
+            assert stored["data"]["attempt"] == 2
+            assert stored["data"]["attempts"][0]["error"] == "dialer_lost"
+    finally:
+        stack.stop()
+
+
+async def test_a_scheduler_killed_while_releasing_loses_nothing_and_dials_nothing_twice(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    clock = MovableClock()
+    calls = CallStore(redis, 16)
+    campaign = await seed_campaign(
+        redis, clock.now(), max_concurrent_calls=10_000, calls_per_minute=100_000
+    )
+    expected = set()
+    batch = []
+    for i in range(600):
+        now = clock.now()
+        batch.append(
+            Call(
+                id=f"call-{i}",
+                campaign_id=campaign.id,
+                environment_id="env-a",
+                to=f"+1212555{i:04d}",
+                attempt=1,
+                scheduled_at=now,
+                scheduling_reason="immediate",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        expected.add(f"call-{i}")
+    for start in range(0, len(batch), 250):
+        chunk = batch[start : start + 250]
+        await asyncio.gather(*(calls.accept(call, 3_600_000) for call in chunk))
+    stack = Stack(
+        kafka_server.bootstrap,
+        redis_server.url,
+        tmp_path,
+        extra_env={
+            "DIALER_SANDBOX_RING_MS": "0",
+            "DIALER_SANDBOX_TALK_MS": "0",
+            "SCHEDULER_LEASE_MS": "2000",
+            "SCHEDULER_REAP_INTERVAL_MS": "200",
+            "SCHEDULER_CLAIM_BATCH": "50",
+        },
+    )
+    first = stack.start_one("scheduler")
+    stack.start_one("scheduler")
+    stack.start_one("dialer")
+    try:
+        # Queue the calls only now, so the copies are mid-release when one of them dies.
+        for start in range(0, len(batch), 250):
+            await asyncio.gather(*(calls.enqueue(call) for call in batch[start : start + 250]))
+        await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 100)
+        first.kill()
+
+        outcomes = {
+            CallEventType.COMPLETED,
+            CallEventType.NO_ANSWER,
+            CallEventType.BUSY,
+            CallEventType.VOICEMAIL,
+            CallEventType.FAILED,
+        }
+
+        def all_ended(records: list[object]) -> bool:
+            ended = {e.call_id for e in _events(records) if e.type in outcomes}
+            return ended >= expected
+
+        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, all_ended, within=120)  # type: ignore[arg-type]
+        assert all(p.alive() for p in stack.all() if p is not first), stack.logs_text()
+    finally:
+        stack.stop()
+    started = Counter(e.call_id for e in _events(records) if e.type is CallEventType.STARTED)
+    assert set(started) == expected
+    assert max(started.values()) == 1
+    due = await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 600)
+    released = {CallDue.model_validate_json(r.value).call_id for r in due}
+    assert released == expected
+
+    async def settled() -> bool:
+        for shard in range(16):
+            if await redis.zcard(keys.due_inflight(shard)):
+                return False
+        return True
+
+    await wait_until(settled, within=10)
