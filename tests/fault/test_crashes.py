@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
 from shared import keys
@@ -24,8 +26,11 @@ from tests.support import Api, read_topic
 pytestmark = pytest.mark.fault
 
 
-def _events(records: list[object]) -> list[CallEvent]:
-    return [CallEvent.model_validate_json(r.value) for r in records]  # type: ignore[attr-defined]
+Records = list[ConsumerRecord[bytes, bytes]]
+
+
+def _events(records: Records) -> list[CallEvent]:
+    return [CallEvent.model_validate_json(r.value) for r in records]
 
 
 async def test_a_dialer_killed_mid_call_frees_its_slot_and_the_attempt_ends(
@@ -51,21 +56,21 @@ async def test_a_dialer_killed_mid_call_frees_its_slot_and_the_attempt_ends(
             assert status == 201
             call_id = body["campaign_call"]["id"]
 
-            def has(*types: CallEventType) -> object:
-                def check(records: list[object]) -> bool:
+            def has(*types: CallEventType) -> Callable[[Records], bool]:
+                def check(records: Records) -> bool:
                     seen = {e.type for e in _events(records) if e.call_id == call_id}
                     return set(types) <= seen
 
                 return check
 
-            await read_topic(kafka_server.bootstrap, CALLS_EVENTS, has(CallEventType.STARTED))  # type: ignore[arg-type]
+            await read_topic(kafka_server.bootstrap, CALLS_EVENTS, has(CallEventType.STARTED))
             (dialer,) = stack.processes["dialer"]
             dialer.kill()
             stack.start_one("dialer")
             records = await read_topic(
                 kafka_server.bootstrap,
                 CALLS_EVENTS,
-                has(CallEventType.FAILED, CallEventType.RETRY_SCHEDULED),  # type: ignore[arg-type]
+                has(CallEventType.FAILED, CallEventType.RETRY_SCHEDULED),
                 within=30,
             )
             events = [e for e in _events(records) if e.call_id == call_id]
@@ -141,11 +146,11 @@ async def test_a_scheduler_killed_while_releasing_loses_nothing_and_dials_nothin
             CallEventType.FAILED,
         }
 
-        def all_ended(records: list[object]) -> bool:
+        def all_ended(records: Records) -> bool:
             ended = {e.call_id for e in _events(records) if e.type in outcomes}
             return ended >= expected
 
-        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, all_ended, within=120)  # type: ignore[arg-type]
+        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, all_ended, within=120)
         assert all(p.alive() for p in stack.all() if p is not first), stack.logs_text()
     finally:
         stack.stop()
