@@ -53,14 +53,18 @@ class Stack:
             self.start_one(name)
         return self
 
-    def start_one(self, name: str) -> Managed:
+    def start_one(self, name: str, api_port: int | None = None) -> Managed:
+        """Starts one more copy of a service; another ingest copy needs its own `api_port`."""
         copies = self.processes.setdefault(name, [])
         log = self.logs / f"{name}-{len(copies)}.log"
-        process = Managed(name, service_command(name), self.env(), log, ROOT).start()
+        env = self.env()
+        port = api_port or self.api_port
+        env["API_PORT"] = str(port)
+        process = Managed(name, service_command(name), env, log, ROOT).start()
         copies.append(process)
         if name == "ingest":
             assert process.process is not None
-            wait_for_port("127.0.0.1", self.api_port, 60, process.process)
+            wait_for_port("127.0.0.1", port, 60, process.process)
         return process
 
     def all(self) -> list[Managed]:
