@@ -223,3 +223,33 @@ async def test_after_a_completed_call_the_number_rests_in_every_campaign(
     rest = queued.next_attempt_at - completed_at
     assert timedelta(hours=3) <= rest < timedelta(hours=3, seconds=5)
     assert Events(records).of("second", CallEventType.STARTED) == []
+
+
+async def test_a_call_still_queued_after_the_end_date_expires(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    clock = MovableClock()
+    today = clock.now().date()
+    campaign = await seed_campaign(
+        redis,
+        clock.now(),
+        start_date=str(today - timedelta(days=1)),
+        end_date=str(today + timedelta(days=1)),
+    )
+    catalog = CatalogStore(redis)
+    await catalog.transition_campaign(
+        campaign.id, CampaignStatus.PAUSED, [CampaignStatus.ACTIVE], clock.now()
+    )
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
+        await _publish(kafka_server.bootstrap, request(campaign.id, "+12125550150", "late"))
+        await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _has("late", CallEventType.QUEUED))
+        clock.advance(timedelta(days=3))
+        await catalog.transition_campaign(
+            campaign.id, CampaignStatus.ACTIVE, [CampaignStatus.PAUSED], clock.now()
+        )
+        records = await read_topic(
+            kafka_server.bootstrap, CALLS_EVENTS, _has("late", CallEventType.EXPIRED)
+        )
+    assert Events(records).of("late", CallEventType.STARTED) == []
+    assert await redis.hget(keys.call(campaign.id, "late"), "status") == "expired"
+    assert await redis.get(keys.active_number(campaign.id, "+12125550150")) is None
