@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -60,6 +61,53 @@ async def consume_guarded(
     except Exception as exc:
         log.exception("unexpected failure consuming %s; parking the message", topic)
         await send_to_dlq(broker, body, key, topic, consumer, f"unhandled error: {exc!r}")
+
+
+async def consume_batch(
+    broker: KafkaBroker,
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+    topic: str,
+    consumer: str,
+    handle: Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]],
+    concurrency: int,
+) -> None:
+    """Handles a fetched batch: records of one key in order, different keys side by side.
+
+    Keys carry the ordering that matters (one number in one campaign, one call), so records
+    sharing a key run one after another; the rest run concurrently, `concurrency` at a time.
+    A transient failure cancels the batch and raises, so the whole batch is delivered again;
+    every handler is idempotent, so the records already done are no-ops the second time.
+    """
+    groups: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
+    for index, record in enumerate(records):
+        # Records without a key promise no order: each is a group of its own.
+        group_key = record.key if record.key is not None else f"\0{index}".encode()
+        groups.setdefault(group_key, []).append(record)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def run(group: list[ConsumerRecord[bytes, bytes]]) -> None:
+        async with slots:
+            for record in group:
+                await consume_guarded(
+                    broker,
+                    record.value or b"",
+                    record.key,
+                    topic,
+                    consumer,
+                    functools.partial(handle, record),
+                )
+
+    async with asyncio.TaskGroup() as tasks:
+        for group in groups.values():
+            tasks.create_task(run(group))
+
+
+def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+    """The consumer records behind a batch message."""
+    batch = message.raw_message
+    if not isinstance(batch, tuple):
+        raise TypeError("one message was delivered where a batch was expected")
+    return batch
 
 
 def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:

@@ -21,6 +21,9 @@ class KafkaSettings(BaseSettings):
     # broker also holds a new member's join for half of it.
     session_timeout_ms: int = Field(default=10_000, ge=500)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    # Consumers fetch up to this many records at once and handle different keys side by side.
+    batch_max_records: int = Field(default=500, ge=1)
+    batch_concurrency: int = Field(default=64, ge=1)
 
 
 class RedisSettings(BaseSettings):

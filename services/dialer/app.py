@@ -13,7 +13,7 @@ from services.dialer.adapters.telephony_sandbox import SandboxTelephony
 from services.dialer.domain.telephony import Telephony
 from services.dialer.handlers import DialerRuntime, DialHandler
 from services.dialer.settings import DialerSettings
-from shared.bus import consume_guarded, create_broker, record_of
+from shared.bus import consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.limits_redis import DialLimits
@@ -48,23 +48,27 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
     )
     handler = DialHandler(runtime, settings.max_in_flight)
 
+    kafka = settings.kafka
+
+    # Batches, acknowledged once every due call in them is claimed and started (or skipped).
     @broker.subscriber(
         CALLS_DUE,
         group_id=settings.group_id,
+        batch=True,
+        max_records=kafka.batch_max_records,
         auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka.session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_due(message: KafkaMessage) -> None:
-        key = record_of(message).key
-        await consume_guarded(
+        await consume_batch(
             broker,
-            message.body,
-            key,
+            records_of(message),
             CALLS_DUE,
             "dialer",
-            lambda: handler.on_call_due(message.body, key),
+            lambda r: handler.on_call_due(r.value or b"", r.key),
+            kafka.batch_concurrency,
         )
 
     app = FastStream(broker)

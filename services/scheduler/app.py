@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from services.scheduler.due_pump import DuePump
 from services.scheduler.handlers import OutcomeHandler, RequestHandler, SchedulerRuntime
 from services.scheduler.settings import SchedulerSettings
-from shared.bus import consume_guarded, create_broker, record_of
+from shared.bus import consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.limits_redis import DialLimits, NumberCooldowns
@@ -56,37 +56,48 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         claim_ttl_ms=settings.claim_ttl_seconds * 1000,
     )
 
-    # NACK_ON_ERROR: the offset is committed after the handler stored its work; a transient
-    # failure (Redis or Kafka away) seeks back so the message is processed again.
+    kafka = settings.kafka
+
+    # Batches, acknowledged after every record in them is stored (NACK_ON_ERROR): a transient
+    # failure (Redis or Kafka away) seeks back, so the batch is processed again.
     @broker.subscriber(
         CALLS_REQUESTED,
         group_id=settings.group_id,
+        batch=True,
+        max_records=kafka.batch_max_records,
         auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka.session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_requested(message: KafkaMessage) -> None:
-        record = record_of(message)
-        await requests.on_call_requested(message.body, record.key, record.partition, record.offset)
+        await consume_batch(
+            broker,
+            records_of(message),
+            CALLS_REQUESTED,
+            "scheduler",
+            lambda r: requests.on_call_requested(r.value or b"", r.key, r.partition, r.offset),
+            kafka.batch_concurrency,
+        )
 
     @broker.subscriber(
         CALLS_EVENTS,
         group_id=f"{settings.group_id}-outcomes",
+        batch=True,
+        max_records=kafka.batch_max_records,
         auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka.session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_call_event(message: KafkaMessage) -> None:
-        key = record_of(message).key
-        await consume_guarded(
+        await consume_batch(
             broker,
-            message.body,
-            key,
+            records_of(message),
             CALLS_EVENTS,
             "scheduler",
-            lambda: outcomes.on_call_event(message.body, key),
+            lambda r: outcomes.on_call_event(r.value or b"", r.key),
+            kafka.batch_concurrency,
         )
 
     app = FastStream(broker)
