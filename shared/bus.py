@@ -7,10 +7,12 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Literal, TypedDict
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -108,6 +110,32 @@ def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...
     if not isinstance(batch, tuple):
         raise TypeError("one message was delivered where a batch was expected")
     return batch
+
+
+class BatchConsumerOptions(TypedDict):
+    batch: Literal[True]
+    max_records: int
+    auto_offset_reset: Literal["earliest"]
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    ack_policy: AckPolicy
+
+
+def batch_consumer(settings: KafkaSettings) -> BatchConsumerOptions:
+    """Options every consumer group shares.
+
+    Batches are acknowledged after every record in them is stored (NACK_ON_ERROR); a transient
+    failure seeks back, so the batch is processed again. A new group starts at the earliest
+    offset, so nothing published before it first joined is skipped.
+    """
+    return BatchConsumerOptions(
+        batch=True,
+        max_records=settings.batch_max_records,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
 
 
 def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:

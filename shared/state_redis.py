@@ -371,6 +371,14 @@ class CallStore:
         )
         return bool(first), str(stored)
 
+    async def end_undialed(
+        self, call: Call, attempt: int, status: CallStatus, now: datetime
+    ) -> bool:
+        """Ends an attempt that was never dialed (blocked, expired), once; frees the number."""
+        decision = orjson.dumps({"status": status.value, "decided_at": to_iso(now)}).decode()
+        first, _ = await self.apply_outcome(call, attempt, decision, status, now, terminal=True)
+        return first
+
     async def cancel_queued(self, call: Call, now: datetime) -> tuple[bool, str]:
         """Cancels a call that is still waiting; returns (cancelled, status before)."""
         cancelled, before = await self._cancel(

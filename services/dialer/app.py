@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from faststream import AckPolicy, FastStream
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
@@ -13,7 +13,7 @@ from services.dialer.adapters.telephony_sandbox import SandboxTelephony
 from services.dialer.domain.telephony import Telephony
 from services.dialer.handlers import DialerRuntime, DialHandler
 from services.dialer.settings import DialerSettings
-from shared.bus import consume_batch, create_broker, records_of
+from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.limits_redis import DialLimits
@@ -50,16 +50,10 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
 
     kafka = settings.kafka
 
-    # Batches, acknowledged once every due call in them is claimed and started (or skipped).
     @broker.subscriber(
         CALLS_DUE,
         group_id=settings.group_id,
-        batch=True,
-        max_records=kafka.batch_max_records,
-        auto_offset_reset="earliest",
-        session_timeout_ms=kafka.session_timeout_ms,
-        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        **batch_consumer(kafka),
     )
     async def on_call_due(message: KafkaMessage) -> None:
         await consume_batch(

@@ -6,8 +6,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-import orjson
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
@@ -19,7 +19,7 @@ from shared.dnc_redis import DncStore
 from shared.events import CallDue, CallEventType, call_event
 from shared.limits_redis import DialLimits
 from shared.models import Call, CallStatus, CampaignStatus
-from shared.state_redis import CallStore, CatalogStore, to_iso
+from shared.state_redis import CallStore, CatalogStore
 from shared.topics import CALLS_DUE
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,7 @@ class DialHandler:
 
     async def _block(self, call: Call, attempt: int, max_attempts: int, now: datetime) -> None:
         """The number went on a do-not-call list after the call was queued: never dialed."""
-        decision = orjson.dumps({"status": CallStatus.BLOCKED.value, "decided_at": to_iso(now)})
-        await self._rt.calls.apply_outcome(
-            call, attempt, decision.decode(), CallStatus.BLOCKED, now, terminal=True
-        )
+        await self._rt.calls.end_undialed(call, attempt, CallStatus.BLOCKED, now)
         await self._rt.limits.free(call.campaign_id, keys.slot_member(call.id, attempt))
         event = call_event(
             call,
@@ -107,20 +104,19 @@ class DialHandler:
             log.error("call task failed", exc_info=task.exception())
 
     async def _place(self, call: Call, attempt: int, max_attempts: int, prompt: str) -> None:
-        clock = self._rt.clock
-        await publish_events(
-            self._rt.broker,
-            [
-                call_event(
-                    call,
-                    CallEventType.STARTED,
-                    clock.now(),
-                    attempt=attempt,
-                    max_attempts=max_attempts,
-                    status=CallStatus.IN_PROGRESS.value,
-                )
-            ],
-        )
+        async def tell(event_type: CallEventType, status: str, **fields: Any) -> None:
+            event = call_event(
+                call,
+                event_type,
+                self._rt.clock.now(),
+                attempt=attempt,
+                max_attempts=max_attempts,
+                status=status,
+                **fields,
+            )
+            await publish_events(self._rt.broker, [event])
+
+        await tell(CallEventType.STARTED, CallStatus.IN_PROGRESS.value)
         keeper = asyncio.create_task(self._keep_slot(call, attempt))
         try:
             result = await self._rt.telephony.place_call(
@@ -129,34 +125,13 @@ class DialHandler:
         finally:
             keeper.cancel()
         if result.answered:
-            await publish_events(
-                self._rt.broker,
-                [
-                    call_event(
-                        call,
-                        CallEventType.ANSWERED,
-                        clock.now(),
-                        attempt=attempt,
-                        max_attempts=max_attempts,
-                        status=CallStatus.IN_PROGRESS.value,
-                    )
-                ],
-            )
-        await publish_events(
-            self._rt.broker,
-            [
-                call_event(
-                    call,
-                    CallEventType.ATTEMPT_ENDED,
-                    clock.now(),
-                    attempt=attempt,
-                    max_attempts=max_attempts,
-                    status=result.outcome.value,
-                    outcome=result.outcome.value,
-                    error=result.error,
-                    duration_seconds=result.duration_seconds,
-                )
-            ],
+            await tell(CallEventType.ANSWERED, CallStatus.IN_PROGRESS.value)
+        await tell(
+            CallEventType.ATTEMPT_ENDED,
+            result.outcome.value,
+            outcome=result.outcome.value,
+            error=result.error,
+            duration_seconds=result.duration_seconds,
         )
 
     async def _keep_slot(self, call: Call, attempt: int) -> None:

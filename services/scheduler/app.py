@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from faststream import AckPolicy, FastStream
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from services.scheduler.due_pump import DuePump
 from services.scheduler.handlers import OutcomeHandler, RequestHandler, SchedulerRuntime
 from services.scheduler.settings import SchedulerSettings
-from shared.bus import consume_batch, create_broker, records_of
+from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.limits_redis import DialLimits, NumberCooldowns
@@ -58,17 +58,10 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
 
     kafka = settings.kafka
 
-    # Batches, acknowledged after every record in them is stored (NACK_ON_ERROR): a transient
-    # failure (Redis or Kafka away) seeks back, so the batch is processed again.
     @broker.subscriber(
         CALLS_REQUESTED,
         group_id=settings.group_id,
-        batch=True,
-        max_records=kafka.batch_max_records,
-        auto_offset_reset="earliest",
-        session_timeout_ms=kafka.session_timeout_ms,
-        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        **batch_consumer(kafka),
     )
     async def on_call_requested(message: KafkaMessage) -> None:
         await consume_batch(
@@ -83,12 +76,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     @broker.subscriber(
         CALLS_EVENTS,
         group_id=f"{settings.group_id}-outcomes",
-        batch=True,
-        max_records=kafka.batch_max_records,
-        auto_offset_reset="earliest",
-        session_timeout_ms=kafka.session_timeout_ms,
-        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        **batch_consumer(kafka),
     )
     async def on_call_event(message: KafkaMessage) -> None:
         await consume_batch(

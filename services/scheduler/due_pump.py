@@ -7,8 +7,6 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-import orjson
-
 from services.scheduler.domain.policy import CLOSED_STATUSES, calling_policy
 from services.scheduler.domain.retry import Outcome
 from services.scheduler.domain.windows import Closed, next_allowed_time
@@ -18,7 +16,7 @@ from shared.bus import publish_events
 from shared.events import CallDue, CallEventType, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
-from shared.state_redis import DueClaim, from_ms, to_iso
+from shared.state_redis import DueClaim, from_ms
 from shared.topics import CALLS_DUE, call_key
 
 log = logging.getLogger(__name__)
@@ -234,10 +232,7 @@ class DuePump:
         await publish_events(self._rt.broker, [event])
 
     async def _expire(self, call: Call, campaign: Campaign, now: datetime) -> None:
-        decision = {"status": CallStatus.EXPIRED.value, "decided_at": to_iso(now)}
-        await self._rt.calls.apply_outcome(
-            call, call.attempt, orjson.dumps(decision).decode(), CallStatus.EXPIRED, now, True
-        )
+        await self._rt.calls.end_undialed(call, call.attempt, CallStatus.EXPIRED, now)
         event = call_event(
             call,
             CallEventType.EXPIRED,

@@ -14,12 +14,11 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.events import CallDue, CallEvent, CallEventType
-from shared.models import Call
 from shared.state_redis import CallStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS
 from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until
-from tests.integration.pipeline import seed_campaign
+from tests.integration.pipeline import seed_calls, seed_campaign
 from tests.stack import Stack
 from tests.support import Api, read_topic
 
@@ -95,27 +94,8 @@ async def test_a_scheduler_killed_while_releasing_loses_nothing_and_dials_nothin
     campaign = await seed_campaign(
         redis, clock.now(), max_concurrent_calls=10_000, calls_per_minute=100_000
     )
-    expected = set()
-    batch = []
-    for i in range(600):
-        now = clock.now()
-        batch.append(
-            Call(
-                id=f"call-{i}",
-                campaign_id=campaign.id,
-                environment_id="env-a",
-                to=f"+1212555{i:04d}",
-                attempt=1,
-                scheduled_at=now,
-                scheduling_reason="immediate",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        expected.add(f"call-{i}")
-    for start in range(0, len(batch), 250):
-        chunk = batch[start : start + 250]
-        await asyncio.gather(*(calls.accept(call, 3_600_000) for call in chunk))
+    batch = await seed_calls(redis, campaign.id, 600, clock.now(), enqueue=False)
+    expected = {call.id for call in batch}
     stack = Stack(
         kafka_server.bootstrap,
         redis_server.url,

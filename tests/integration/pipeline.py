@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from services.scheduler.app import Deps as SchedulerDeps
 from services.scheduler.app import create_app as create_scheduler
 from services.scheduler.settings import SchedulerSettings
 from shared.events import CallEvent, CallEventType, CallRequested
-from shared.models import Agent, Campaign, CampaignRules, CampaignStatus
+from shared.models import Agent, Call, Campaign, CampaignRules, CampaignStatus
 from shared.settings import KafkaSettings, RedisSettings
-from shared.state_redis import CatalogStore
+from shared.state_redis import CallStore, CatalogStore
 from tests.clock import MovableClock
 from tests.support import ALWAYS_OPEN
 
@@ -108,3 +109,30 @@ class Events:
 
     def of(self, call_id: str, *types: CallEventType) -> list[CallEvent]:
         return [e for e in self.all() if e.call_id == call_id and (not types or e.type in types)]
+
+
+async def seed_calls(
+    redis: Redis, campaign_id: str, count: int, now: datetime, *, enqueue: bool = True
+) -> list[Call]:
+    """`count` due calls to distinct numbers, stored (and queued) the way the scheduler does."""
+    calls = CallStore(redis, 16)
+    batch = [
+        Call(
+            id=f"{campaign_id}-{i}",
+            campaign_id=campaign_id,
+            environment_id="env-a",
+            to=f"+1212555{i:04d}",
+            attempt=1,
+            scheduled_at=now,
+            scheduling_reason="immediate",
+            created_at=now,
+            updated_at=now,
+        )
+        for i in range(count)
+    ]
+    for start in range(0, count, 250):
+        chunk = batch[start : start + 250]
+        await asyncio.gather(*(calls.accept(call, 3_600_000) for call in chunk))
+        if enqueue:
+            await asyncio.gather(*(calls.enqueue(call) for call in chunk))
+    return batch

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
@@ -12,12 +11,10 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.events import CallDue
-from shared.models import Call
-from shared.state_redis import CallStore
 from shared.topics import CALLS_DUE, CALLS_REQUESTED
 from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until
-from tests.integration.pipeline import request, running_pipeline, seed_campaign
+from tests.integration.pipeline import request, running_pipeline, seed_calls, seed_campaign
 from tests.stack import Stack
 from tests.support import read_topic
 
@@ -96,7 +93,6 @@ async def test_ten_thousand_due_calls_are_released_once_each_by_two_scheduler_pr
     kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     clock = MovableClock()
-    calls = CallStore(redis, SHARDS)
     expected: set[str] = set()
     for c in range(4):
         campaign = await seed_campaign(
@@ -106,26 +102,8 @@ async def test_ten_thousand_due_calls_are_released_once_each_by_two_scheduler_pr
             max_concurrent_calls=10_000,
             calls_per_minute=100_000,
         )
-        batch = []
-        for i in range(2500):
-            now = clock.now()
-            call = Call(
-                id=f"c{c}-{i}",
-                campaign_id=campaign.id,
-                environment_id="env-a",
-                to=f"+1212555{i:04d}",
-                attempt=1,
-                scheduled_at=now,
-                scheduling_reason="immediate",
-                created_at=now,
-                updated_at=now,
-            )
-            batch.append(call)
-            expected.add(call.id)
-        for start in range(0, len(batch), 250):
-            chunk = batch[start : start + 250]
-            await asyncio.gather(*(calls.accept(call, 3_600_000) for call in chunk))
-            await asyncio.gather(*(calls.enqueue(call) for call in chunk))
+        seeded = await seed_calls(redis, campaign.id, 2500, clock.now())
+        expected.update(call.id for call in seeded)
     stack = Stack(kafka_server.bootstrap, redis_server.url, tmp_path)
     stack.start_one("scheduler")
     stack.start_one("scheduler")
