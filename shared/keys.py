@@ -124,3 +124,33 @@ def dnc_scopes(environment_id: str) -> str:
 def idempotency(environment_id: str, scope: str) -> str:
     """One Idempotency-Key's entry; `scope` is a digest of the method, path and key."""
     return f"{PREFIX}:env:{{{environment_id}}}:idempotency:{scope}"
+
+
+def webhook_delivery(campaign_id: str, webhook_id: str, delivery_id: str) -> str:
+    """Hash of one (webhook, event) delivery: its body, state and attempt count."""
+    return f"{PREFIX}:{{{campaign_id}}}:delivery:{webhook_id}:{delivery_id}"
+
+
+def webhook_attempts(campaign_id: str, webhook_id: str) -> str:
+    """List of a webhook's delivery attempts as JSON, newest first, trimmed to a fixed length."""
+    return f"{PREFIX}:{{{campaign_id}}}:attempts:{webhook_id}"
+
+
+def webhook_retry_queue() -> str:
+    """Sorted set of deliveries waiting for a retry, scored by due time in ms."""
+    return f"{PREFIX}:{{webhook-retries}}:queue"
+
+
+def webhook_retry_inflight() -> str:
+    """Retries a notifier claimed, scored by lease deadline in ms."""
+    return f"{PREFIX}:{{webhook-retries}}:inflight"
+
+
+def webhook_retry_member(campaign_id: str, webhook_id: str, delivery_id: str) -> str:
+    return f"{campaign_id}|{webhook_id}|{delivery_id}"
+
+
+def split_webhook_retry_member(member: str) -> tuple[str, str, str]:
+    campaign_id, _, rest = member.partition("|")
+    webhook_id, _, delivery_id = rest.partition("|")
+    return campaign_id, webhook_id, delivery_id

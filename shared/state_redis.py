@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal, cast
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.commands.core import AsyncScript
 
 from shared import keys, redis_scripts
+from shared.deliveries_redis import DeliveryStore
 from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Webhook
 from shared.settings import RedisSettings
 
@@ -217,6 +220,40 @@ class CatalogStore:
         raw = cast(dict[str, str], await self._redis.hgetall(keys.campaign_webhooks(campaign_id)))
         hooks = [Webhook.model_validate_json(value) for value in raw.values()]
         return sorted(hooks, key=lambda hook: hook.created_at)
+
+    async def get_webhook(self, campaign_id: str, webhook_id: str) -> Webhook | None:
+        raw = await self._redis.hget(keys.campaign_webhooks(campaign_id), webhook_id)
+        return Webhook.model_validate_json(raw) if raw else None
+
+    async def update_webhook(
+        self, campaign_id: str, webhook_id: str, change: Callable[[Webhook], Webhook]
+    ) -> Webhook | None:
+        """Applies `change` to the stored webhook with compare-and-set, re-reading and applying
+        it again when another edit landed in between; None if the webhook is gone."""
+        key = keys.campaign_webhooks(campaign_id)
+        while True:
+            raw = await self._redis.hget(key, webhook_id)
+            if not raw:
+                return None
+            updated = change(Webhook.model_validate_json(raw))
+            stored = await self._replace_webhook(
+                keys=[key], args=[webhook_id, raw, updated.model_dump_json()]
+            )
+            if stored:
+                return updated
+
+    async def delete_webhook(self, campaign_id: str, webhook_id: str) -> bool:
+        removed = await self._redis.hdel(keys.campaign_webhooks(campaign_id), webhook_id)
+        return bool(removed)
+
+    @cached_property
+    def _replace_webhook(self) -> AsyncScript:
+        return self._redis.register_script(redis_scripts.REPLACE_WEBHOOK)
+
+    @cached_property
+    def webhook_deliveries(self) -> DeliveryStore:
+        """The webhooks' deliveries and attempts log, on the same connection pool."""
+        return DeliveryStore(self._redis)
 
 
 class CallStore:
@@ -429,19 +466,3 @@ class CallStore:
     async def release_attempt(self, call: Call, attempt: int) -> None:
         """Gives a claimed attempt back, for a call handed back undialed."""
         await self._redis.delete(keys.dial_claim(call.campaign_id, call.id, attempt))
-
-
-class DeliveryStore:
-    """Which (webhook, event) pairs were delivered, so a replayed event is not sent twice."""
-
-    def __init__(self, redis: Redis, keep_ms: int) -> None:
-        self._redis = redis
-        self._keep_ms = keep_ms
-
-    async def was_delivered(self, campaign_id: str, webhook_id: str, event_id: str) -> bool:
-        return bool(await self._redis.exists(keys.delivered(campaign_id, webhook_id, event_id)))
-
-    async def mark_delivered(self, campaign_id: str, webhook_id: str, event_id: str) -> None:
-        await self._redis.set(
-            keys.delivered(campaign_id, webhook_id, event_id), "1", px=self._keep_ms
-        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from faststream import AckPolicy, FastStream
@@ -10,11 +11,15 @@ from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
 from services.notifier.adapters.webhook_http import HttpWebhookSender
-from services.notifier.handlers import NotifierRuntime, NotifyHandler, WebhookSender
+from services.notifier.dispatch import Dispatcher, WebhookSender
+from services.notifier.domain.retries import RetryPolicy
+from services.notifier.handlers import NotifierRuntime, NotifyHandler
+from services.notifier.retry_loop import RetryLoop
 from services.notifier.settings import NotifierSettings
 from shared.bus import consume_guarded, create_broker, record_of
 from shared.clock import Clock, SystemClock
-from shared.state_redis import CallStore, CatalogStore, DeliveryStore, create_redis
+from shared.deliveries_redis import DeliveryStore
+from shared.state_redis import CallStore, CatalogStore, create_redis
 from shared.topics import CALLS_EVENTS
 
 
@@ -30,14 +35,33 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
     deps = deps or Deps()
     broker = deps.broker or create_broker(settings.kafka, "notifier")
     redis = deps.redis or create_redis(settings.redis)
-    http_sender = HttpWebhookSender(settings.max_connections)
+    clock = deps.clock or SystemClock()
+    http_sender = HttpWebhookSender(settings.max_connections, settings.allow_private_targets)
+    catalog = CatalogStore(redis)
+    deliveries = DeliveryStore(
+        redis, settings.keep_attempts, keep_ms=settings.dedup_days * 24 * 3600 * 1000
+    )
+    dispatcher = Dispatcher(
+        deliveries,
+        catalog,
+        deps.sender or http_sender,
+        clock,
+        RetryPolicy(settings.retry_base_ms, settings.retry_max_ms),
+        settings.claim_margin_ms,
+    )
+    retries = RetryLoop(
+        deliveries,
+        dispatcher,
+        clock,
+        interval_ms=settings.retry_poll_ms,
+        max_in_flight=settings.retry_concurrency,
+        lease_ms=settings.retry_lease_ms,
+    )
     runtime = NotifierRuntime(
-        catalog=CatalogStore(redis),
+        catalog=catalog,
         calls=CallStore(redis, due_shards=1),
-        deliveries=DeliveryStore(redis, settings.dedup_days * 24 * 3600 * 1000),
         broker=broker,
-        sender=deps.sender or http_sender,
-        clock=deps.clock or SystemClock(),
+        dispatcher=dispatcher,
     )
     handler = NotifyHandler(runtime)
 
@@ -61,10 +85,21 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         )
 
     app = FastStream(broker)
+    tasks: list[asyncio.Task[None]] = []
 
     @app.on_startup
     async def open_pool() -> None:
         await http_sender.start()
+
+    @app.after_startup
+    async def start_retries() -> None:
+        tasks.append(asyncio.create_task(retries.run(), name="webhook-retries"))
+
+    @app.on_shutdown
+    async def stop_retries() -> None:
+        retries.stop()
+        await asyncio.gather(*tasks)
+        await retries.drain(settings.shutdown_grace_ms / 1000)
 
     @app.after_shutdown
     async def close() -> None:

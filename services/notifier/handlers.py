@@ -1,42 +1,27 @@
-"""The notifier's consumer: matches call events to webhooks and delivers them signed."""
+"""The notifier's consumer: matches call events to webhooks and hands them to the dispatcher."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.notifier.adapters.webhook_http import DeliveryResult
-from services.notifier.domain.payloads import auth_headers, call_event_body, wants
-from services.notifier.domain.signing import signature_headers
+from services.notifier.dispatch import Dispatcher
+from services.notifier.domain.payloads import call_event_body, wants
 from shared.bus import send_to_dlq
-from shared.clock import Clock
 from shared.events import CallEvent
-from shared.models import Call, Webhook
-from shared.state_redis import CallStore, CatalogStore, DeliveryStore
+from shared.state_redis import CallStore, CatalogStore
 from shared.topics import CALLS_EVENTS
-
-log = logging.getLogger(__name__)
-
-
-class WebhookSender(Protocol):
-    async def send(
-        self, method: str, url: str, body: bytes, headers: dict[str, str], timeout_s: float
-    ) -> DeliveryResult: ...
 
 
 @dataclass(slots=True)
 class NotifierRuntime:
     catalog: CatalogStore
     calls: CallStore
-    deliveries: DeliveryStore
     broker: KafkaBroker
-    sender: WebhookSender
-    clock: Clock
+    dispatcher: Dispatcher
 
 
 class NotifyHandler:
@@ -60,29 +45,11 @@ class NotifyHandler:
             return
         call = await self._rt.calls.get(event.campaign_id, event.call_id)
         payload = call_event_body(event, call)
-        await asyncio.gather(*(self._deliver(hook, event, call, payload) for hook in webhooks))
-
-    async def _deliver(
-        self, hook: Webhook, event: CallEvent, call: Call | None, payload: bytes
-    ) -> None:
-        deliveries = self._rt.deliveries
-        if await deliveries.was_delivered(hook.campaign_id, hook.id, event.event_id):
-            return
-        timestamp = int(self._rt.clock.now().timestamp())
-        headers = {
-            **auth_headers(hook),
-            **signature_headers(hook.webhook_secret, event.event_id, timestamp, payload),
-        }
-        result = await self._rt.sender.send(
-            hook.http_method, str(hook.webhook_url), payload, headers, hook.timeout
-        )
-        if result.ok:
-            await deliveries.mark_delivered(hook.campaign_id, hook.id, event.event_id)
-        else:
-            log.warning(
-                "delivery of %s to webhook %s failed: %s %s",
-                event.event_id,
-                hook.id,
-                result.status_code,
-                result.error,
+        # Each webhook's first attempt is made here (bounded by its timeout); a failure is
+        # retried later by the retry loop, so no endpoint holds up the partition for longer.
+        await asyncio.gather(
+            *(
+                self._rt.dispatcher.deliver_event(hook, event.event_id, event.type.value, payload)
+                for hook in webhooks
             )
+        )

@@ -1,18 +1,40 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
 
 
 class NotifierSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", populate_by_name=True)
 
     group_id: str = "notifier"
     max_connections: int = Field(default=64, ge=1)
-    # How long a delivered event id is remembered to suppress repeats.
+    # How long a delivery (its body, for redelivery, and the dedup of its event) is kept.
     dedup_days: int = Field(default=7, ge=1)
+    # Attempts kept in each webhook's deliveries log (the newest).
+    keep_attempts: int = Field(default=1000, ge=1)
+    # Waits between attempts: base, 2·base, 4·base …, never above the max.
+    retry_base_ms: int = Field(default=1_000, ge=1)
+    retry_max_ms: int = Field(default=600_000, ge=1)
+    # How often the retry loop looks for due retries when the last pass found none.
+    retry_poll_ms: int = Field(default=200, ge=1)
+    # Retries sent at once by one notifier.
+    retry_concurrency: int = Field(default=64, ge=1)
+    # A claimed retry not finished in this time (its notifier died) is claimed again; longer
+    # than the longest webhook timeout (120 s).
+    retry_lease_ms: int = Field(default=180_000, ge=1_000)
+    # Held beyond a webhook's timeout for an attempt under way, so no one else makes it.
+    claim_margin_ms: int = Field(default=15_000, ge=0)
+    # Retries under way get this long to finish at shutdown.
+    shutdown_grace_ms: int = Field(default=5_000, ge=0)
+    allow_private_targets: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS", "NOTIFIER_ALLOW_PRIVATE_TARGETS"
+        ),
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)

@@ -11,6 +11,8 @@ from services.ingest.domain.errors import Invalid
 Item = TypeVar("Item")
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+# Bounded so that every number of the envelope fits the 64-bit integers JSON clients read.
+MAX_PAGE = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,17 +24,23 @@ class PageRequest:
     def from_query(cls, query: Mapping[str, str]) -> PageRequest:
         errors: dict[str, list[str]] = {}
         values = {}
-        for name, default, top in (("page", 1, None), ("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)):
+        for name, default, top in (
+            ("page", 1, MAX_PAGE),
+            ("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE),
+        ):
             raw = query.get(name)
             if raw is None or raw == "":
                 values[name] = default
                 continue
-            if not raw.isdigit() or int(raw) < 1:
+            # ASCII only: "²" is a digit to str.isdigit but not to int().
+            digits = raw.lstrip("0") if raw.isascii() and raw.isdigit() else ""
+            if not digits:
                 errors[name] = [f"The {name.replace('_', ' ')} must be a positive integer."]
-            elif top is not None and int(raw) > top:
+            # Compared by length first: int() refuses strings of thousands of digits.
+            elif len(digits) > len(str(top)) or int(digits) > top:
                 errors[name] = [f"The {name.replace('_', ' ')} must not be greater than {top}."]
             else:
-                values[name] = int(raw)
+                values[name] = int(digits)
         if errors:
             raise Invalid(errors)
         return cls(values["page"], values["per_page"])

@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 
 from shared.events import CallEvent
 from shared.models import Call, Webhook
+
+# The events a webhook may subscribe to (API.md, Webhooks).
+WebhookEvent = Literal[
+    "campaign.started",
+    "campaign.paused",
+    "campaign.resumed",
+    "campaign.completed",
+    "campaign.cancelled",
+    "campaign_call.queued",
+    "campaign_call.rejected",
+    "campaign_call.started",
+    "campaign_call.answered",
+    "campaign_call.completed",
+    "campaign_call.no_answer",
+    "campaign_call.busy",
+    "campaign_call.voicemail",
+    "campaign_call.failed",
+    "campaign_call.retry_scheduled",
+    "campaign_call.cancelled",
+    "campaign_call.blocked",
+    "campaign_call.expired",
+]
+EVENT_NAMES: tuple[str, ...] = get_args(WebhookEvent)
+# Sent only by the test endpoint; no webhook subscribes to it.
+TEST_EVENT = "webhook.test"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -50,6 +75,23 @@ def call_event_body(event: CallEvent, call: Call | None) -> bytes:
         "max_attempts": event.max_attempts,
         "will_retry": event.will_retry,
         "next_attempt_at": _iso(event.next_attempt_at),
+    }
+    return orjson.dumps(body)
+
+
+def webhook_test_body(webhook: Webhook, event_id: str, now: datetime) -> bytes:
+    """The body of a `webhook.test` event: the documented envelope around the webhook's ids."""
+    body = {
+        "id": event_id,
+        "type": TEST_EVENT,
+        "created_at": _iso(now),
+        "campaign_id": webhook.campaign_id,
+        "data": {
+            "webhook_id": webhook.id,
+            "name": webhook.name,
+            "message": "A test event: the webhook is reachable and its signature checks out.",
+        },
+        "context": {},
     }
     return orjson.dumps(body)
 

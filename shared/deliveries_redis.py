@@ -1,0 +1,244 @@
+"""Webhook deliveries in Redis: each (webhook, event) delivery, its attempts, and the delay
+queue its retries wait in.
+
+A delivery's hash and its webhook's attempts list share the campaign's hash tag; the delay
+queue is one sorted set (with its inflight set) under its own tag, so every script touches
+one slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal, cast
+
+from redis.asyncio import Redis
+
+from shared import keys, redis_scripts
+
+KEEP_ATTEMPTS: Final = 1000
+KEEP_MS: Final = 7 * 24 * 3600 * 1000
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_ms(ms: str | float) -> datetime:
+    return datetime.fromtimestamp(float(ms) / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRef:
+    campaign_id: str
+    webhook_id: str
+    delivery_id: str
+
+    @property
+    def key(self) -> str:
+        return keys.webhook_delivery(self.campaign_id, self.webhook_id, self.delivery_id)
+
+    @property
+    def member(self) -> str:
+        return keys.webhook_retry_member(self.campaign_id, self.webhook_id, self.delivery_id)
+
+    @classmethod
+    def from_member(cls, member: str) -> DeliveryRef:
+        return cls(*keys.split_webhook_retry_member(member))
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptClaim:
+    """The answer to a claim: `ok` carries what the attempt sends."""
+
+    outcome: Literal["ok", "missing", "busy", "done", "early"]
+    attempt: int = 0
+    state: str = ""
+    event_id: str = ""
+    event_type: str = ""
+    body: bytes = b""
+    # `busy`: when the attempt under way gives up its claim; `early`: when the retry is due;
+    # `ok`: the scheduled retry, if any, that a manual attempt leaves in place.
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    ref: DeliveryRef
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    body: bytes
+
+
+class DeliveryStore:
+    """Deliveries, their attempts log, and the retry delay queue."""
+
+    def __init__(
+        self, redis: Redis, keep_attempts: int = KEEP_ATTEMPTS, keep_ms: int = KEEP_MS
+    ) -> None:
+        self._redis = redis
+        self.keep_attempts = keep_attempts
+        self.keep_ms = keep_ms
+        self._begin = redis.register_script(redis_scripts.BEGIN_WEBHOOK_DELIVERY)
+        self._claim = redis.register_script(redis_scripts.CLAIM_WEBHOOK_ATTEMPT)
+        self._record = redis.register_script(redis_scripts.RECORD_WEBHOOK_ATTEMPT)
+        self._claim_retries = redis.register_script(redis_scripts.CLAIM_WEBHOOK_RETRIES)
+
+    # --- deliveries -------------------------------------------------------------------------
+
+    async def begin(
+        self,
+        ref: DeliveryRef,
+        event_id: str,
+        event_type: str,
+        body: bytes,
+        now: datetime,
+        claim_until: datetime,
+    ) -> str | None:
+        """Creates the delivery with its first attempt claimed (None); for a pair seen before
+        (a replay, or an event delivered before deliveries were kept) returns its state."""
+        reply = cast(
+            list[str],
+            await self._begin(
+                keys=[ref.key, keys.delivered(ref.campaign_id, ref.webhook_id, event_id)],
+                args=[
+                    _ms(claim_until),
+                    self.keep_ms,
+                    "event_id",
+                    event_id,
+                    "event_type",
+                    event_type,
+                    "body",
+                    body.decode(),
+                    "created_at",
+                    now.astimezone(UTC).isoformat(),
+                ],
+            ),
+        )
+        return None if reply[0] == "created" else reply[1]
+
+    async def claim_attempt(
+        self, ref: DeliveryRef, now: datetime, claim_until: datetime, *, manual: bool
+    ) -> AttemptClaim:
+        reply = cast(
+            list[str],
+            await self._claim(
+                keys=[ref.key], args=[_ms(now), _ms(claim_until), "1" if manual else "0"]
+            ),
+        )
+        outcome = reply[0]
+        if outcome == "ok":
+            _, attempt, state, event_id, event_type, body, next_at = reply
+            return AttemptClaim(
+                "ok",
+                int(attempt),
+                state,
+                event_id,
+                event_type,
+                body.encode(),
+                _from_ms(next_at) if next_at else None,
+            )
+        if outcome == "busy":
+            return AttemptClaim("busy", until=_from_ms(reply[1]))
+        if outcome == "early":
+            return AttemptClaim("early", until=_from_ms(reply[1]))
+        if outcome == "done":
+            return AttemptClaim("done", state=reply[1])
+        return AttemptClaim("missing")
+
+    async def record(
+        self,
+        ref: DeliveryRef,
+        attempt: int,
+        state: str,
+        next_attempt_at: datetime | None,
+        now: datetime,
+        entry: str,
+    ) -> bool:
+        """Logs an attempt (JSON `entry`) and moves the delivery to `state`."""
+        moved = await self._record(
+            keys=[ref.key, keys.webhook_attempts(ref.campaign_id, ref.webhook_id)],
+            args=[
+                attempt,
+                state,
+                _ms(next_attempt_at) if next_attempt_at else "",
+                now.astimezone(UTC).isoformat(),
+                entry,
+                self.keep_attempts,
+                self.keep_ms,
+            ],
+        )
+        return bool(moved)
+
+    async def get(self, ref: DeliveryRef) -> StoredDelivery | None:
+        fields = cast(dict[str, str], await self._redis.hgetall(ref.key))
+        if not fields:
+            return None
+        return StoredDelivery(
+            ref=ref,
+            event_id=fields.get("event_id", ""),
+            event_type=fields.get("event_type", ""),
+            state=fields.get("state", ""),
+            attempts=int(fields.get("attempts", "0")),
+            body=fields.get("body", "").encode(),
+        )
+
+    async def attempts(
+        self, campaign_id: str, webhook_id: str, start: int, count: int
+    ) -> list[str]:
+        """`count` JSON entries of the webhook's log from index `start` (0 is the newest)."""
+        if count <= 0:
+            return []
+        key = keys.webhook_attempts(campaign_id, webhook_id)
+        return cast(list[str], await self._redis.lrange(key, start, start + count - 1))
+
+    async def attempt_count(self, campaign_id: str, webhook_id: str) -> int:
+        return int(await self._redis.llen(keys.webhook_attempts(campaign_id, webhook_id)))
+
+    async def forget_webhook(self, campaign_id: str, webhook_id: str) -> None:
+        """Drops a deleted webhook's log; its deliveries expire and its retries are dropped
+        when they come due."""
+        await self._redis.delete(keys.webhook_attempts(campaign_id, webhook_id))
+
+    # --- the retry delay queue ----------------------------------------------------------------
+
+    async def schedule(self, ref: DeliveryRef, due: datetime, *, only_new: bool = False) -> None:
+        """Queues a retry at `due`; with `only_new` an already queued retry keeps its time."""
+        await self._redis.zadd(keys.webhook_retry_queue(), {ref.member: _ms(due)}, nx=only_new)
+
+    async def unschedule(self, ref: DeliveryRef) -> None:
+        await self._redis.zrem(keys.webhook_retry_queue(), ref.member)
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[DeliveryRef]:
+        """Claims up to `limit` due retries until `lease_until`; claims whose lease ran out
+        (their notifier died) are put back first, so they are claimed again."""
+        members = cast(
+            list[str],
+            await self._claim_retries(
+                keys=[keys.webhook_retry_queue(), keys.webhook_retry_inflight()],
+                args=[_ms(now), limit, _ms(lease_until)],
+            ),
+        )
+        return [DeliveryRef.from_member(member) for member in members]
+
+    async def requeue_claimed(self, ref: DeliveryRef, due: datetime) -> None:
+        """Hands a claimed retry back to the queue for `due`, dropping the claim."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(keys.webhook_retry_queue(), {ref.member: _ms(due)})
+            pipe.zrem(keys.webhook_retry_inflight(), ref.member)
+            await pipe.execute()
+
+    async def release_claimed(self, ref: DeliveryRef) -> None:
+        await self._redis.zrem(keys.webhook_retry_inflight(), ref.member)
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest queued retry is due (for tests and operators)."""
+        first = cast(
+            list[tuple[str, float]],
+            await self._redis.zrange(keys.webhook_retry_queue(), 0, 0, withscores=True),
+        )
+        return _from_ms(first[0][1]) if first else None

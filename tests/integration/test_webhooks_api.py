@@ -1,0 +1,418 @@
+"""Webhook management through the API, on the real broker and Redis, with a local receiver."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from standardwebhooks.webhooks import Webhook as SignatureVerifier
+
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+from services.notifier.domain.payloads import EVENT_NAMES
+from services.notifier.domain.targets import REFUSED_TARGET
+from tests.conftest import KafkaServer, RedisServer
+from tests.integration.conftest import OTHER_AUTH, IngestClient
+from tests.support import TOKEN, Receiver
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(
+    kafka_server: KafkaServer, redis_server: RedisServer, allow_private: bool
+) -> IngestSettings:
+    return IngestSettings(
+        kafka=kafka_server.settings(),
+        redis=redis_server.settings(),
+        api_tokens=f"{TOKEN}:env-a,other-token:env-b",
+        dev_api_token=None,
+        allow_private_webhook_targets=allow_private,
+    )
+
+
+@pytest.fixture
+async def api(kafka_server: KafkaServer, redis_server: RedisServer) -> AsyncIterator[IngestClient]:
+    """The API as on a developer machine: webhooks may point at loopback."""
+    app = create_app(_settings(kafka_server, redis_server, allow_private=True))
+    async with TestClient(TestServer(app)) as client:
+        yield IngestClient(client)
+
+
+@pytest.fixture
+async def strict_api(
+    kafka_server: KafkaServer, redis_server: RedisServer
+) -> AsyncIterator[IngestClient]:
+    """A second API on the same Redis as an operator runs it: private targets refused."""
+    app = create_app(_settings(kafka_server, redis_server, allow_private=False))
+    async with TestClient(TestServer(app)) as client:
+        yield IngestClient(client)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    started = await Receiver().start()
+    yield started
+    await started.stop()
+
+
+async def _webhook(api: IngestClient, campaign_id: str, url: str, **fields: Any) -> dict[str, Any]:
+    body = {"name": "CRM", "webhook_url": url, "events": ["campaign_call.completed"], **fields}
+    status, created = await api.call("POST", f"/campaigns/{campaign_id}/webhooks", body)
+    assert status == 201, created
+    return dict(created["data"])
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hooks"
+
+
+async def test_a_webhook_is_created_read_listed_edited_toggled_and_deleted(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    base = f"/campaigns/{campaign['id']}/webhooks"
+    created = await _webhook(
+        api,
+        campaign["id"],
+        receiver.url,
+        timeout=10,
+        custom_headers=[{"key": "X-Tenant", "value": "acme"}],
+    )
+    assert created["webhook_secret"].startswith("whsec_")
+    hook = f"{base}/{created['id']}"
+
+    status, read = await api.call("GET", hook)
+    assert status == 200, read
+    assert "webhook_secret" not in read["data"]
+    assert {k: v for k, v in created.items() if k != "webhook_secret"} == read["data"]
+
+    status, listed = await api.call("GET", base)
+    assert status == 200, listed
+    assert [h["id"] for h in listed["data"]] == [created["id"]]
+    assert "webhook_secret" not in listed["data"][0]
+    assert listed["pagination"]["total"] == 1
+
+    status, updated = await api.call(
+        "PUT", hook, {"name": "CRM v2", "events": ["campaign.started"], "max_retries": 5}
+    )
+    assert status == 200, updated
+    data = updated["data"]
+    assert (data["name"], data["events"], data["max_retries"]) == (
+        "CRM v2",
+        ["campaign.started"],
+        5,
+    )
+    assert data["timeout"] == 10
+    assert data["custom_headers"] == [{"key": "X-Tenant", "value": "acme"}]
+    assert data["created_at"] == created["created_at"]
+    assert "webhook_secret" not in data
+
+    status, toggled = await api.call("PATCH", f"{hook}/toggle")
+    assert (status, toggled["data"]["enabled"]) == (200, False)
+    status, toggled = await api.call("PATCH", f"{hook}/toggle")
+    assert (status, toggled["data"]["enabled"]) == (200, True)
+
+    status, deleted = await api.call("DELETE", hook)
+    assert status == 200, deleted
+    assert deleted["data"] == {"id": created["id"], "deleted": True}
+    status, gone = await api.call("GET", hook)
+    assert (status, gone["code"]) == (404, "WEBHOOK_NOT_FOUND")
+    _, listed = await api.call("GET", base)
+    assert listed["data"] == []
+
+
+async def test_an_update_is_checked_like_a_create(api: IngestClient, receiver: Receiver) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+
+    status, body = await api.call(
+        "PUT", hook, {"timeout": 2, "http_method": "GET", "webhook_url": "ftp://x"}
+    )
+
+    assert status == 422, body
+    assert set(body["errors"]) == {"timeout", "http_method", "webhook_url"}
+    _, read = await api.call("GET", hook)
+    assert read["data"]["timeout"] == 30
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+async def test_events_must_be_documented_names(
+    api: IngestClient, receiver: Receiver, method: str
+) -> None:
+    campaign = await api.campaign()
+    path = f"/campaigns/{campaign['id']}/webhooks"
+    if method == "PUT":
+        created = await _webhook(api, campaign["id"], receiver.url)
+        path = f"{path}/{created['id']}"
+    body = {
+        "name": "CRM",
+        "webhook_url": receiver.url,
+        "events": ["campaign_call.completed", "call.done", "webhook.test"],
+    }
+
+    status, answer = await api.call(method, path, body)
+
+    assert status == 422, answer
+    (message,) = answer["errors"]["events"]
+    assert all(name in message for name in EVENT_NAMES)
+    assert "unknown: call.done, webhook.test" in message
+
+
+async def test_a_secret_sent_on_update_signs_from_then_on_and_is_never_shown(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url, webhook_secret="first-secret")
+    assert "webhook_secret" not in created
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+
+    status, updated = await api.call("PUT", hook, {"webhook_secret": "whsec_c2Vjb25kLXNlY3JldA"})
+    assert status == 200, updated
+    assert "webhook_secret" not in updated["data"]
+    status, tested = await api.call("POST", f"{hook}/test")
+    assert status == 200, tested
+
+    (delivery,) = receiver.deliveries
+    SignatureVerifier("whsec_c2Vjb25kLXNlY3JldA").verify(delivery.body, delivery.headers)
+
+
+async def test_private_targets_are_refused_on_update_when_not_allowed(
+    strict_api: IngestClient,
+) -> None:
+    campaign = await strict_api.campaign()
+    created = await _webhook(strict_api, campaign["id"], "https://hooks.example.com/in")
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+
+    for url in ("http://127.0.0.1:9/x", "http://localhost./x", "http://[::1]/x"):
+        status, body = await strict_api.call("PUT", hook, {"webhook_url": url})
+        assert status == 422, (url, body)
+        assert list(body["errors"]) == ["webhook_url"]
+    status, body = await strict_api.call("PUT", hook, {"name": "renamed"})
+    assert status == 200, body
+
+
+async def test_webhooks_of_another_campaign_or_environment_are_not_found(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    sibling = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url)
+    status, tested = await api.call(
+        "POST", f"/campaigns/{campaign['id']}/webhooks/{created['id']}/test"
+    )
+    assert status == 200, tested
+    delivery_id = tested["data"]["delivery_id"]
+    status, theirs = await api.call(
+        "POST", "/agents", {"name": "B", "prompt": "p"}, headers=OTHER_AUTH
+    )
+    assert status == 201, theirs
+    status, their_campaign = await api.call(
+        "POST",
+        "/campaigns",
+        {
+            "name": "B",
+            "campaign_type": "sales",
+            "start_date": "2026-01-01",
+            "agent_id": theirs["data"]["id"],
+        },
+        headers=OTHER_AUTH,
+    )
+    assert status == 201, their_campaign
+    wid = created["id"]
+    suffixes = [
+        ("GET", "", None),
+        ("PUT", "", {"name": "stolen"}),
+        ("DELETE", "", None),
+        ("PATCH", "/toggle", None),
+        ("POST", "/test", None),
+        ("GET", "/deliveries", None),
+        ("POST", f"/deliveries/{delivery_id}/redeliver", None),
+    ]
+    attempts = [
+        # Another campaign of the same environment.
+        (f"/campaigns/{sibling['id']}/webhooks/{wid}", None, "WEBHOOK_NOT_FOUND"),
+        # Another environment's own campaign.
+        (
+            f"/campaigns/{their_campaign['data']['id']}/webhooks/{wid}",
+            OTHER_AUTH,
+            "WEBHOOK_NOT_FOUND",
+        ),
+        # Another environment naming this campaign.
+        (f"/campaigns/{campaign['id']}/webhooks/{wid}", OTHER_AUTH, "CAMPAIGN_NOT_FOUND"),
+    ]
+    for prefix, headers, code in attempts:
+        for method, suffix, body in suffixes:
+            status, answer = await api.call(method, prefix + suffix, body, headers=headers)
+            assert (status, answer.get("code")) == (404, code), (method, prefix + suffix)
+    status, listed = await api.call(
+        "GET", f"/campaigns/{campaign['id']}/webhooks", headers=OTHER_AUTH
+    )
+    assert (status, listed["code"]) == (404, "CAMPAIGN_NOT_FOUND")
+    _, sibling_hooks = await api.call("GET", f"/campaigns/{sibling['id']}/webhooks")
+    assert sibling_hooks["data"] == []
+
+    status, read = await api.call("GET", f"/campaigns/{campaign['id']}/webhooks/{wid}")
+    assert status == 200
+    assert (read["data"]["name"], read["data"]["enabled"]) == ("CRM", True)
+    assert len(receiver.deliveries) == 1
+
+
+async def test_the_test_endpoint_sends_a_signed_test_event_and_reports_the_attempt(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(
+        api,
+        campaign["id"],
+        receiver.url,
+        http_method="PATCH",
+        authorization_scheme="bearer",
+        authorization_value="tok",
+    )
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+
+    status, answer = await api.call("POST", f"{hook}/test")
+
+    assert status == 200, answer
+    result = answer["data"]
+    assert result["status_code"] == 200
+    assert result["success"] is True
+    assert result["error"] is None
+    assert result["latency_ms"] >= 0
+    assert result["event_type"] == "webhook.test"
+    assert (result["attempt"], result["trigger"]) == (1, "test")
+    assert result["state"] == "delivered"
+    (delivery,) = receiver.deliveries
+    SignatureVerifier(created["webhook_secret"]).verify(delivery.body, delivery.headers)
+    assert delivery.method == "PATCH"
+    assert delivery.headers["Authorization"] == "Bearer tok"
+    event = delivery.json()
+    assert event["type"] == "webhook.test"
+    assert event["id"] == result["event_id"] == delivery.headers["webhook-id"]
+    assert event["data"]["webhook_id"] == created["id"]
+
+
+async def test_the_test_endpoint_reports_a_failure_and_sends_while_disabled(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url, enabled=False)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    receiver.statuses = [500]
+
+    status, answer = await api.call("POST", f"{hook}/test")
+
+    assert status == 200, answer
+    assert (answer["data"]["status_code"], answer["data"]["success"]) == (500, False)
+    assert answer["data"]["state"] == "failed"
+    assert len(receiver.deliveries) == 1
+
+    status, updated = await api.call("PUT", hook, {"webhook_url": _closed_port_url()})
+    assert status == 200, updated
+    status, answer = await api.call("POST", f"{hook}/test")
+    assert status == 200, answer
+    assert answer["data"]["status_code"] is None
+    assert "Cannot connect" in answer["data"]["error"]
+
+
+async def test_a_target_that_is_private_at_send_time_is_refused(
+    api: IngestClient, strict_api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url)
+
+    status, answer = await strict_api.call(
+        "POST", f"/campaigns/{campaign['id']}/webhooks/{created['id']}/test"
+    )
+
+    assert status == 200, answer
+    assert answer["data"]["error"] == REFUSED_TARGET
+    assert answer["data"]["status_code"] is None
+    assert answer["data"]["state"] == "failed"
+    assert receiver.deliveries == []
+
+
+async def test_deliveries_log_is_newest_first_and_paginated(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    receiver.statuses = [200, 404, 200]
+    results = []
+    for _ in range(3):
+        status, answer = await api.call("POST", f"{hook}/test")
+        assert status == 200, answer
+        results.append(answer["data"])
+
+    status, page = await api.call("GET", f"{hook}/deliveries?per_page=2")
+    assert status == 200, page
+    assert page["data"] == results[::-1][:2]
+    assert page["pagination"] == {
+        "current_page": 1,
+        "last_page": 2,
+        "per_page": 2,
+        "total": 3,
+        "from": 1,
+        "to": 2,
+    }
+    status, second = await api.call("GET", f"{hook}/deliveries?per_page=2&page=2")
+    assert status == 200, second
+    assert second["data"] == [results[0]]
+    entry = second["data"][0]
+    assert set(entry) == {
+        "delivery_id",
+        "event_id",
+        "event_type",
+        "attempt",
+        "trigger",
+        "success",
+        "status_code",
+        "latency_ms",
+        "error",
+        "attempted_at",
+        "state",
+        "next_attempt_at",
+    }
+    assert [r["status_code"] for r in results] == [200, 404, 200]
+    status, bad = await api.call("GET", f"{hook}/deliveries?per_page=101")
+    assert status == 422, bad
+
+
+async def test_a_delivery_is_redelivered_with_its_webhook_id_and_a_new_signature(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    receiver.statuses = [503]
+    status, tested = await api.call("POST", f"{hook}/test")
+    assert (status, tested["data"]["state"]) == (200, "failed"), tested
+    delivery_id = tested["data"]["delivery_id"]
+
+    status, again = await api.call("POST", f"{hook}/deliveries/{delivery_id}/redeliver")
+
+    assert status == 200, again
+    result = again["data"]
+    assert (result["delivery_id"], result["event_id"]) == (delivery_id, tested["data"]["event_id"])
+    assert (result["attempt"], result["trigger"], result["status_code"]) == (2, "redeliver", 200)
+    assert result["state"] == "delivered"
+    first, second = receiver.deliveries
+    assert second.body == first.body
+    assert second.headers["webhook-id"] == first.headers["webhook-id"] == result["event_id"]
+    assert int(second.headers["webhook-timestamp"]) >= int(first.headers["webhook-timestamp"])
+    verifier = SignatureVerifier(created["webhook_secret"])
+    verifier.verify(first.body, first.headers)
+    verifier.verify(second.body, second.headers)
+    _, log = await api.call("GET", f"{hook}/deliveries")
+    assert [(e["attempt"], e["state"]) for e in log["data"]] == [(2, "delivered"), (1, "failed")]
+
+    status, missing = await api.call("POST", f"{hook}/deliveries/no-such-delivery/redeliver")
+    assert (status, missing["code"]) == (404, "DELIVERY_NOT_FOUND")
