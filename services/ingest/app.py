@@ -13,10 +13,11 @@ from redis.asyncio import Redis
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invalid
 from services.ingest.domain.tokens import TokenRegistry
-from services.ingest.handlers import agents, calls, campaigns, dnc, webhooks
+from services.ingest.handlers import agents, calls, campaigns, dnc, docs, webhooks
 from services.ingest.handlers.common import json_response
 from services.ingest.idempotency import IdempotencyStore, idempotency_middleware
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
+from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
 from shared.bus import create_broker
 from shared.clock import Clock, SystemClock
@@ -73,7 +74,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(API):
+    if not request.path.startswith(API) or request.path == OPENAPI_PATH:
         return await handler(request)
     environment = request.app[RUNTIME].tokens.environment_for(request.headers.get("Authorization"))
     if environment is None:
@@ -113,6 +114,8 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
 
     app.cleanup_ctx.append(resources)
     app.router.add_get("/healthz", calls.health)
+    app.router.add_get(OPENAPI_PATH, docs.openapi_document)
+    app.router.add_get(DOCS_PATH, docs.docs_page)
     app.router.add_post(f"{API}/agents", agents.create_agent)
     app.router.add_get(f"{API}/agents", agents.list_agents)
     app.router.add_get(f"{API}/agents/{{agent_id}}", agents.get_agent)
@@ -125,6 +128,16 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
         f"{API}/campaigns/{{campaign_id}}/status", campaigns.change_campaign_status
     )
     app.router.add_post(f"{API}/campaigns/{{campaign_id}}/webhooks", webhooks.create_webhook)
+    hooks = f"{API}/campaigns/{{campaign_id}}/webhooks"
+    hook = f"{hooks}/{{webhook_id}}"
+    app.router.add_get(hooks, webhooks.list_webhooks)
+    app.router.add_get(hook, webhooks.get_webhook)
+    app.router.add_put(hook, webhooks.update_webhook)
+    app.router.add_delete(hook, webhooks.delete_webhook)
+    app.router.add_patch(f"{hook}/toggle", webhooks.toggle_webhook)
+    app.router.add_post(f"{hook}/test", webhooks.send_test_event)
+    app.router.add_get(f"{hook}/deliveries", webhooks.list_deliveries)
+    app.router.add_post(f"{hook}/deliveries/{{delivery_id}}/redeliver", webhooks.redeliver)
     app.router.add_post(f"{API}/campaigns/{{campaign_id}}/call", calls.make_call)
     app.router.add_post(f"{API}/campaigns/{{campaign_id}}/calls/batch", calls.make_calls)
     app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls", calls.list_calls)
