@@ -66,6 +66,9 @@ async def test_the_campaign_list_filters_and_pages(ingest: IngestClient) -> None
     status, body = await ingest.call("GET", "/campaigns?per_page=101")
     assert status == 422
     assert list(body["errors"]) == ["per_page"]
+    status, body = await ingest.call("GET", "/campaigns?status=running")
+    assert status == 422
+    assert list(body["errors"]) == ["status"]
 
 
 async def test_a_partial_update_keeps_what_it_does_not_name(ingest: IngestClient) -> None:

@@ -23,7 +23,7 @@ from services.ingest.handlers.common import (
 from services.ingest.keys import ENVIRONMENT, Runtime
 from services.scheduler.domain.campaign_status import allowed_sources
 from shared.events import CallEventType, call_event
-from shared.models import Agent, CallStatus, Campaign, CampaignRules, CampaignStatus
+from shared.models import Agent, CallStatus, Campaign, CampaignRules, CampaignStatus, CampaignType
 
 _CLOSED = (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED)
 
@@ -73,6 +73,10 @@ async def list_campaigns(request: web.Request) -> web.Response:
     ids = await runtime.catalog.list_campaign_ids(request[ENVIRONMENT])
     campaigns = await runtime.catalog.get_campaigns(list(reversed(ids)))
     wanted = {name: request.query[name] for name in _FILTERS if request.query.get(name)}
+    for name, allowed in (("status", CampaignStatus), ("campaign_type", CampaignType)):
+        if name in wanted and wanted[name] not in allowed.__members__.values():
+            label = name.replace("_", " ")
+            raise Invalid({name: [f"The {label} must be one of: {', '.join(allowed)}."]})
     search = request.query.get("search", "").casefold()
     matching = [
         c
