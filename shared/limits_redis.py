@@ -56,6 +56,10 @@ class DialLimits:
         )
         return bool(changed)
 
+    async def lease_deadline(self, campaign_id: str, member: str) -> datetime | None:
+        score = await self._redis.zscore(keys.dial_slots(campaign_id), member)
+        return from_ms(float(score)) if score is not None else None
+
     async def free(self, campaign_id: str, member: str) -> None:
         await self._redis.zrem(keys.dial_slots(campaign_id), member)
 

@@ -177,15 +177,18 @@ class CatalogStore:
         raws = cast(list[str | None], await self._redis.mget([keys.agent(a) for a in agent_ids]))
         return [Agent.model_validate_json(raw) for raw in raws if raw]
 
-    async def update_rules(self, campaign: Campaign) -> None:
-        """Stores edited rules; the status is left alone (it moves only by transition)."""
-        await self._redis.hset(
+    async def update_rules(self, campaign: Campaign) -> bool:
+        """Stores edited rules of a campaign that still exists; the status is left alone."""
+        updated = await self._redis.eval(
+            "if redis.call('EXISTS', KEYS[1]) == 1 then"
+            " redis.call('HSET', KEYS[1], 'rules', ARGV[1], 'updated_at', ARGV[2]) return 1 end"
+            " return 0",
+            1,
             keys.campaign(campaign.id),
-            mapping={
-                "rules": _rules_json(campaign),
-                "updated_at": to_iso(campaign.updated_at),
-            },
+            _rules_json(campaign),
+            to_iso(campaign.updated_at),
         )
+        return bool(updated)
 
     async def delete_campaign(self, campaign: Campaign) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -296,6 +299,9 @@ class CallStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.call(call.campaign_id, call.id))
             pipe.zrem(keys.campaign_calls(call.campaign_id), call.id)
+            if not call.is_testing:
+                pipe.hincrby(keys.campaign_stats(call.campaign_id), "total", -1)
+                pipe.hincrby(keys.campaign_stats(call.campaign_id), call.status.value, -1)
             await pipe.execute()
         active = keys.active_number(call.campaign_id, call.to)
         # Only our own reservation is removed; compare-and-delete keeps another caller's.

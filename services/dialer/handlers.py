@@ -55,32 +55,59 @@ class DialHandler:
             return
         call = await self._rt.calls.get(due.campaign_id, due.call_id)
         if call is None or call.status is not CallStatus.QUEUED or call.attempt != due.attempt:
-            log.info("stale due message for %s attempt %s skipped", due.call_id, due.attempt)
+            await self._skip_stale(due, call)
             return
+        # Backpressure: the consumer waits here while this process holds its maximum of calls.
+        await self._slots.acquire()
+        started = False
+        try:
+            started = await self._start(due, call)
+        finally:
+            if not started:
+                self._slots.release()
+
+    async def _skip_stale(self, due: CallDue, call: Call | None) -> None:
+        """A due message for an attempt that is over (or never was): its slot is not in use."""
+        log.info("stale due message for %s attempt %s skipped", due.call_id, due.attempt)
+        dialing_elsewhere = (
+            call is not None
+            and call.attempt == due.attempt
+            and call.status in (CallStatus.QUEUED, CallStatus.IN_PROGRESS)
+        )
+        if not dialing_elsewhere:
+            await self._rt.limits.free(due.campaign_id, keys.slot_member(due.call_id, due.attempt))
+
+    async def _start(self, due: CallDue, call: Call) -> bool:
+        """Claims the attempt and starts the call; False when it is not this process's to dial."""
         if not await self._rt.calls.claim_attempt(call, due.attempt, self._rt.claim_ttl_ms):
             log.info("attempt %s of %s already claimed; not dialing again", due.attempt, call.id)
-            return
+            return False
+        member = keys.slot_member(call.id, due.attempt)
+        if not await self._rt.limits.renew(call.campaign_id, member, self._rt.clock.now()):
+            # The slot lapsed before this dialer got to the call, and the scheduler has ended
+            # the attempt as lost: dialing now would contradict that outcome.
+            log.warning("attempt %s of %s was declared lost; not dialing", due.attempt, call.id)
+            return False
         campaign = await self._rt.catalog.get_campaign(call.campaign_id)
         if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
             # Paused after release: hand it back to the scheduler, which holds it.
             await self._rt.calls.release_attempt(call, due.attempt)
-            await self._rt.limits.free(call.campaign_id, keys.slot_member(call.id, due.attempt))
+            await self._rt.limits.free(call.campaign_id, member)
             await self._rt.calls.requeue(call.campaign_id, call.id, self._rt.clock.now())
-            return
+            return False
         now = self._rt.clock.now()
         if await self._rt.dnc.blocks_call(campaign, call.to, now):
             await self._block(call, due.attempt, campaign.max_retries + 1, now)
-            return
+            return False
         agent = await self._rt.catalog.get_agent(campaign.agent_id)
         prompt = render_prompt(agent.prompt if agent else "", call.payload)
-        # Backpressure: the consumer waits here while this process holds its maximum of calls.
-        await self._slots.acquire()
         task = asyncio.create_task(
             self._place(call, due.attempt, campaign.max_retries + 1, prompt),
             name=f"call-{call.id}-{due.attempt}",
         )
         self._calls.add(task)
         task.add_done_callback(self._finished)
+        return True
 
     async def _block(self, call: Call, attempt: int, max_attempts: int, now: datetime) -> None:
         """The number went on a do-not-call list after the call was queued: never dialed."""

@@ -197,7 +197,13 @@ class DuePump:
             )
             if call is not None and unfinished:
                 # Claim the attempt first: a dialer that merely lagged must not dial it now.
-                await self._rt.calls.claim_attempt(call, lost.attempt, self._claim_ttl_ms)
+                won = await self._rt.calls.claim_attempt(call, lost.attempt, self._claim_ttl_ms)
+                if not won:
+                    # A dialer holds the claim; it renews the slot right after claiming, so a
+                    # lease that is fresh again means it is alive and dialing.
+                    deadline = await self._rt.limits.lease_deadline(lost.campaign_id, member)
+                    if deadline is not None and deadline > now:
+                        continue
                 campaign = await self._rt.catalog.get_campaign(call.campaign_id)
                 log.warning("attempt %s of call %s lost its dialer", lost.attempt, call.id)
                 event = call_event(

@@ -125,7 +125,8 @@ async def update_campaign(request: web.Request) -> web.Response:
         created_at=campaign.created_at,
         updated_at=runtime.clock.now(),
     )
-    await runtime.catalog.update_rules(updated)
+    if not await runtime.catalog.update_rules(updated):
+        raise not_found("campaign")
     stored = await runtime.catalog.get_campaign(campaign.id)
     if stored is None:
         raise not_found("campaign")
@@ -139,8 +140,8 @@ async def delete_campaign(request: web.Request) -> web.Response:
         raise ApiError(
             403, "An active campaign cannot be deleted; pause it first.", "CAMPAIGN_ACTIVE"
         )
-    counts = await runtime.calls.stats(campaign.id)
-    if counts.get(CallStatus.IN_PROGRESS.value, 0) > 0:
+    statuses = await runtime.calls.statuses(campaign.id, await runtime.calls.call_ids(campaign.id))
+    if any(status == CallStatus.IN_PROGRESS.value for status, _ in statuses):
         raise ApiError(409, "The campaign has calls in progress.", "CALLS_IN_PROGRESS")
     await _cancel_queued_calls(runtime, campaign)
     await runtime.catalog.delete_campaign(campaign)
@@ -160,15 +161,18 @@ async def change_campaign_status(request: web.Request) -> web.Response:
             f"A campaign cannot move from {previous} to {body.status.value}.",
             "INVALID_TRANSITION",
         )
-    if body.status is CampaignStatus.CANCELLED:
-        await _cancel_queued_calls(runtime, campaign)
+    if body.status in _CLOSED:
+        # A finished campaign dials nothing more: what still waits is cancelled now.
+        await _cancel_queued_calls(runtime, campaign, body.status)
     updated = await runtime.catalog.get_campaign(campaign.id)
     if updated is None:
         raise not_found("campaign")
     return json_response({"success": True, "data": await _full_view(runtime, updated)})
 
 
-async def _cancel_queued_calls(runtime: Runtime, campaign: Campaign) -> None:
+async def _cancel_queued_calls(
+    runtime: Runtime, campaign: Campaign, campaign_status: CampaignStatus = CampaignStatus.CANCELLED
+) -> None:
     """Every call still waiting is cancelled and its number freed; calls in progress finish."""
     ids = await runtime.calls.call_ids(campaign.id)
     statuses = await runtime.calls.statuses(campaign.id, ids)
@@ -190,7 +194,7 @@ async def _cancel_queued_calls(runtime: Runtime, campaign: Campaign) -> None:
                     attempt=call.attempt,
                     max_attempts=campaign.max_retries + 1,
                     status=CallStatus.CANCELLED.value,
-                    reason="campaign_cancelled",
+                    reason=f"campaign_{campaign_status.value}",
                 )
             )
     await runtime.publisher.publish_events(events)
