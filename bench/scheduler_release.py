@@ -1,0 +1,572 @@
+"""Due-call release: with N calls due in Redis, how fast one scheduler process hands them to
+Kafka, and the Redis memory each scheduled call takes; against a raw aiokafka producer
+publishing N messages of the same size with acks=all (the ceiling) in the same run.
+
+Target (the issue's): at least 5,000 releases/s and under 1 KiB of Redis per scheduled call.
+Printed, never asserted.
+
+No dialer runs, so every released call keeps its campaign concurrency slot: a campaign releases
+at most `max_concurrent_calls` (≤ 10,000) calls. The calls are spread over enough campaigns
+(default 20 × 5,000) that this cap never binds.
+
+python -m bench scheduler_release [--calls 100000] [--campaigns 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import signal
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import uvloop
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from bench.figures import CpuUse, CpuWindow, load_line, table
+from bench.loadgen import CONTEXT, PAYLOAD, number_at
+from bench.profiling import finish_profile, start_profile
+from bench.servers import (
+    Servers,
+    Started,
+    read_topic,
+    service_env,
+    start_servers,
+    start_service,
+    started_processes,
+)
+from shared import keys
+from shared.events import CallDue
+from shared.models import Agent, Call, Campaign, CampaignStatus
+from shared.settings import RedisSettings
+from shared.state_redis import CallStore, CatalogStore, create_redis
+from shared.topics import CALLS_DUE, call_key
+from tests.support import ALWAYS_OPEN
+
+DESCRIPTION = "releases/s of one scheduler with N calls due, vs a raw aiokafka producer"
+ENVIRONMENT = "bench"
+CEILING_TOPIC = "bench.ceiling"
+MAX_CONCURRENT = 10_000  # the model's maximum
+PER_MINUTE = 100_000  # the model's maximum
+DUE_SHARDS = 16
+TARGET_RATE = 5_000.0
+TARGET_BYTES = 1024.0
+RESERVATION_TTL_MS = 3_600_000
+LISTPACK_VALUE = "hash-max-listpack-value"
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench scheduler_release",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--campaigns", type=int, default=20)
+    parser.add_argument("--pump-interval-ms", type=int, default=10)
+    parser.add_argument("--claim-batch", type=int, default=None, help="SCHEDULER_CLAIM_BATCH")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up releasing after")
+    parser.add_argument("--seed-processes", type=int, default=2)
+    parser.add_argument("--seed-concurrency", type=int, default=64, help="per seeding process")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the scheduler while it releases"
+    )
+    return parser.parse_args(argv)
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+async def _used_memory(redis: Redis) -> int:
+    info = await redis.info("memory")
+    return int(info["used_memory"])
+
+
+@dataclass(frozen=True)
+class Campaigns:
+    agent_id: str
+    ids: list[str]
+    created_at: datetime
+
+
+async def _create_campaigns(redis_url: str, count: int) -> Campaigns:
+    """An agent and `count` active, always-open campaigns whose limits are at their maxima."""
+    redis = create_redis(RedisSettings(url=redis_url))
+    try:
+        catalog = CatalogStore(redis)
+        now = datetime.now(UTC)
+        agent = Agent(
+            id=str(uuid.uuid4()),
+            environment_id=ENVIRONMENT,
+            name="Bench",
+            prompt="Hello",
+            created_at=now,
+        )
+        await catalog.save_agent(agent)
+        ids = [str(uuid.uuid4()) for _ in range(count)]
+        for number, campaign_id in enumerate(ids):
+            await catalog.save_campaign(
+                Campaign.model_validate(
+                    {
+                        **ALWAYS_OPEN,
+                        "name": f"Bench {number}",
+                        "agent_id": agent.id,
+                        "max_concurrent_calls": MAX_CONCURRENT,
+                        "calls_per_minute": PER_MINUTE,
+                        "recipient_local_hours": None,
+                        "id": campaign_id,
+                        "environment_id": ENVIRONMENT,
+                        "status": CampaignStatus.ACTIVE,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            )
+        return Campaigns(agent.id, ids, now)
+    finally:
+        await redis.aclose()
+
+
+def _call_at(index: int, campaigns: Campaigns) -> Call:
+    """The index-th call: due a second before the campaigns were made, so due at once."""
+    return Call(
+        id=str(uuid.uuid4()),
+        campaign_id=campaigns.ids[index % len(campaigns.ids)],
+        environment_id=ENVIRONMENT,
+        to=number_at(index),
+        payload=PAYLOAD,
+        context=CONTEXT,
+        attempt=1,
+        scheduled_at=campaigns.created_at - timedelta(seconds=1),
+        scheduling_reason="immediate",
+        created_at=campaigns.created_at,
+        updated_at=campaigns.created_at,
+    )
+
+
+async def _seed_range(
+    redis_url: str, campaigns: Campaigns, indices: range, concurrency: int
+) -> int:
+    """Stores the calls of `indices` through CallStore.accept + enqueue, as the scheduler's
+    request consumer does; returns how many were accepted."""
+    redis = create_redis(RedisSettings(url=redis_url, max_connections=concurrency))
+    store = CallStore(redis, DUE_SHARDS)
+    todo = iter(indices)
+    accepted = 0
+
+    async def worker() -> None:
+        nonlocal accepted
+        for index in todo:  # one iterator shared by every worker
+            call = _call_at(index, campaigns)
+            result = await store.accept(call, RESERVATION_TTL_MS)
+            if result.outcome == "accepted":
+                accepted += 1
+                await store.enqueue(call)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await redis.aclose()
+    return accepted
+
+
+def _seed_part(redis_url: str, campaigns: Campaigns, indices: range, concurrency: int) -> int:
+    """One seeding process's share (run in a worker process)."""
+    return uvloop.run(_seed_range(redis_url, campaigns, indices, concurrency))
+
+
+def _seed(
+    redis_url: str, campaigns: Campaigns, calls: int, processes: int, concurrency: int
+) -> int:
+    """Seeds `calls` calls from `processes` processes at once (seeding is not measured)."""
+    step = -(-calls // processes)
+    parts = [range(start, min(calls, start + step)) for start in range(0, calls, step)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+        futures = [
+            pool.submit(_seed_part, redis_url, campaigns, part, concurrency) for part in parts
+        ]
+        return sum(future.result() for future in futures)
+
+
+@dataclass(frozen=True)
+class Memory:
+    before: int
+    after: int
+    breakdown: dict[str, float]  # bytes per call by structure (MEMORY USAGE)
+    call_encoding: str
+    sample: Call
+    sample_fields: int
+    sample_bytes: int
+    listpack_value_limit: int  # Redis's hash-max-listpack-value
+    too_long: dict[str, int]  # fields longer than it, which make the hash a hashtable
+    as_listpack: int  # MEMORY USAGE of the same fields in a listpack-encoded hash
+
+
+async def _as_listpack(redis: Redis, fields: dict[str, str], limit: int) -> int:
+    """MEMORY USAGE of the same fields in a hash Redis may keep as a listpack: the limit is
+    raised for one scratch key on the benchmark's own Redis, then put back."""
+    scratch = "bench:listpack-probe"
+    longest = max(len(v.encode()) for v in fields.values())
+    await redis.config_set(LISTPACK_VALUE, max(limit, longest))
+    try:
+        await redis.hset(scratch, mapping=cast(dict[Any, Any], fields))
+        return int(await redis.memory_usage(scratch, samples=0) or 0)
+    finally:
+        await redis.delete(scratch)
+        await redis.config_set(LISTPACK_VALUE, limit)
+
+
+async def _used_memory_of(redis_url: str) -> int:
+    redis = Redis.from_url(redis_url)
+    try:
+        return await _used_memory(redis)
+    finally:
+        await redis.aclose()
+
+
+async def _memory(redis_url: str, campaign_ids: list[str], calls: int, before: int) -> Memory:
+    redis = create_redis(RedisSettings(url=redis_url))
+    try:
+        after = await _used_memory(redis)
+        store = CallStore(redis, DUE_SHARDS)
+        first = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_ids[0]), 0, 0))
+        sample = await store.get(campaign_ids[0], first[0])
+        assert sample is not None
+        breakdown = await _breakdown(redis, store, campaign_ids, calls)
+        key = keys.call(campaign_ids[0], first[0])
+        encoding = str(await redis.object("encoding", key))
+        fields = cast(dict[str, str], await redis.hgetall(key))
+        raw = sum(len(k.encode()) + len(v.encode()) for k, v in fields.items())
+        limit = int(cast(dict[str, str], await redis.config_get(LISTPACK_VALUE))[LISTPACK_VALUE])
+        too_long = {k: len(v.encode()) for k, v in fields.items() if len(v.encode()) > limit}
+        as_listpack = await _as_listpack(redis, fields, limit)
+        return Memory(
+            before,
+            after,
+            breakdown,
+            encoding,
+            sample,
+            len(fields),
+            raw,
+            limit,
+            too_long,
+            as_listpack,
+        )
+    finally:
+        await redis.aclose()
+
+
+async def _breakdown(
+    redis: Redis, store: CallStore, campaign_ids: list[str], calls: int
+) -> dict[str, float]:
+    """Bytes per call of each structure a scheduled call adds, from MEMORY USAGE."""
+    sample_ids = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_ids[0]), 0, 99))
+    calls_of_first = await store.get_many((campaign_ids[0], i) for i in sample_ids)
+    hashes = [
+        await redis.memory_usage(keys.call(campaign_ids[0], i), samples=0) for i in sample_ids
+    ]
+    actives = [
+        await redis.memory_usage(keys.active_number(c.campaign_id, c.to), samples=0)
+        for c in calls_of_first
+        if c is not None
+    ]
+    listings = [await redis.memory_usage(keys.campaign_calls(c), samples=0) for c in campaign_ids]
+    queues = [await redis.memory_usage(keys.due_queue(s), samples=0) for s in range(DUE_SHARDS)]
+    # The key space itself (dict entries, expires) is what used_memory adds beyond these.
+    return {
+        "call hash": sum(h or 0 for h in hashes) / max(1, len(hashes)),
+        "active-number key": sum(a or 0 for a in actives) / max(1, len(actives)),
+        "campaign listing zset": sum(x or 0 for x in listings) / calls,
+        "due queue zset": sum(q or 0 for q in queues) / calls,
+    }
+
+
+# --- the ceiling ------------------------------------------------------------------------------
+
+
+def _due_message(call: Call) -> bytes:
+    now = datetime.now(UTC)
+    return (
+        CallDue(
+            call_id=call.id,
+            campaign_id=call.campaign_id,
+            environment_id=call.environment_id,
+            attempt=call.attempt,
+            to=call.to,
+            is_testing=call.is_testing,
+            due_at=call.scheduled_at,
+            released_at=now,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+async def _ceiling(kafka: str, sample: Call, messages: int) -> float:
+    """Seconds a raw aiokafka producer (acks=all, linger 0) takes to publish `messages`."""
+    value = _due_message(sample)
+    message_keys = [call_key(str(uuid.uuid4())) for _ in range(messages)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=0)
+    await producer.start()
+    try:
+        await producer.send_and_wait(CEILING_TOPIC, value, key=message_keys[0])
+        began = time.monotonic()
+        pending: list[asyncio.Future[Any]] = []
+        for key in message_keys:
+            pending.append(await producer.send(CEILING_TOPIC, value, key=key))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        return time.monotonic() - began
+    finally:
+        await producer.stop()
+
+
+# --- releasing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Released:
+    total: int
+    started_to_first: float  # process start to the first release
+    first_to_last: float
+    started_to_last: float
+    rate: float  # from the first sample that saw a release to the last
+    steady_rate: float  # between 10% and 90% of the calls
+    samples: list[tuple[float, int]]
+    cpu: CpuUse | None
+    profile: str
+
+
+def _crossing(samples: list[tuple[float, int]], count: float) -> float:
+    """When the released count first reached `count`, interpolated between samples."""
+    previous = samples[0]
+    for sample in samples:
+        if sample[1] >= count:
+            t0, c0 = previous
+            t1, c1 = sample
+            return t1 if c1 == c0 else t0 + (t1 - t0) * (count - c0) / (c1 - c0)
+        previous = sample
+    return samples[-1][0]
+
+
+async def _unreleased(redis: Redis) -> int:
+    """Calls still in the due queue or claimed but not yet acknowledged by the broker."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in range(DUE_SHARDS):
+            pipe.zcard(keys.due_queue(shard))
+            pipe.zcard(keys.due_inflight(shard))
+        counts = cast(list[int], await pipe.execute())
+    return sum(counts)
+
+
+async def _release(
+    group: Started,
+    servers: Servers,
+    env: dict[str, str],
+    calls: int,
+    give_up_after: float,
+    profile: bool,
+) -> Released:
+    """Starts one scheduler and follows the due queue in Redis until every call is released.
+
+    A call counts as released once the pump has dropped its lease, which it does only after
+    the broker acknowledged the call's message (acks=all)."""
+    redis = Redis.from_url(servers.redis_url)
+    try:
+        started_at = time.monotonic()
+        scheduler = start_service(group, "scheduler", env)
+        pids = {
+            "scheduler": scheduler.pid,
+            "redis": servers.redis.pid,
+            "broker": servers.broker.pid,
+        }
+        samples: list[tuple[float, int]] = [(started_at, 0)]
+        window: CpuWindow | None = None
+        spy = None
+        cpu: CpuUse | None = None
+        deadline = started_at + give_up_after
+        while True:
+            count = calls - await _unreleased(redis)
+            now = time.monotonic()
+            samples.append((now, count))
+            if count and window is None:
+                window = CpuWindow.open(pids, now)
+                if profile:
+                    # Long enough for the whole release at the target rate; cut short below.
+                    spy = start_profile(group, "scheduler", scheduler.pid, calls / TARGET_RATE)
+            if count >= calls or now > deadline or not scheduler.alive():
+                break
+            await asyncio.sleep(0.05)
+        if window is not None:
+            cpu = window.close(samples[-1][0])
+        if spy is not None and spy.process.alive():
+            assert spy.process.process is not None
+            spy.process.process.send_signal(signal.SIGINT)  # py-spy writes what it has
+        profile_text = finish_profile(group, spy)
+    finally:
+        await redis.aclose()
+    released = [s for s in samples if s[1] > 0]
+    total = samples[-1][1]
+    if not released:
+        return Released(total, 0, 0, 0, 0, 0, samples, cpu, profile_text)
+    first, last = released[0][0], samples[-1][0]
+    t10, t90 = _crossing(samples, 0.1 * total), _crossing(samples, 0.9 * total)
+    steady = 0.8 * total / (t90 - t10) if t90 > t10 else 0.0
+    rate = (total - released[0][1]) / (last - first) if last > first else 0.0
+    return Released(
+        total,
+        first - started_at,
+        last - first,
+        last - started_at,
+        rate,
+        steady,
+        samples,
+        cpu,
+        profile_text,
+    )
+
+
+async def _left_in_redis(redis_url: str, campaign_ids: list[str]) -> tuple[int, int, int, int]:
+    """(due, in flight, slots held, used_memory) after the release."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        due = sum([await redis.zcard(keys.due_queue(s)) for s in range(DUE_SHARDS)])
+        inflight = sum([await redis.zcard(keys.due_inflight(s)) for s in range(DUE_SHARDS)])
+        slots = sum([await redis.zcard(keys.dial_slots(c)) for c in campaign_ids])
+        return due, inflight, slots, await _used_memory(redis)
+    finally:
+        await redis.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    per_campaign = -(-args.calls // args.campaigns)
+    print(f"scheduler_release: {DESCRIPTION}")
+    print(
+        f"  {args.calls:,} calls due over {args.campaigns} campaigns ({per_campaign:,} each; "
+        f"max_concurrent_calls {MAX_CONCURRENT:,}, calls_per_minute {PER_MINUTE:,}, "
+        f"always open, recipient_local_hours null): the concurrency cap "
+        + ("never binds" if per_campaign <= MAX_CONCURRENT else "BINDS (use more campaigns)")
+    )
+    print(f"  before: {load_line()}", flush=True)
+    with started_processes("scheduler") as group:
+        servers = start_servers(group, topics=[CEILING_TOPIC])
+        campaigns = uvloop.run(_create_campaigns(servers.redis_url, args.campaigns))
+        before = uvloop.run(_used_memory_of(servers.redis_url))
+        began = time.monotonic()
+        accepted = _seed(
+            servers.redis_url, campaigns, args.calls, args.seed_processes, args.seed_concurrency
+        )
+        print(
+            f"  seeded {accepted:,} calls in {time.monotonic() - began:.1f} s "
+            f"({args.seed_processes} processes; not measured)",
+            flush=True,
+        )
+        memory = uvloop.run(_memory(servers.redis_url, campaigns.ids, accepted, before))
+        message = _due_message(memory.sample)
+        ceiling_seconds = uvloop.run(_ceiling(servers.kafka, memory.sample, accepted))
+        extra = {
+            "SCHEDULER_PUMP_INTERVAL_MS": str(args.pump_interval_ms),
+            "DUE_SHARDS": str(DUE_SHARDS),
+        }
+        if args.claim_batch:
+            extra["SCHEDULER_CLAIM_BATCH"] = str(args.claim_batch)
+        env = service_env(servers, extra)
+        released = uvloop.run(_release(group, servers, env, accepted, args.timeout, args.profile))
+        due, inflight, slots, memory_released = uvloop.run(
+            _left_in_redis(servers.redis_url, campaigns.ids)
+        )
+        on_topic = uvloop.run(read_topic(servers.kafka, CALLS_DUE, accepted, 120))
+        print(f"  logs: {group.logs}")
+
+    per_call = (memory.after - memory.before) / max(1, accepted)
+    print()
+    print("Redis memory per scheduled call")
+    print(
+        f"  used_memory {memory.before:,} -> {memory.after:,} B: "
+        f"{per_call:,.0f} B per call ({per_call / 1024:.2f} KiB)"
+    )
+    print(
+        "  MEMORY USAGE per call: "
+        + ", ".join(f"{name} {size:,.0f} B" for name, size in memory.breakdown.items())
+        + f" (call hash encoding: {memory.call_encoding})"
+    )
+    print(
+        f"  after the release (due entries gone, {slots:,} dial slots + rate entries held): "
+        f"used_memory {memory_released:,} B"
+    )
+    print(
+        f"  the {memory.breakdown['call hash']:,.0f} B call hash holds "
+        f"{memory.sample_fields} fields, {memory.sample_bytes} B of field names and values; "
+        f"fields over {LISTPACK_VALUE} ({memory.listpack_value_limit} B): "
+        + (", ".join(f"{k} ({n} B)" for k, n in memory.too_long.items()) or "none")
+        + f"; the same fields as a listpack take {memory.as_listpack:,} B"
+    )
+    print()
+    all_out = released.total >= accepted
+    release_rate = released.rate
+    ceiling_rate = accepted / ceiling_seconds if ceiling_seconds else 0.0
+    rows = [
+        [
+            "scheduler (real)",
+            f"{release_rate:,.0f}",
+            f"{released.steady_rate:,.0f}",
+            f"{released.first_to_last:.2f}",
+            f"{released.started_to_last:.2f}",
+            f"{released.total:,}",
+        ],
+        [
+            "raw aiokafka acks=all",
+            f"{ceiling_rate:,.0f}",
+            "",
+            f"{ceiling_seconds:.2f}",
+            "",
+            f"{accepted:,}",
+        ],
+    ]
+    print(
+        f"Release to {CALLS_DUE} ({len(message)} B values keyed by call id; "
+        f"pump interval {args.pump_interval_ms} ms)"
+    )
+    print(
+        table(
+            ["", "msg/s", "10-90% msg/s", "first→last s", "start→last s", "messages"],
+            rows,
+        )
+    )
+    print(f"ratio real/ceiling: {release_rate / ceiling_rate if ceiling_rate else 0:.1%}")
+    print(
+        f"  scheduler start to first release {released.started_to_first:.2f} s; "
+        + ("all released" if all_out else f"NOT all released within {args.timeout:g} s")
+        + f"; left in Redis: {due:,} due, {inflight:,} in flight"
+    )
+    print(
+        f"  read back from {CALLS_DUE}: {on_topic.messages:,} messages, "
+        f"{on_topic.distinct_keys:,} distinct call ids ({accepted:,} calls seeded)"
+    )
+    if released.cpu is not None:
+        print(f"  during the release: {released.cpu.line()}")
+    print(
+        f"target: ≥{TARGET_RATE:,.0f} releases/s: "
+        f"{'met' if release_rate >= TARGET_RATE and all_out else 'NOT met'}; "
+        f"< {TARGET_BYTES:,.0f} B per scheduled call: "
+        f"{'met' if per_call < TARGET_BYTES else 'NOT met'}"
+    )
+    print(f"  after: {load_line()}")
+    if released.profile:
+        print("\nprofile of the scheduler process (py-spy; this run's figures are perturbed):")
+        print(released.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
