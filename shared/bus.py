@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Literal, TypedDict
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -136,6 +136,42 @@ def batch_consumer(settings: KafkaSettings) -> BatchConsumerOptions:
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
+
+
+class BulkSender:
+    """A producer for many records at once: every send is queued before any is awaited.
+
+    Awaiting each publish in turn caps a stage at a few thousand records a second; handing the
+    whole set to the producer lets it batch them per partition and wait for the acks together.
+    """
+
+    def __init__(self, settings: KafkaSettings, service: str) -> None:
+        self._settings = settings
+        self._client_id = f"{settings.client_id_prefix}-{service}-bulk"
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connects; the producer needs the running event loop, so it is made here."""
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=self._settings.enable_idempotence,
+            linger_ms=0,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Sends (key, value) records; returns once the broker acknowledged all of them."""
+        if self._producer is None:
+            raise RuntimeError("BulkSender.start() was not called")
+        producer = self._producer
+        pending = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*pending)
 
 
 def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:

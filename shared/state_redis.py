@@ -95,6 +95,7 @@ def _call_from_fields(fields: Mapping[str, str]) -> Call:
 
 
 _NOT_RULES = {"id", "environment_id", "status", "created_at", "updated_at"}
+_CAMPAIGN_CACHE_SIZE = 10_000
 
 
 def _rules_json(campaign: Campaign) -> str:
@@ -128,6 +129,7 @@ class CatalogStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._transition = redis.register_script(redis_scripts.TRANSITION_CAMPAIGN)
+        self._campaigns: dict[str, tuple[tuple[str | None, ...], Campaign]] = {}
 
     async def save_agent(self, agent: Agent) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -162,14 +164,30 @@ class CatalogStore:
 
     async def get_campaign(self, campaign_id: str) -> Campaign | None:
         fields = cast(dict[str, str], await self._redis.hgetall(keys.campaign(campaign_id)))
-        return _campaign_from_fields(fields) if fields else None
+        return self._parsed(fields) if fields else None
+
+    def _parsed(self, fields: dict[str, str]) -> Campaign:
+        """Parses a stored campaign, reusing the last parse while its stored form is unchanged.
+
+        Every request reads its campaign; validating the same rules again each time is the
+        single largest cost of a call request after the Redis round trips themselves.
+        """
+        fingerprint = (fields.get("status"), fields.get("updated_at"), fields.get("rules"))
+        cached = self._campaigns.get(fields.get("id", ""))
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        campaign = _campaign_from_fields(fields)
+        if len(self._campaigns) >= _CAMPAIGN_CACHE_SIZE:
+            self._campaigns.pop(next(iter(self._campaigns)))
+        self._campaigns[campaign.id] = (fingerprint, campaign)
+        return campaign
 
     async def get_campaigns(self, campaign_ids: list[str]) -> list[Campaign]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for campaign_id in campaign_ids:
                 pipe.hgetall(keys.campaign(campaign_id))
             rows = cast(list[dict[str, str]], await pipe.execute())
-        return [_campaign_from_fields(row) for row in rows if row]
+        return [self._parsed(row) for row in rows if row]
 
     async def get_agents(self, agent_ids: list[str]) -> list[Agent]:
         if not agent_ids:

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from services.scheduler.due_pump import DuePump
 from services.scheduler.handlers import OutcomeHandler, RequestHandler, SchedulerRuntime
 from services.scheduler.settings import SchedulerSettings
-from shared.bus import batch_consumer, consume_batch, create_broker, records_of
+from shared.bus import BulkSender, batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.limits_redis import DialLimits, NumberCooldowns
@@ -42,6 +42,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         limits=DialLimits(redis, settings.dial_slot_lease_ms),
         dnc=DncStore(redis),
         cooldowns=NumberCooldowns(redis),
+        sender=BulkSender(settings.kafka, "scheduler"),
     )
     requests = RequestHandler(runtime)
     outcomes = OutcomeHandler(runtime)
@@ -94,6 +95,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     @app.after_startup
     async def start_pump() -> None:
         warm_up()
+        await runtime.sender.start()
         tasks.append(asyncio.create_task(pump.run(), name="due-pump"))
 
     @app.on_shutdown
@@ -103,6 +105,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
 
     @app.after_shutdown
     async def close_redis() -> None:
+        await runtime.sender.stop()
         if deps.redis is None:
             await redis.aclose()
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from services.scheduler.domain.policy import CLOSED_STATUSES, calling_policy
 from services.scheduler.domain.retry import Outcome
-from services.scheduler.domain.windows import Closed, next_allowed_time
+from services.scheduler.domain.windows import CallingPolicy, Closed, next_allowed_time
 from services.scheduler.handlers import SchedulerRuntime, max_attempts
 from shared import keys
 from shared.bus import publish_events
@@ -89,6 +89,7 @@ class DuePump:
                 )
         due: list[tuple[DueClaim, Call]] = []
         done: list[DueClaim] = []
+        policies: dict[str, CallingPolicy] = {}
         for claim, call in zip(claims, calls, strict=True):
             campaign = campaigns[claim.campaign_id]
             if call is None or campaign is None or call.status is not CallStatus.QUEUED:
@@ -103,9 +104,11 @@ class DuePump:
                 await self._rt.calls.reschedule(claim, now + self._hold)
                 continue
             # The rules are checked again at release: the campaign may have changed since.
-            window = next_allowed_time(
-                calling_policy(campaign), time_zones(call.to), now, from_request=False
-            )
+            policy = policies.get(campaign.id)
+            if policy is None:
+                policy = policies[campaign.id] = calling_policy(campaign)
+            zones = time_zones(call.to) if policy.recipient_local_hours else ()
+            window = next_allowed_time(policy, zones, now, from_request=False)
             if isinstance(window, Closed):
                 await self._expire(call, campaign, now)
                 done.append(claim)
@@ -116,9 +119,11 @@ class DuePump:
         due = await self._after_cooldowns(due, now)
         due = await self._within_limits(due, campaigns, now)
         if due:
-            await asyncio.gather(
-                *(
-                    self._rt.broker.publish(
+            await self._rt.sender.send_all(
+                CALLS_DUE,
+                [
+                    (
+                        call_key(call.id),
                         CallDue(
                             call_id=call.id,
                             campaign_id=call.campaign_id,
@@ -131,11 +136,9 @@ class DuePump:
                         )
                         .model_dump_json()
                         .encode(),
-                        topic=CALLS_DUE,
-                        key=call_key(call.id),
                     )
                     for claim, call in due
-                )
+                ],
             )
         await self._rt.calls.handed_off([*done, *(claim for claim, _ in due)])
         return len(due)

@@ -26,7 +26,7 @@ from services.scheduler.domain.retry import (
 )
 from services.scheduler.domain.windows import Closed, next_allowed_time
 from shared import keys
-from shared.bus import publish_events, send_to_dlq
+from shared.bus import BulkSender, publish_events, send_to_dlq
 from shared.clock import Clock
 from shared.dnc_redis import DncStore
 from shared.events import CallEvent, CallEventType, CallRequested, call_event
@@ -50,6 +50,7 @@ class SchedulerRuntime:
     limits: DialLimits
     dnc: DncStore
     cooldowns: NumberCooldowns
+    sender: BulkSender
 
 
 def max_attempts(campaign: Campaign | None) -> int:
