@@ -20,7 +20,7 @@ from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.pipeline import seed_calls, seed_campaign
 from tests.stack import Stack
-from tests.support import Api, read_topic
+from tests.support import AUTH, Api, Receiver, read_topic
 
 pytestmark = pytest.mark.fault
 
@@ -148,3 +148,112 @@ async def test_a_scheduler_killed_while_releasing_loses_nothing_and_dials_nothin
         return True
 
     await wait_until(settled, within=10)
+
+
+PUBLIC_PER_CALL = {
+    "campaign_call.queued",
+    "campaign_call.started",
+    "campaign_call.answered",
+    "campaign_call.completed",
+}
+
+
+async def test_a_notifier_killed_mid_delivery_still_delivers_every_event(
+    kafka_server: KafkaServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    receiver = await Receiver(delay_s=0.05).start()
+    stack = Stack(kafka_server.bootstrap, redis_server.url, tmp_path).start(
+        ["ingest", "scheduler", "dialer"]
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, stack.base_url)
+            campaign = await api.active_campaign(max_concurrent_calls=100)
+            await api.webhook(campaign["id"], receiver.url)
+            call_ids = []
+            for i in range(30):
+                # Numbers ending in 0-3 complete, so every call has the same four events.
+                status, body = await api.call(
+                    "POST", f"/campaigns/{campaign['id']}/call", {"to": f"+1212555{2000 + i * 10}"}
+                )
+                assert status == 201, body
+                call_ids.append(body["campaign_call"]["id"])
+            notifier = stack.start_one("notifier")
+
+            async def some_delivered() -> bool:
+                return len(receiver.deliveries) >= 15
+
+            await wait_until(some_delivered, within=30)
+            notifier.kill()
+            stack.start_one("notifier")
+
+            def delivered() -> dict[str, set[str]]:
+                seen: dict[str, set[str]] = {}
+                for d in receiver.deliveries:
+                    event = d.json()
+                    seen.setdefault(event["data"]["id"], set()).add(event["type"])
+                return seen
+
+            async def everything_delivered() -> bool:
+                seen = delivered()
+                return all(seen.get(call_id, set()) >= PUBLIC_PER_CALL for call_id in call_ids)
+
+            await wait_until(everything_delivered, within=60)
+        # A redelivered event carries the id it had the first time.
+        ids_by_key: dict[tuple[str, str], set[str]] = {}
+        for d in receiver.deliveries:
+            event = d.json()
+            ids_by_key.setdefault((event["data"]["id"], event["type"]), set()).add(
+                d.headers["webhook-id"]
+            )
+        assert all(len(ids) == 1 for ids in ids_by_key.values())
+    finally:
+        stack.stop()
+        await receiver.stop()
+
+
+async def test_an_ingest_killed_under_load_loses_no_call_it_accepted(
+    kafka_server: KafkaServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stack = Stack(kafka_server.bootstrap, redis_server.url, tmp_path).start(
+        ["ingest", "scheduler", "dialer"]
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, stack.base_url)
+            campaign = await api.active_campaign(max_concurrent_calls=1000)
+            url = f"{stack.base_url}/api/v1/campaigns/{campaign['id']}/call"
+            accepted: list[str] = []
+
+            async def one(i: int) -> None:
+                try:
+                    async with session.post(
+                        url, json={"to": f"+1212555{3000 + i:04d}"}, headers=AUTH
+                    ) as response:
+                        if response.status == 201:
+                            accepted.append((await response.json())["campaign_call"]["id"])
+                except aiohttp.ClientError:
+                    return  # not accepted: the client would retry
+
+            requests = [asyncio.create_task(one(i)) for i in range(300)]
+
+            async def some_accepted() -> bool:
+                return len(accepted) >= 30
+
+            await wait_until(some_accepted, within=30)
+            (ingest,) = stack.processes["ingest"]
+            ingest.kill()
+            await asyncio.gather(*requests)
+            assert 30 <= len(accepted) < 300
+            stack.start_one("ingest")
+
+            async def all_ended() -> bool:
+                for call_id in accepted:
+                    _, body = await api.call("GET", f"/campaigns/{campaign['id']}/calls/{call_id}")
+                    if body["data"]["status"] in ("queued", "in_progress"):
+                        return False
+                return True
+
+            await wait_until(all_ended, within=90, interval=0.5)
+    finally:
+        stack.stop()
