@@ -83,12 +83,19 @@ def test_the_dev_stack_starts_everything_and_stops_everything(
             assert launcher.poll() is None, launcher.stdout.read() if launcher.stdout else ""
             assert time.monotonic() < deadline, "the API never answered"
             time.sleep(0.2)
+        # The banner comes right after the API answers; read up to it before stopping.
+        output_lines: list[bytes] = []
+        assert launcher.stdout is not None
+        while b"Ctrl-C stops everything" not in b"".join(output_lines):
+            line = launcher.stdout.readline()
+            assert line, b"".join(output_lines)
+            output_lines.append(line)
         started = _descendants(launcher.pid)
         # A broker, a Redis and four services, each its own process.
         assert len(started) >= 6, started
         launcher.send_signal(stop_signal)
         code = launcher.wait(timeout=60)
-        output = launcher.stdout.read().decode() if launcher.stdout else ""
+        output = (b"".join(output_lines) + launcher.stdout.read()).decode()
         assert f"http://127.0.0.1:{port}/api/v1" in output
         assert "dev-token" in output
         if command[0] != "make":

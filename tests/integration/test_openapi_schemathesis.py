@@ -26,6 +26,10 @@ from hypothesis.strategies import SearchStrategy
 from schemathesis import APIOperation, BaseSchema, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
+
+# Loaded now, not lazily while the service runs in its thread: compiling a module in one thread
+# while another thread runs can trip CPython 3.11.7's AST recursion check (fixed in 3.11.8).
+from schemathesis.specs.openapi import schemas as _openapi_schemas  # noqa: F401
 from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
