@@ -107,9 +107,21 @@ class NumberCooldowns:
         """For each (environment, number): until when it is held, or None if it is free now."""
         if not pairs:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for environment_id, e164 in pairs:
-                pipe.get(keys.number_cooldown(environment_id, e164))
-            raws = cast(list[str | None], await pipe.execute())
+        names = [keys.number_cooldown(environment_id, e164) for environment_id, e164 in pairs]
+        if len(names) == 1:
+            raws: list[str | None] = [cast(str | None, await self._redis.get(names[0]))]
+        else:
+            # Keys of one environment share a hash tag: one MGET each, in one round trip.
+            positions: dict[str, list[int]] = {}
+            for index, (environment_id, _) in enumerate(pairs):
+                positions.setdefault(environment_id, []).append(index)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for indexes in positions.values():
+                    pipe.mget([names[i] for i in indexes])
+                replies = cast(list[list[str | None]], await pipe.execute())
+            raws = [None] * len(names)
+            for indexes, values in zip(positions.values(), replies, strict=True):
+                for index, value in zip(indexes, values, strict=True):
+                    raws[index] = value
         now_ms = to_ms(now)
         return [from_ms(float(raw)) if raw and int(raw) > now_ms else None for raw in raws]

@@ -376,9 +376,15 @@ class CallStore:
 
     async def handed_off(self, claims: Iterable[DueClaim]) -> None:
         """Drops the leases of claims whose messages the broker acknowledged."""
+        by_shard: dict[int, list[str]] = {}
+        for claim in claims:
+            by_shard.setdefault(claim.shard, []).append(claim.member)
+        if not by_shard:
+            return
+        # One ZREM per shard, all in one round trip.
         async with self._redis.pipeline(transaction=False) as pipe:
-            for claim in claims:
-                pipe.zrem(keys.due_inflight(claim.shard), claim.member)
+            for shard, members in by_shard.items():
+                pipe.zrem(keys.due_inflight(shard), *members)
             await pipe.execute()
 
     async def requeue_expired(self, shard: int, now: datetime, limit: int = 1000) -> int:
