@@ -168,7 +168,7 @@ async def test_a_notifier_killed_mid_delivery_still_delivers_every_event(
     try:
         async with aiohttp.ClientSession() as session:
             api = Api(session, stack.base_url)
-            campaign = await api.active_campaign(max_concurrent_calls=100)
+            campaign = await api.active_campaign(max_concurrent_calls=100, calls_per_minute=100_000)
             await api.webhook(campaign["id"], receiver.url)
             call_ids = []
             for i in range(30):
@@ -221,7 +221,9 @@ async def test_an_ingest_killed_under_load_loses_no_call_it_accepted(
     try:
         async with aiohttp.ClientSession() as session:
             api = Api(session, stack.base_url)
-            campaign = await api.active_campaign(max_concurrent_calls=1000)
+            campaign = await api.active_campaign(
+                max_concurrent_calls=1000, calls_per_minute=100_000
+            )
             url = f"{stack.base_url}/api/v1/campaigns/{campaign['id']}/call"
             accepted: list[str] = []
 
