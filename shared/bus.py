@@ -248,11 +248,3 @@ async def publish_events(broker: KafkaBroker, events: Iterable[CallEvent]) -> No
             for event in events
         )
     )
-
-
-def record_of(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
-    """The consumer record behind a single (non-batch) message."""
-    record = message.raw_message
-    if not isinstance(record, ConsumerRecord):
-        raise TypeError("a batch was delivered where one message was expected")
-    return record

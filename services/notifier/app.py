@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from faststream import AckPolicy, FastStream
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
@@ -16,7 +16,7 @@ from services.notifier.domain.retries import RetryPolicy
 from services.notifier.handlers import NotifierRuntime, NotifyHandler
 from services.notifier.retry_loop import RetryLoop
 from services.notifier.settings import NotifierSettings
-from shared.bus import consume_guarded, create_broker, record_of
+from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.deliveries_redis import DeliveryStore
 from shared.state_redis import CallStore, CatalogStore, create_redis
@@ -65,23 +65,21 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
     )
     handler = NotifyHandler(runtime)
 
-    @broker.subscriber(
-        CALLS_EVENTS,
-        group_id=settings.group_id,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka.session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    kafka = settings.kafka
+    options = batch_consumer(kafka)
+    # A first attempt may wait out a webhook's timeout (up to 120 s): one round of concurrent
+    # deliveries per batch keeps a batch well inside the consumer's poll interval.
+    options["max_records"] = kafka.batch_concurrency
+
+    @broker.subscriber(CALLS_EVENTS, group_id=settings.group_id, **options)
     async def on_call_event(message: KafkaMessage) -> None:
-        key = record_of(message).key
-        await consume_guarded(
+        await consume_batch(
             broker,
-            message.body,
-            key,
+            records_of(message),
             CALLS_EVENTS,
             "notifier",
-            lambda: handler.on_call_event(message.body, key),
+            lambda r: handler.on_call_event(r.value or b"", r.key),
+            kafka.batch_concurrency,
         )
 
     app = FastStream(broker)
