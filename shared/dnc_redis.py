@@ -29,6 +29,7 @@ from services.scheduler.domain.dnc import (
     campaign_id_of,
 )
 from shared import keys
+from shared.clock import to_iso
 from shared.models import Campaign
 
 # Numbers per script call in batch operations: bounds Lua's unpack and each call's run time.
@@ -132,10 +133,6 @@ def to_us(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def entry_json(entry: DncEntry) -> str:
     return orjson.dumps(
         {
@@ -143,8 +140,8 @@ def entry_json(entry: DncEntry) -> str:
             "scope": entry.scope,
             "source": entry.source.value,
             "reason": entry.reason,
-            "created_at": _iso(entry.created_at),
-            "expires_at": _iso(entry.expires_at) if entry.expires_at else None,
+            "created_at": to_iso(entry.created_at),
+            "expires_at": to_iso(entry.expires_at) if entry.expires_at else None,
             "expires_us": to_us(entry.expires_at) if entry.expires_at else None,
         }
     ).decode()

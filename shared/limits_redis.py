@@ -9,7 +9,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from shared import keys, redis_scripts
-from shared.state_redis import from_ms, to_ms
+from shared.clock import from_ms, to_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal, cast
 
@@ -13,6 +13,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
 
 from shared import keys, redis_scripts
+from shared.clock import to_iso, to_ms
 from shared.deliveries_redis import DeliveryStore
 from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Webhook
 from shared.settings import RedisSettings
@@ -24,18 +25,6 @@ def create_redis(settings: RedisSettings) -> Redis:
         settings.url, decode_responses=True, max_connections=settings.max_connections, timeout=10
     )
     return Redis(connection_pool=pool)
-
-
-def to_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def to_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def from_ms(ms: float) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,11 @@ from services.scheduler.domain.windows import CallingPolicy, Closed, next_allowe
 from services.scheduler.handlers import SchedulerRuntime, max_attempts
 from shared import keys
 from shared.bus import publish_events
+from shared.clock import from_ms
 from shared.events import CallDue, CallEventType, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
-from shared.state_redis import DueClaim, from_ms
+from shared.state_redis import DueClaim
 from shared.topics import CALLS_DUE, call_key
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from services.scheduler.domain.dnc import (
     campaign_scope,
 )
 from shared import keys
+from shared.clock import to_iso
 from shared.dnc_redis import DncStore
 from shared.models import CampaignRules
-from shared.state_redis import to_iso
 from tests.conftest import KafkaServer, RedisServer
 from tests.support import ALWAYS_OPEN, AUTH, TOKEN
 

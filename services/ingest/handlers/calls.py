@@ -25,10 +25,10 @@ from services.ingest.handlers.common import (
 from services.ingest.keys import Runtime
 from services.scheduler.domain.policy import CLOSED_STATUSES, schedule_first_attempt
 from services.scheduler.domain.windows import Closed
+from shared.clock import to_iso
 from shared.events import CallEventType, CallRequested, call_event
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, time_zones, to_e164
-from shared.state_redis import to_iso
 
 MAX_BATCH = 1000
 _REQUIRED = "The to field is required."

@@ -22,10 +22,9 @@ from services.ingest.handlers.common import (
 )
 from services.ingest.keys import ENVIRONMENT, Runtime
 from services.scheduler.domain.campaign_status import allowed_sources
+from services.scheduler.domain.policy import CLOSED_STATUSES
 from shared.events import CallEventType, call_event
 from shared.models import Agent, CallStatus, Campaign, CampaignRules, CampaignStatus, CampaignType
-
-_CLOSED = (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED)
 
 
 async def _agent_in_env(runtime: Runtime, agent_id: str, environment_id: str) -> Agent:
@@ -103,7 +102,7 @@ async def update_campaign(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     campaign = await campaign_in_env(request)
     changes = await read_object(request)
-    if campaign.status in _CLOSED:
+    if campaign.status in CLOSED_STATUSES:
         raise ApiError(
             409, "A completed or cancelled campaign cannot be edited.", "CAMPAIGN_CLOSED"
         )
@@ -161,7 +160,7 @@ async def change_campaign_status(request: web.Request) -> web.Response:
             f"A campaign cannot move from {previous} to {body.status.value}.",
             "INVALID_TRANSITION",
         )
-    if body.status in _CLOSED:
+    if body.status in CLOSED_STATUSES:
         # A finished campaign dials nothing more: what still waits is cancelled now.
         await _cancel_queued_calls(runtime, campaign, body.status)
     updated = await runtime.catalog.get_campaign(campaign.id)

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ValidationError
 
 from services.ingest.domain.errors import Invalid, not_found, validation_errors
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
+from shared.clock import to_iso
 from shared.models import Agent, Call, Campaign
-from shared.state_redis import to_iso
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -26,9 +26,9 @@ from services.ingest.keys import Runtime
 from services.notifier.adapters.webhook_http import HttpWebhookSender
 from services.notifier.dispatch import DeliveryBusy, DeliveryNotFound, Dispatcher
 from services.notifier.domain.payloads import EVENT_NAMES
-from services.notifier.domain.targets import is_refused_address, literal_address
+from services.notifier.domain.targets import is_refused_host
+from shared.clock import to_iso
 from shared.models import Campaign, Webhook
-from shared.state_redis import to_iso
 
 _PRIVATE_TARGET = "The webhook url may not point at a private address."
 
@@ -53,11 +53,7 @@ def _refuse_private_target(url: str, allowed: bool) -> None:
     again at each send."""
     if allowed:
         return
-    host = (URL(url).host or "").strip("[]").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        raise Invalid({"webhook_url": [_PRIVATE_TARGET]})
-    address = literal_address(host)
-    if address is not None and is_refused_address(address):
+    if is_refused_host(URL(url).host or ""):
         raise Invalid({"webhook_url": [_PRIVATE_TARGET]})
 
 

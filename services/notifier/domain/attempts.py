@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from services.notifier.domain.retries import DeliveryState
+from shared.clock import to_iso
 
 
 class Trigger(StrEnum):
@@ -22,7 +23,7 @@ class Trigger(StrEnum):
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+    return to_iso(moment) if moment else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 import orjson
 
+from shared.clock import to_iso
 from shared.events import CallEvent
 from shared.models import Call, Webhook
 
@@ -37,8 +38,8 @@ EVENT_NAMES: tuple[str, ...] = get_args(WebhookEvent)
 TEST_EVENT = "webhook.test"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+def _iso(moment: datetime | None) -> str | None:
+    return to_iso(moment) if moment else None
 
 
 def wants(webhook: Webhook, event_type: str) -> bool:

@@ -29,3 +29,15 @@ def literal_address(host: str) -> str | None:
     except ValueError:
         return None
     return bare
+
+
+def is_refused_host(host: str) -> bool:
+    """What a URL's host alone shows to be private: a `localhost` name or a private literal.
+
+    A host name that resolves to a private address is caught only at send time.
+    """
+    bare = host.strip("[]").rstrip(".").lower()
+    if bare == "localhost" or bare.endswith(".localhost"):
+        return True
+    address = literal_address(bare)
+    return address is not None and is_refused_address(address)

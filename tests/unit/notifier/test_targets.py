@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notifier.domain.targets import is_refused_address, literal_address
+from services.notifier.domain.targets import is_refused_address, is_refused_host, literal_address
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,19 @@ def test_public_addresses_are_allowed(address: str) -> None:
 )
 def test_literal_address(host: str, expected: str | None) -> None:
     assert literal_address(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "refused"),
+    [
+        ("localhost", True),
+        ("api.LOCALHOST.", True),
+        ("127.0.0.1", True),
+        ("[::1]", True),
+        ("10.1.2.3", True),
+        ("hooks.example.com", False),
+        ("93.184.216.34", False),
+    ],
+)
+def test_a_host_that_shows_itself_private_is_refused(host: str, refused: bool) -> None:
+    assert is_refused_host(host) is refused
