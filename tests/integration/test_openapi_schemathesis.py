@@ -1,7 +1,8 @@
 """Schemathesis against the live ingest service: no 5xx, and no answer that breaks the document.
 
-The app runs on a real TCP port (its own event loop, in a thread, since schemathesis calls it
-synchronously) with the real broker and Redis, and the document is read from the service itself.
+The service runs as its own process, as in production, with the real broker and Redis, and the
+document is read from the service itself. (In a thread of the test's process it shared CPython
+3.11.7's AST state with hypothesis, whose concurrent `ast.parse` calls can fail spuriously.)
 Every operation is fuzzed with valid and invalid inputs, once with the ids schemathesis makes up
 (mostly 404s) and once with path ids pinned to a seeded agent, campaign, call and DNC number.
 Answers that made-up data rarely reaches (a 201 call, a 409 duplicate, a 207 batch, a webhook's
@@ -15,31 +16,26 @@ import re
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis.strategies import SearchStrategy
 from schemathesis import APIOperation, BaseSchema, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
-
-# Loaded now, not lazily while the service runs in its thread: compiling a module in one thread
-# while another thread runs can trip CPython 3.11.7's AST recursion check (fixed in 3.11.8).
-from schemathesis.specs.openapi import schemas as _openapi_schemas  # noqa: F401
 from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
 
-from services.ingest.app import create_app
 from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH, OPERATIONS, Operation
-from services.ingest.settings import IngestSettings
 from tests.conftest import KafkaServer, RedisServer
-from tests.support import ALWAYS_OPEN, AUTH, TOKEN, Receiver
+from tests.stack import Stack
+from tests.support import ALWAYS_OPEN, AUTH, Receiver
 
 pytestmark = pytest.mark.integration
 Result = TypeVar("Result")
@@ -47,7 +43,7 @@ MAX_EXAMPLES = 15
 
 
 class Loop:
-    """An event loop in a thread of its own, to serve while the test blocks on HTTP calls."""
+    """An event loop in a thread of its own, for a webhook receiver while the test blocks."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -68,14 +64,6 @@ class LiveIngest:
     base_url: str
     seeded: dict[str, str]  # path parameter → id of a seeded object
     loop: Loop
-
-
-async def _start(settings: IngestSettings) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
 
 
 async def _seed(base_url: str) -> dict[str, str]:
@@ -104,25 +92,27 @@ async def _seed(base_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def live_ingest(kafka_server: KafkaServer, redis_server: RedisServer) -> Iterator[LiveIngest]:
-    settings = IngestSettings(
-        kafka=kafka_server.settings(),
-        redis=redis_server.settings(),
-        api_tokens=f"{TOKEN}:env-a,other-token:env-b",
-        dev_api_token=None,
-        max_body_bytes=256 * 1024,
-        # The known-requests test points a webhook at a receiver on loopback.
-        allow_private_webhook_targets=True,
+def live_ingest(
+    kafka_server: KafkaServer, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[LiveIngest]:
+    # The stack lets the known-requests test point a webhook at a receiver on loopback.
+    stack = Stack(
+        kafka_server.bootstrap,
+        redis_server.url,
+        tmp_path,
+        extra_env={"INGEST_MAX_BODY_BYTES": str(256 * 1024)},
     )
-    loop = Loop()
     try:
-        runner, base_url = loop.run(_start(settings))
+        stack.start(["ingest"])
+        seeded = asyncio.run(_seed(stack.base_url))
+        loop = Loop()
         try:
-            yield LiveIngest(base_url, loop.run(_seed(base_url)), loop)
+            yield LiveIngest(stack.base_url, seeded, loop)
         finally:
-            loop.run(runner.cleanup())
+            loop.close()
+        assert all(process.alive() for process in stack.all()), stack.logs_text()
     finally:
-        loop.close()
+        stack.stop()
 
 
 Case = schemathesis.Case[APIOperation[Any, Any, Any, Any]]
