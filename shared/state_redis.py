@@ -16,15 +16,22 @@ from shared import keys, redis_scripts
 from shared.clock import to_iso, to_ms
 from shared.deliveries_redis import DeliveryStore
 from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Webhook
+from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection
 from shared.settings import RedisSettings
 
 
 def create_redis(settings: RedisSettings) -> Redis:
-    """A client whose pool makes callers wait for a free connection instead of failing."""
+    """A client whose pool makes callers wait for a free connection instead of failing, and
+    which sends the commands of one event-loop turn together (see `shared.redis_client`)."""
     pool = BlockingConnectionPool.from_url(
-        settings.url, decode_responses=True, max_connections=settings.max_connections, timeout=10
+        settings.url,
+        decode_responses=True,
+        max_connections=settings.max_connections,
+        timeout=10,
+        # Plain TCP only: a `rediss://` or `unix://` URL names its own connection class.
+        connection_class=HiredisPackingConnection,
     )
-    return Redis(connection_pool=pool)
+    return AutoPipelineRedis(connection_pool=pool)
 
 
 @dataclass(frozen=True, slots=True)

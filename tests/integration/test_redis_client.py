@@ -1,0 +1,120 @@
+"""The auto-pipelining Redis client against a real Redis: shared round trips, separate answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio.client import Pipeline
+from redis.exceptions import DataError, ResponseError
+
+from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection
+from shared.settings import RedisSettings
+from shared.state_redis import create_redis
+from tests.conftest import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[AutoPipelineRedis]:
+    redis = create_redis(RedisSettings(url=redis_server.url, max_connections=4))
+    assert isinstance(redis, AutoPipelineRedis)
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every pipeline the client sends."""
+    sizes: list[int] = []
+    execute = Pipeline.execute
+
+    async def counted(self: Pipeline, raise_on_error: bool = True) -> Any:
+        sizes.append(len(self.command_stack))
+        return await execute(self, raise_on_error)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+    return sizes
+
+
+async def test_commands_of_one_turn_share_one_pipeline(
+    client: AutoPipelineRedis, pipelines: list[int]
+) -> None:
+    await client.mset({f"k{i}": str(i) for i in range(200)})
+    values = await asyncio.gather(*(client.get(f"k{i}") for i in range(200)))
+    assert values == [str(i) for i in range(200)]
+    assert pipelines == [200]
+
+
+async def test_a_bigger_turn_is_split_into_bounded_pipelines(
+    client: AutoPipelineRedis, pipelines: list[int]
+) -> None:
+    count = AutoPipelineRedis.max_batch * 2 + 3
+    results = await asyncio.gather(*(client.incr("counter") for _ in range(count)))
+    assert sorted(results) == list(range(1, count + 1))
+    assert sorted(pipelines) == [3, AutoPipelineRedis.max_batch, AutoPipelineRedis.max_batch]
+
+
+async def test_one_failing_command_fails_only_its_caller(client: AutoPipelineRedis) -> None:
+    await client.set("text", "not a number")
+    outcomes = await asyncio.gather(
+        client.incr("n"), client.incr("text"), client.set("other", "x"), return_exceptions=True
+    )
+    assert outcomes[0] == 1
+    assert isinstance(outcomes[1], ResponseError)
+    assert outcomes[2] is True
+    assert await client.get("other") == "x"
+
+
+async def test_scripts_reload_when_redis_forgot_them(client: AutoPipelineRedis) -> None:
+    script = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    assert await script(keys=["s"], args=[2]) == 2
+    await client.script_flush()
+    results = await asyncio.gather(*(script(keys=["s"], args=[1]) for _ in range(20)))
+    assert sorted(results) == list(range(3, 23))
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_answers(
+    client: AutoPipelineRedis,
+) -> None:
+    await client.set("a", "1")
+    await client.set("b", "2")
+    first = asyncio.ensure_future(client.get("a"))
+    second = asyncio.ensure_future(client.get("b"))
+    await asyncio.sleep(0)  # one loop turn: both tasks start and queue their commands
+    first.cancel()
+    assert await second == "2"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_blocking_commands_do_not_hold_up_a_shared_pipeline(
+    client: AutoPipelineRedis,
+) -> None:
+    waiting = asyncio.ensure_future(client.blpop(["queue"], timeout=5))
+    await asyncio.sleep(0)
+    assert await client.set("while-blocked", "1") is True
+    await client.rpush("queue", "item")
+    popped = await asyncio.wait_for(waiting, 5)
+    assert popped is not None
+    assert tuple(popped) == ("queue", "item")
+
+
+async def test_arguments_of_every_kind_arrive_as_redis_py_would_send_them(
+    client: AutoPipelineRedis,
+) -> None:
+    assert client.connection_pool.connection_class is HiredisPackingConnection
+    await client.hset("h", mapping={"text": "naïve ☎", "int": 12, "float": 0.1 + 0.2})
+    await client.zadd("z", {"a": 1e20, "b": -2.5})
+    assert await client.hgetall("h") == {
+        "text": "naïve ☎",
+        "int": "12",
+        "float": "0.30000000000000004",
+    }
+    assert await client.zrange("z", 0, -1, withscores=True) == [("b", -2.5), ("a", 1e20)]
+    assert await client.config_get("maxmemory") == {"maxmemory": "0"}  # a two-word command
+    with pytest.raises(DataError):
+        await client.set("k", None)  # type: ignore[arg-type]
