@@ -9,7 +9,11 @@ No dialer runs, so every released call keeps its campaign concurrency slot: a ca
 at most `max_concurrent_calls` (≤ 10,000) calls. The calls are spread over enough campaigns
 (default 20 × 5,000) that this cap never binds.
 
-python -m bench scheduler_release [--calls 100000] [--campaigns 20]
+The agent, campaigns and calls get ids from `shared.ids.new_id` (22 characters), or uuid4s (36)
+with `--ids uuid4`: ids are a fair part of a call's memory, being in its key names, its due
+entry, the duplicate registry and the listing.
+
+python -m bench scheduler_release [--calls 100000] [--campaigns 20] [--ids short|uuid4]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import multiprocessing
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +48,7 @@ from bench.servers import (
 )
 from shared import keys
 from shared.events import CallDue
+from shared.ids import new_id
 from shared.models import Agent, Call, Campaign, CampaignStatus
 from shared.settings import RedisSettings
 from shared.state_redis import CallStore, CatalogStore, create_redis
@@ -61,6 +67,14 @@ RESERVATION_TTL_MS = 3_600_000
 LISTPACK_VALUE = "hash-max-listpack-value"
 
 
+def _uuid4() -> str:
+    return str(uuid.uuid4())
+
+
+# short: shared.ids.new_id, 22 characters; uuid4: 36 characters, for comparison.
+ID_MAKERS: dict[str, Callable[[], str]] = {"uuid4": _uuid4, "short": new_id}
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench scheduler_release",
@@ -74,6 +88,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="give up releasing after")
     parser.add_argument("--seed-processes", type=int, default=2)
     parser.add_argument("--seed-concurrency", type=int, default=64, help="per seeding process")
+    parser.add_argument(
+        "--ids",
+        choices=sorted(ID_MAKERS),
+        default="short",
+        help="how the seeded agent, campaigns and calls get their ids (default: short)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the scheduler while it releases"
     )
@@ -93,23 +113,25 @@ class Campaigns:
     agent_id: str
     ids: list[str]
     created_at: datetime
+    id_kind: str  # a key of ID_MAKERS, for the calls' ids too
 
 
-async def _create_campaigns(redis_url: str, count: int) -> Campaigns:
+async def _create_campaigns(redis_url: str, count: int, id_kind: str) -> Campaigns:
     """An agent and `count` active, always-open campaigns whose limits are at their maxima."""
+    make_id = ID_MAKERS[id_kind]
     redis = create_redis(RedisSettings(url=redis_url))
     try:
         catalog = CatalogStore(redis)
         now = datetime.now(UTC)
         agent = Agent(
-            id=str(uuid.uuid4()),
+            id=make_id(),
             environment_id=ENVIRONMENT,
             name="Bench",
             prompt="Hello",
             created_at=now,
         )
         await catalog.save_agent(agent)
-        ids = [str(uuid.uuid4()) for _ in range(count)]
+        ids = [make_id() for _ in range(count)]
         for number, campaign_id in enumerate(ids):
             await catalog.save_campaign(
                 Campaign.model_validate(
@@ -128,7 +150,7 @@ async def _create_campaigns(redis_url: str, count: int) -> Campaigns:
                     }
                 )
             )
-        return Campaigns(agent.id, ids, now)
+        return Campaigns(agent.id, ids, now, id_kind)
     finally:
         await redis.aclose()
 
@@ -136,7 +158,7 @@ async def _create_campaigns(redis_url: str, count: int) -> Campaigns:
 def _call_at(index: int, campaigns: Campaigns) -> Call:
     """The index-th call: due a second before the campaigns were made, so due at once."""
     return Call(
-        id=str(uuid.uuid4()),
+        id=ID_MAKERS[campaigns.id_kind](),
         campaign_id=campaigns.ids[index % len(campaigns.ids)],
         environment_id=ENVIRONMENT,
         to=number_at(index),
@@ -167,7 +189,7 @@ async def _seed_range(
             result = await store.accept(call, RESERVATION_TTL_MS)
             if result.outcome == "accepted":
                 accepted += 1
-                await store.enqueue(call)
+                await store.enqueue(call, campaigns.created_at)
 
     try:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -200,27 +222,13 @@ class Memory:
     before: int
     after: int
     breakdown: dict[str, float]  # bytes per call by structure (MEMORY USAGE)
-    call_encoding: str
+    encodings: dict[str, str]  # OBJECT ENCODING of the call hash, body and registry
     sample: Call
     sample_fields: int
     sample_bytes: int
+    body_bytes: int
     listpack_value_limit: int  # Redis's hash-max-listpack-value
-    too_long: dict[str, int]  # fields longer than it, which make the hash a hashtable
-    as_listpack: int  # MEMORY USAGE of the same fields in a listpack-encoded hash
-
-
-async def _as_listpack(redis: Redis, fields: dict[str, str], limit: int) -> int:
-    """MEMORY USAGE of the same fields in a hash Redis may keep as a listpack: the limit is
-    raised for one scratch key on the benchmark's own Redis, then put back."""
-    scratch = "bench:listpack-probe"
-    longest = max(len(v.encode()) for v in fields.values())
-    await redis.config_set(LISTPACK_VALUE, max(limit, longest))
-    try:
-        await redis.hset(scratch, mapping=cast(dict[Any, Any], fields))
-        return int(await redis.memory_usage(scratch, samples=0) or 0)
-    finally:
-        await redis.delete(scratch)
-        await redis.config_set(LISTPACK_VALUE, limit)
+    too_long: dict[str, int]  # fields longer than it, which would make the hash a hashtable
 
 
 async def _used_memory_of(redis_url: str) -> int:
@@ -236,55 +244,62 @@ async def _memory(redis_url: str, campaign_ids: list[str], calls: int, before: i
     try:
         after = await _used_memory(redis)
         store = CallStore(redis, DUE_SHARDS)
-        first = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_ids[0]), 0, 0))
+        first = cast(list[str], await redis.lrange(keys.campaign_calls(campaign_ids[0]), 0, 0))
         sample = await store.get(campaign_ids[0], first[0])
         assert sample is not None
         breakdown = await _breakdown(redis, store, campaign_ids, calls)
         key = keys.call(campaign_ids[0], first[0])
-        encoding = str(await redis.object("encoding", key))
+        encodings = {
+            "call hash": str(await redis.object("encoding", key)),
+            "body": str(await redis.object("encoding", keys.call_body(campaign_ids[0], first[0]))),
+            "registry": str(await redis.object("encoding", keys.active_numbers(campaign_ids[0]))),
+            "listing": str(await redis.object("encoding", keys.campaign_calls(campaign_ids[0]))),
+        }
         fields = cast(dict[str, str], await redis.hgetall(key))
         raw = sum(len(k.encode()) + len(v.encode()) for k, v in fields.items())
+        body = await redis.get(keys.call_body(campaign_ids[0], first[0]))
         limit = int(cast(dict[str, str], await redis.config_get(LISTPACK_VALUE))[LISTPACK_VALUE])
         too_long = {k: len(v.encode()) for k, v in fields.items() if len(v.encode()) > limit}
-        as_listpack = await _as_listpack(redis, fields, limit)
         return Memory(
             before,
             after,
             breakdown,
-            encoding,
+            encodings,
             sample,
             len(fields),
             raw,
+            len(str(body or "").encode()),
             limit,
             too_long,
-            as_listpack,
         )
     finally:
         await redis.aclose()
 
 
+async def _mean_usage(redis: Redis, names: list[str]) -> float:
+    sizes = [await redis.memory_usage(name, samples=0) for name in names]
+    return sum(size or 0 for size in sizes) / max(1, len(sizes))
+
+
 async def _breakdown(
     redis: Redis, store: CallStore, campaign_ids: list[str], calls: int
 ) -> dict[str, float]:
-    """Bytes per call of each structure a scheduled call adds, from MEMORY USAGE."""
-    sample_ids = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_ids[0]), 0, 99))
-    calls_of_first = await store.get_many((campaign_ids[0], i) for i in sample_ids)
-    hashes = [
-        await redis.memory_usage(keys.call(campaign_ids[0], i), samples=0) for i in sample_ids
-    ]
-    actives = [
-        await redis.memory_usage(keys.active_number(c.campaign_id, c.to), samples=0)
-        for c in calls_of_first
-        if c is not None
-    ]
-    listings = [await redis.memory_usage(keys.campaign_calls(c), samples=0) for c in campaign_ids]
-    queues = [await redis.memory_usage(keys.due_queue(s), samples=0) for s in range(DUE_SHARDS)]
-    # The key space itself (dict entries, expires) is what used_memory adds beyond these.
+    """Bytes per call of each structure a scheduled call adds, from MEMORY USAGE: the call's
+    own keys measured on a sample, the shared structures (the campaigns' registries and
+    listings, the due shards) divided by the number of calls."""
+    sample_ids = cast(list[str], await redis.lrange(keys.campaign_calls(campaign_ids[0]), 0, 99))
+    hashes = await _mean_usage(redis, [keys.call(campaign_ids[0], i) for i in sample_ids])
+    bodies = await _mean_usage(redis, [keys.call_body(campaign_ids[0], i) for i in sample_ids])
+    registries = await _mean_usage(redis, [keys.active_numbers(c) for c in campaign_ids])
+    listings = await _mean_usage(redis, [keys.campaign_calls(c) for c in campaign_ids])
+    queues = await _mean_usage(redis, [keys.due_queue(s) for s in range(DUE_SHARDS)])
+    # The key space itself (a dict entry per key) is what used_memory adds beyond these.
     return {
-        "call hash": sum(h or 0 for h in hashes) / max(1, len(hashes)),
-        "active-number key": sum(a or 0 for a in actives) / max(1, len(actives)),
-        "campaign listing zset": sum(x or 0 for x in listings) / calls,
-        "due queue zset": sum(q or 0 for q in queues) / calls,
+        "call hash": hashes,
+        "body key": bodies,
+        "registry entry": registries * len(campaign_ids) / calls,
+        "listing entry": listings * len(campaign_ids) / calls,
+        "due entry": queues * DUE_SHARDS / calls,
     }
 
 
@@ -456,11 +471,12 @@ def main(argv: list[str] | None = None) -> int:
         f"max_concurrent_calls {MAX_CONCURRENT:,}, calls_per_minute {PER_MINUTE:,}, "
         f"always open, recipient_local_hours null): the concurrency cap "
         + ("never binds" if per_campaign <= MAX_CONCURRENT else "BINDS (use more campaigns)")
+        + f"; ids: {args.ids}"
     )
     print(f"  before: {load_line()}", flush=True)
     with started_processes("scheduler") as group:
         servers = start_servers(group, topics=[CEILING_TOPIC])
-        campaigns = uvloop.run(_create_campaigns(servers.redis_url, args.campaigns))
+        campaigns = uvloop.run(_create_campaigns(servers.redis_url, args.campaigns, args.ids))
         before = uvloop.run(_used_memory_of(servers.redis_url))
         began = time.monotonic()
         accepted = _seed(
@@ -498,8 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "  MEMORY USAGE per call: "
         + ", ".join(f"{name} {size:,.0f} B" for name, size in memory.breakdown.items())
-        + f" (call hash encoding: {memory.call_encoding})"
+        + f" (sum {sum(memory.breakdown.values()):,.0f} B; the rest is the key space)"
     )
+    print("  encodings: " + ", ".join(f"{k} {v}" for k, v in memory.encodings.items()))
     print(
         f"  after the release (due entries gone, {slots:,} dial slots + rate entries held): "
         f"used_memory {memory_released:,} B"
@@ -509,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{memory.sample_fields} fields, {memory.sample_bytes} B of field names and values; "
         f"fields over {LISTPACK_VALUE} ({memory.listpack_value_limit} B): "
         + (", ".join(f"{k} ({n} B)" for k, n in memory.too_long.items()) or "none")
-        + f"; the same fields as a listpack take {memory.as_listpack:,} B"
+        + f"; the body key holds {memory.body_bytes} B of JSON"
     )
     print()
     all_out = released.total >= accepted

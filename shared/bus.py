@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Literal, TypedDict
+from typing import Final, Literal, TypedDict
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -138,6 +138,9 @@ def batch_consumer(settings: KafkaSettings) -> BatchConsumerOptions:
     )
 
 
+_JSON_HEADERS: Final = [("content-type", b"application/json")]
+
+
 class BulkSender:
     """A producer for many records at once: every send is queued before any is awaited.
 
@@ -167,11 +170,19 @@ class BulkSender:
 
     async def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Sends (key, value) records; returns once the broker acknowledged all of them."""
-        if self._producer is None:
-            raise RuntimeError("BulkSender.start() was not called")
-        producer = self._producer
+        producer = self._started()
         pending = [await producer.send(topic, value, key=key) for key, value in records]
         await asyncio.gather(*pending)
+
+    async def send_one(self, topic: str, key: bytes, value: bytes) -> None:
+        """Sends one record and returns once the broker acknowledged it. Concurrent callers'
+        records share the producer's batches, so this is the cheap path for a request handler."""
+        await (await self._started().send(topic, value, key=key, headers=_JSON_HEADERS))
+
+    def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("BulkSender.start() was not called")
+        return self._producer
 
 
 def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:

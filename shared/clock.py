@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def to_iso(moment: datetime) -> str:
@@ -17,6 +20,16 @@ def to_ms(moment: datetime) -> int:
 
 def from_ms(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly (no float on the way)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_us(us: int) -> datetime:
+    """The UTC instant `to_us` gave, exactly."""
+    return _EPOCH + us * _MICROSECOND
 
 
 class Clock(Protocol):

@@ -29,7 +29,7 @@ from services.scheduler.domain.dnc import (
     campaign_id_of,
 )
 from shared import keys
-from shared.clock import to_iso
+from shared.clock import from_ms, to_iso, to_ms
 from shared.models import Campaign
 
 # Numbers per script call in batch operations: bounds Lua's unpack and each call's run time.
@@ -84,6 +84,26 @@ if dropped and redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SREM', KEYS[1], ARGV[1])
 end
 return out
+"""
+)
+
+# KEYS: scopes set, list hash (any key of the environment when no list applies), the number's
+#       post-completion cooldown key (`keys.number_cooldown`)
+# ARGV: scope ('' = no list applies), now_us, number
+# Everything a new call request is checked against in the environment, in one step: the
+# number's live entry JSON on the list (nil where none) and its cooldown deadline in ms (nil).
+_CHECK_NEW_CALL: Final = (
+    _READ_ONE
+    + """
+local entry = false
+if ARGV[1] ~= '' then
+  local raw, expired = read(KEYS[2], ARGV[3], tonumber(ARGV[2]))
+  entry = raw
+  if expired and redis.call('EXISTS', KEYS[2]) == 0 then
+    redis.call('SREM', KEYS[1], ARGV[1])
+  end
+end
+return {entry, redis.call('GET', KEYS[3])}
 """
 )
 
@@ -174,6 +194,7 @@ class DncStore:
         self._read_list = redis.register_script(_READ_LIST)
         self._read_every_list = redis.register_script(_READ_EVERY_LIST)
         self._remove = redis.register_script(_REMOVE)
+        self._check_new_call = redis.register_script(_CHECK_NEW_CALL)
 
     async def add_many(self, environment_id: str, scope: str, entries: Iterable[DncEntry]) -> int:
         """Puts entries on one list, replacing any entry of the same number there.
@@ -222,6 +243,26 @@ class DncStore:
         if scope is None:
             return None
         return await self.is_blocked(campaign.environment_id, scope, number, now)
+
+    async def check_new_call(
+        self, campaign: Campaign, number: str, now: datetime
+    ) -> tuple[DncEntry | None, datetime | None]:
+        """What a new call to `number` in `campaign` is checked against, in one round trip:
+        the entry that forbids it (if the campaign's checks are on) and until when the number
+        rests after a completed call of the environment (None if it is free at `now`)."""
+        scope = applicable_scope(campaign, campaign.id)
+        environment_id = campaign.environment_id
+        raw_entry, raw_until = await self._check_new_call(
+            keys=[
+                keys.dnc_scopes(environment_id),
+                keys.dnc_list(environment_id, scope or "environment"),
+                keys.number_cooldown(environment_id, number),
+            ],
+            args=[scope or "", to_us(now), number],
+        )
+        entry = entry_from_json(raw_entry) if raw_entry else None
+        held = from_ms(float(raw_until)) if raw_until and int(raw_until) > to_ms(now) else None
+        return entry, held
 
     async def blocked_many(
         self, environment_id: str, scope: str, numbers: Sequence[str], now: datetime

@@ -33,11 +33,17 @@ def campaign_webhooks(campaign_id: str) -> str:
 
 
 def call(campaign_id: str, call_id: str) -> str:
+    """Hash of one call's state in small fields, so a waiting call's hash stays a listpack."""
     return f"{PREFIX}:{{{campaign_id}}}:call:{call_id}"
 
 
+def call_body(campaign_id: str, call_id: str) -> str:
+    """The call's immutable `payload` and `context`, as one JSON array written at accept."""
+    return f"{PREFIX}:{{{campaign_id}}}:body:{call_id}"
+
+
 def campaign_calls(campaign_id: str) -> str:
-    """Sorted set of the campaign's call ids by creation time (listing)."""
+    """List of the campaign's call ids in the order they were accepted (listing)."""
     return f"{PREFIX}:{{{campaign_id}}}:calls"
 
 
@@ -75,9 +81,12 @@ def number_cooldown(environment_id: str, e164: str) -> str:
     return f"{PREFIX}:env:{{{environment_id}}}:cooldown:{e164}"
 
 
-def active_number(campaign_id: str, e164: str) -> str:
-    """The duplicate registry: the live call for one number in one campaign."""
-    return f"{PREFIX}:{{{campaign_id}}}:active:{e164}"
+def active_numbers(campaign_id: str) -> str:
+    """The duplicate registry: hash of E.164 -> the live call holding the number in the campaign.
+
+    A value is `<call_id>|<deadline_ms>` while the reservation waits for the scheduler to queue
+    the call (a passed deadline frees the number) and `<call_id>|` once it is confirmed."""
+    return f"{PREFIX}:{{{campaign_id}}}:active"
 
 
 def dial_claim(campaign_id: str, call_id: str, attempt: int) -> str:

@@ -20,49 +20,116 @@ local function move_stat(stats, testing, from, to)
 end
 """
 
-# KEYS: call hash, active-number key, campaign calls zset, campaign stats hash
-# ARGV: call_id, check_duplicates (0/1), created_ms, reservation_ttl_ms, is_testing (0/1),
-#       field, value, ...
-# Returns {"accepted"} | {"exists", status} | {"duplicate", existing_call_id}
+# The duplicate registry is one hash per campaign: E.164 -> `<call_id>|<deadline_ms>` while
+# the reservation waits for the scheduler (a passed deadline frees the number), `<call_id>|`
+# once confirmed. The last `|` ends the call id, so ids that contain `|` are read back whole.
+_HOLDER = """
+local function holder_of(held)
+  local call_id, deadline = string.match(held, '^(.*)|(%d*)$')
+  if not call_id then
+    return held, nil
+  end
+  return call_id, tonumber(deadline)
+end
+
+local function release_number(active, number, call_id)
+  local held = redis.call('HGET', active, number)
+  if held and holder_of(held) == call_id then
+    redis.call('HDEL', active, number)
+  end
+end
+"""
+
+# KEYS: call hash, call body, active-number hash, campaign calls list, campaign stats hash,
+#       campaign hash
+# ARGV: call_id, number (E.164), check_duplicates (0/1), now_ms, reservation deadline_ms,
+#       is_testing (0/1), body JSON ('' when payload and context are both empty),
+#       campaign version (its `updated_at`; '' to skip the check), field, value, ...
+# Returns {"accepted"} | {"exists", status} | {"duplicate", existing_call_id} |
+#         {"campaign_changed"} (the campaign is no longer the version the call was checked on)
 ACCEPT_CALL: Final = (
     _MOVE_STAT
+    + _HOLDER
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then
   return {'exists', status}
 end
-if ARGV[2] == '1' then
-  local holder = redis.call('GET', KEYS[2])
-  if holder and holder ~= ARGV[1] then
-    return {'duplicate', holder}
+if ARGV[8] ~= '' and redis.call('HGET', KEYS[6], 'updated_at') ~= ARGV[8] then
+  return {'campaign_changed'}
+end
+if ARGV[3] == '1' then
+  local held = redis.call('HGET', KEYS[3], ARGV[2])
+  if held then
+    local holder, deadline = holder_of(held)
+    local lapsed = deadline and deadline <= tonumber(ARGV[4])
+    if holder ~= ARGV[1] and not lapsed then
+      return {'duplicate', holder}
+    end
   end
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[1] .. '|' .. ARGV[5])
 end
 local fields = {}
-for i = 6, #ARGV do
+for i = 9, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-if ARGV[5] ~= '1' then
-  redis.call('HINCRBY', KEYS[4], 'total', 1)
+if ARGV[7] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[7])
 end
-move_stat(KEYS[4], ARGV[5], nil, redis.call('HGET', KEYS[1], 'status'))
+redis.call('RPUSH', KEYS[4], ARGV[1])
+if ARGV[6] ~= '1' then
+  redis.call('HINCRBY', KEYS[5], 'total', 1)
+end
+move_stat(KEYS[5], ARGV[6], nil, redis.call('HGET', KEYS[1], 'status'))
 return {'accepted'}
 """
 )
 
-# KEYS: call hash, active-number key
-# ARGV: call_id
-# The scheduler stored the call: its reservation now lives until the call ends.
-CONFIRM_RESERVATION: Final = """
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('PERSIST', KEYS[2])
-elseif redis.call('HGET', KEYS[1], 'allow_duplicates') == '0' then
-  redis.call('SET', KEYS[2], ARGV[1], 'NX')
+# KEYS: call hash, active-number hash
+# ARGV: call_id, number (E.164), now_ms
+# The scheduler stored the call: its reservation now lives until the call ends. A reservation
+# that lapsed meanwhile is taken again if the number is still free.
+CONFIRM_RESERVATION: Final = (
+    _HOLDER
+    + """
+local held = redis.call('HGET', KEYS[2], ARGV[2])
+local holder, deadline = nil, nil
+if held then
+  holder, deadline = holder_of(held)
+end
+if holder == ARGV[1] then
+  if deadline then
+    redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '|')
+  end
+elseif redis.call('HGET', KEYS[1], 'allow_duplicates') ~= '1'
+    and (not held or (deadline and deadline <= tonumber(ARGV[3]))) then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '|')
 end
 return redis.call('HSETNX', KEYS[1], 'enqueued', '1')
 """
+)
+
+# KEYS: call hash, call body, active-number hash, campaign calls list, campaign stats hash
+# ARGV: call_id, number (E.164)
+# Undoes ACCEPT_CALL for a call that was never handed on; returns 1 if the call was there.
+FORGET_CALL: Final = (
+    _HOLDER
+    + """
+release_number(KEYS[3], ARGV[2], ARGV[1])
+local found = redis.call('HMGET', KEYS[1], 'status', 'is_testing')
+if not found[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('LREM', KEYS[4], 1, ARGV[1])
+if found[2] ~= '1' then
+  redis.call('HINCRBY', KEYS[5], 'total', -1)
+  redis.call('HINCRBY', KEYS[5], found[1], -1)
+end
+return 1
+"""
+)
 
 # KEYS: due queue, inflight set
 # ARGV: now_ms, limit, lease_ms
@@ -93,41 +160,42 @@ end
 return #expired
 """
 
-# KEYS: call hash, active-number key, campaign stats hash
-# ARGV: call_id, attempt, decision, status, updated_at, terminal (0/1), duration_ms,
-#       field, value, ...
+# KEYS: call hash, active-number hash, campaign stats hash
+# ARGV: call_id, number (E.164), attempt, decision, status, updated (us), terminal (0/1),
+#       duration_ms, field, value, ... (the next attempt's fields when the call is requeued)
 # Applies one attempt's outcome once: returns {1, decision} the first time, then {0, stored}.
 APPLY_OUTCOME: Final = (
     _MOVE_STAT
+    + _HOLDER
     + """
-local field = 'outcome:' .. ARGV[2]
+local field = 'outcome:' .. ARGV[3]
 local previous = redis.call('HGET', KEYS[1], field)
 if previous then
   return {0, previous}
 end
 local before = redis.call('HGET', KEYS[1], 'status')
 local testing = redis.call('HGET', KEYS[1], 'is_testing')
-redis.call('HSET', KEYS[1], field, ARGV[3], 'status', ARGV[4], 'updated_at', ARGV[5])
-if #ARGV > 7 then
+redis.call('HSET', KEYS[1], field, ARGV[4], 'status', ARGV[5], 'updated', ARGV[6])
+if #ARGV > 8 then
   local fields = {}
-  for i = 8, #ARGV do
+  for i = 9, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
   redis.call('HSET', KEYS[1], unpack(fields))
 end
-move_stat(KEYS[3], testing, before, ARGV[4])
-if ARGV[4] == 'completed' and testing ~= '1' then
-  redis.call('HINCRBY', KEYS[3], 'completed_duration_ms', ARGV[7])
+move_stat(KEYS[3], testing, before, ARGV[5])
+if ARGV[5] == 'completed' and testing ~= '1' then
+  redis.call('HINCRBY', KEYS[3], 'completed_duration_ms', ARGV[8])
 end
-if ARGV[6] == '1' and redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
+if ARGV[7] == '1' then
+  release_number(KEYS[2], ARGV[2], ARGV[1])
 end
-return {1, ARGV[3]}
+return {1, ARGV[4]}
 """
 )
 
 # KEYS: call hash, campaign stats hash
-# ARGV: attempt, status, updated_at
+# ARGV: attempt, status, updated (us), started_at (RFC 3339)
 # Marks an attempt started unless a later state already landed; records when it started.
 MARK_STARTED: Final = (
     _MOVE_STAT
@@ -143,18 +211,19 @@ local before = redis.call('HGET', KEYS[1], 'status')
 if before ~= 'queued' and before ~= ARGV[2] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'attempt', ARGV[1], 'updated_at', ARGV[3],
-           'started:' .. ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'attempt', ARGV[1], 'updated', ARGV[3],
+           'started:' .. ARGV[1], ARGV[4])
 move_stat(KEYS[2], redis.call('HGET', KEYS[1], 'is_testing'), before, ARGV[2])
 return 1
 """
 )
 
-# KEYS: call hash, active-number key, campaign stats hash
-# ARGV: call_id, new status, updated_at
+# KEYS: call hash, active-number hash, campaign stats hash
+# ARGV: call_id, number (E.164), new status, updated (us)
 # Cancels a call that has not started dialing; returns {1, "queued"} or {0, current status}.
 CANCEL_QUEUED: Final = (
     _MOVE_STAT
+    + _HOLDER
     + """
 local before = redis.call('HGET', KEYS[1], 'status')
 if not before then
@@ -163,11 +232,9 @@ end
 if before ~= 'queued' then
   return {0, before}
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', ARGV[3])
-move_stat(KEYS[3], redis.call('HGET', KEYS[1], 'is_testing'), before, ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
-end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'updated', ARGV[4])
+move_stat(KEYS[3], redis.call('HGET', KEYS[1], 'is_testing'), before, ARGV[3])
+release_number(KEYS[2], ARGV[2], ARGV[1])
 return {1, before}
 """
 )

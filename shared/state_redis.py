@@ -13,7 +13,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
 
 from shared import keys, redis_scripts
-from shared.clock import to_iso, to_ms
+from shared.clock import from_us, to_iso, to_ms, to_us
 from shared.deliveries_redis import DeliveryStore
 from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Webhook
 from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection
@@ -31,12 +31,13 @@ def create_redis(settings: RedisSettings) -> Redis:
         # Plain TCP only: a `rediss://` or `unix://` URL names its own connection class.
         connection_class=HiredisPackingConnection,
     )
-    return AutoPipelineRedis(connection_pool=pool)
+    # The client owns its pool: closing the client disconnects every pooled connection.
+    return AutoPipelineRedis.from_pool(pool)
 
 
 @dataclass(frozen=True, slots=True)
 class AcceptResult:
-    outcome: Literal["accepted", "exists", "duplicate"]
+    outcome: Literal["accepted", "exists", "duplicate", "campaign_changed"]
     other: str | None = None  # the existing status, or the call id holding the number
 
 
@@ -53,41 +54,70 @@ class DueClaim:
 
 
 def _call_fields(call: Call) -> dict[str, str]:
-    return {
-        "id": call.id,
-        "campaign_id": call.campaign_id,
-        "environment_id": call.environment_id,
+    """The call hash: small fields only, so Redis keeps it a listpack under its default
+    `hash-max-listpack-value`. The id and campaign are in the key, payload and context in the
+    body key (`_call_body`); flags are stored only when set; times are microseconds since the
+    Unix epoch, which a listpack holds as 8-byte integers."""
+    fields = {
+        "env": call.environment_id,
         "to": call.to,
         "status": call.status.value,
-        "payload": orjson.dumps(call.payload).decode(),
-        "context": orjson.dumps(call.context).decode(),
-        "is_testing": "1" if call.is_testing else "0",
-        "allow_duplicates": "1" if call.allow_duplicates else "0",
         "attempt": str(call.attempt),
-        "scheduled_at": to_iso(call.scheduled_at),
-        "scheduling_reason": call.scheduling_reason,
-        "created_at": to_iso(call.created_at),
-        "updated_at": to_iso(call.updated_at),
+        "scheduled": str(to_us(call.scheduled_at)),
+        "reason": call.scheduling_reason,
+        "created": str(to_us(call.created_at)),
+        "updated": str(to_us(call.updated_at)),
     }
+    if call.is_testing:
+        fields["is_testing"] = "1"
+    if call.allow_duplicates:
+        fields["allow_duplicates"] = "1"
+    return fields
 
 
-def _call_from_fields(fields: Mapping[str, str]) -> Call:
+def _call_body(call: Call) -> str:
+    """`[payload, context]` as compact JSON, or '' when both are empty (no body key is kept)."""
+    if not call.payload and not call.context:
+        return ""
+    return orjson.dumps([call.payload, call.context]).decode()
+
+
+def _call_from_fields(
+    campaign_id: str, call_id: str, fields: Mapping[str, str], body: str | None
+) -> Call:
+    payload, context = orjson.loads(body) if body else ({}, {})
     return Call(
-        id=fields["id"],
-        campaign_id=fields["campaign_id"],
-        environment_id=fields["environment_id"],
+        id=call_id,
+        campaign_id=campaign_id,
+        environment_id=fields["env"],
         to=fields["to"],
         status=CallStatus(fields["status"]),
-        payload=orjson.loads(fields.get("payload", "{}")),
-        context=orjson.loads(fields.get("context", "{}")),
+        payload=payload,
+        context=context,
         is_testing=fields.get("is_testing") == "1",
         allow_duplicates=fields.get("allow_duplicates") == "1",
         attempt=int(fields.get("attempt", "0")),
-        scheduled_at=datetime.fromisoformat(fields["scheduled_at"]),
-        scheduling_reason=fields.get("scheduling_reason", ""),
-        created_at=datetime.fromisoformat(fields["created_at"]),
-        updated_at=datetime.fromisoformat(fields["updated_at"]),
+        scheduled_at=from_us(int(fields["scheduled"])),
+        scheduling_reason=fields.get("reason", ""),
+        created_at=from_us(int(fields["created"])),
+        updated_at=from_us(int(fields["updated"])),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """The next attempt of a call that an outcome puts back in the queue."""
+
+    attempt: int
+    scheduled_at: datetime
+    scheduling_reason: str
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "attempt": str(self.attempt),
+            "scheduled": str(to_us(self.scheduled_at)),
+            "reason": self.scheduling_reason,
+        }
 
 
 _NOT_RULES = {"id", "environment_id", "status", "created_at", "updated_at"}
@@ -274,7 +304,8 @@ class CatalogStore:
 
 
 class CallStore:
-    """Calls, the duplicate registry and the sharded due queue."""
+    """Calls (a small hash plus a body key each), the duplicate registry and the sharded due
+    queue."""
 
     def __init__(self, redis: Redis, due_shards: int) -> None:
         self._redis = redis
@@ -286,22 +317,40 @@ class CallStore:
         self._apply_outcome = redis.register_script(redis_scripts.APPLY_OUTCOME)
         self._mark_started = redis.register_script(redis_scripts.MARK_STARTED)
         self._cancel = redis.register_script(redis_scripts.CANCEL_QUEUED)
+        self._forget = redis.register_script(redis_scripts.FORGET_CALL)
 
-    async def accept(self, call: Call, reservation_ttl_ms: int) -> AcceptResult:
-        """Stores a new call and, unless duplicates are allowed, reserves its number."""
+    async def accept(
+        self,
+        call: Call,
+        reservation_ttl_ms: int,
+        now: datetime | None = None,
+        campaign_version: str | None = None,
+    ) -> AcceptResult:
+        """Stores a new call and, unless duplicates are allowed, reserves its number until
+        `now` (default: the call's `created_at`) plus `reservation_ttl_ms`, or until the
+        scheduler confirms it. A reservation whose deadline has passed no longer counts.
+
+        With `campaign_version` (the campaign's stored `updated_at` when the call was checked
+        against it), nothing is stored if the campaign changed since: `campaign_changed`."""
+        now_ms = to_ms(now or call.created_at)
         result = await self._accept(
             keys=[
                 keys.call(call.campaign_id, call.id),
-                keys.active_number(call.campaign_id, call.to),
+                keys.call_body(call.campaign_id, call.id),
+                keys.active_numbers(call.campaign_id),
                 keys.campaign_calls(call.campaign_id),
                 keys.campaign_stats(call.campaign_id),
+                keys.campaign(call.campaign_id),
             ],
             args=[
                 call.id,
+                call.to,
                 "0" if call.allow_duplicates else "1",
-                to_ms(call.created_at),
-                reservation_ttl_ms,
+                now_ms,
+                now_ms + reservation_ttl_ms,
                 "1" if call.is_testing else "0",
+                _call_body(call),
+                campaign_version or "",
                 *_flatten(_call_fields(call)),
             ],
         )
@@ -309,29 +358,24 @@ class CallStore:
         return AcceptResult(outcome=outcome, other=result[1] if len(result) > 1 else None)
 
     async def forget(self, call: Call) -> None:
-        """Undoes `accept` for a call that was never handed on (its publish failed)."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.call(call.campaign_id, call.id))
-            pipe.zrem(keys.campaign_calls(call.campaign_id), call.id)
-            if not call.is_testing:
-                pipe.hincrby(keys.campaign_stats(call.campaign_id), "total", -1)
-                pipe.hincrby(keys.campaign_stats(call.campaign_id), call.status.value, -1)
-            await pipe.execute()
-        active = keys.active_number(call.campaign_id, call.to)
-        # Only our own reservation is removed; compare-and-delete keeps another caller's.
-        await self._redis.eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
-            " return 0",
-            1,
-            active,
-            call.id,
+        """Undoes `accept` for a call that was never handed on (its publish failed); only this
+        call's own reservation of the number is removed."""
+        await self._forget(
+            keys=[
+                keys.call(call.campaign_id, call.id),
+                keys.call_body(call.campaign_id, call.id),
+                keys.active_numbers(call.campaign_id),
+                keys.campaign_calls(call.campaign_id),
+                keys.campaign_stats(call.campaign_id),
+            ],
+            args=[call.id, call.to],
         )
 
     async def get(self, campaign_id: str, call_id: str) -> Call | None:
-        fields = cast(dict[str, str], await self._redis.hgetall(keys.call(campaign_id, call_id)))
-        return _call_from_fields(fields) if fields else None
+        (call,) = await self.get_many([(campaign_id, call_id)])
+        return call
 
-    async def enqueue(self, call: Call) -> None:
+    async def enqueue(self, call: Call, now: datetime) -> None:
         """Makes the reservation permanent and puts the call in its due shard, idempotently."""
         shard = keys.due_shard_of(call.id, self.due_shards)
         enqueued = await self._redis.hget(keys.call(call.campaign_id, call.id), "enqueued")
@@ -344,11 +388,8 @@ class CallStore:
             nx=True,
         )
         await self._confirm(
-            keys=[
-                keys.call(call.campaign_id, call.id),
-                keys.active_number(call.campaign_id, call.to),
-            ],
-            args=[call.id],
+            keys=[keys.call(call.campaign_id, call.id), keys.active_numbers(call.campaign_id)],
+            args=[call.id, call.to, to_ms(now)],
         )
 
     async def requeue(self, campaign_id: str, call_id: str, due: datetime) -> None:
@@ -390,16 +431,24 @@ class CallStore:
         return int(count)
 
     async def get_many(self, pairs: Iterable[tuple[str, str]]) -> list[Call | None]:
+        """The calls, each read from its hash and its body key, all in one round trip."""
+        wanted = list(pairs)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for campaign_id, call_id in pairs:
+            for campaign_id, call_id in wanted:
                 pipe.hgetall(keys.call(campaign_id, call_id))
-            rows: list[dict[str, str]] = await pipe.execute()
-        return [_call_from_fields(row) if row else None for row in rows]
+                pipe.get(keys.call_body(campaign_id, call_id))
+            replies: list[Any] = await pipe.execute()
+        return [
+            _call_from_fields(campaign_id, call_id, fields, body) if fields else None
+            for (campaign_id, call_id), fields, body in zip(
+                wanted, replies[::2], replies[1::2], strict=True
+            )
+        ]
 
     async def mark_started(self, call: Call, attempt: int, now: datetime) -> bool:
         changed = await self._mark_started(
             keys=[keys.call(call.campaign_id, call.id), keys.campaign_stats(call.campaign_id)],
-            args=[attempt, CallStatus.IN_PROGRESS.value, to_iso(now)],
+            args=[attempt, CallStatus.IN_PROGRESS.value, to_us(now), to_iso(now)],
         )
         return bool(changed)
 
@@ -411,25 +460,26 @@ class CallStore:
         status: CallStatus,
         now: datetime,
         terminal: bool,
-        extra: Mapping[str, str] | None = None,
+        requeued: Requeued | None = None,
         duration_seconds: float | None = None,
     ) -> tuple[bool, str]:
         """Records an attempt's decision once; returns (first time, the stored decision)."""
         first, stored = await self._apply_outcome(
             keys=[
                 keys.call(call.campaign_id, call.id),
-                keys.active_number(call.campaign_id, call.to),
+                keys.active_numbers(call.campaign_id),
                 keys.campaign_stats(call.campaign_id),
             ],
             args=[
                 call.id,
+                call.to,
                 attempt,
                 decision,
                 status.value,
-                to_iso(now),
+                to_us(now),
                 "1" if terminal else "0",
                 int((duration_seconds or 0) * 1000),
-                *_flatten(extra or {}),
+                *_flatten(requeued.fields() if requeued else {}),
             ],
         )
         return bool(first), str(stored)
@@ -447,10 +497,10 @@ class CallStore:
         cancelled, before = await self._cancel(
             keys=[
                 keys.call(call.campaign_id, call.id),
-                keys.active_number(call.campaign_id, call.to),
+                keys.active_numbers(call.campaign_id),
                 keys.campaign_stats(call.campaign_id),
             ],
-            args=[call.id, CallStatus.CANCELLED.value, to_iso(now)],
+            args=[call.id, call.to, CallStatus.CANCELLED.value, to_us(now)],
         )
         return bool(cancelled), str(before)
 
@@ -459,8 +509,8 @@ class CallStore:
         return {name: int(value) for name, value in raw.items()}
 
     async def call_ids(self, campaign_id: str) -> list[str]:
-        """Every call of the campaign, oldest first."""
-        return cast(list[str], await self._redis.zrange(keys.campaign_calls(campaign_id), 0, -1))
+        """Every call of the campaign, oldest first (in the order they were accepted)."""
+        return cast(list[str], await self._redis.lrange(keys.campaign_calls(campaign_id), 0, -1))
 
     async def statuses(self, campaign_id: str, call_ids: list[str]) -> list[tuple[str, str]]:
         """(status, number) of each call, in one round trip."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from aiohttp import web
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
+from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invalid
 from services.ingest.domain.tokens import TokenRegistry
@@ -19,10 +21,9 @@ from services.ingest.idempotency import IdempotencyStore, idempotency_middleware
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
 from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
-from shared.bus import create_broker
+from shared.bus import BulkSender, create_broker
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
-from shared.limits_redis import NumberCooldowns
 from shared.phone import warm_up
 from shared.state_redis import CallStore, CatalogStore, create_redis
 
@@ -92,27 +93,38 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         warm_up()
+        # What start-up made (phone metadata, compiled patterns) lives as long as the process:
+        # the collector need not walk it again on every full collection.
+        gc.collect()
+        gc.freeze()
         redis = deps.redis or create_redis(settings.redis)
         broker = deps.broker or create_broker(settings.kafka, "ingest")
         await broker.start()
+        sender = BulkSender(settings.kafka, "ingest")
+        await sender.start()
+        catalog = CatalogStore(redis)
         app[RUNTIME] = Runtime(
-            catalog=CatalogStore(redis),
+            catalog=catalog,
             calls=CallStore(redis, settings.due_shards),
-            publisher=CallRequestPublisher(broker),
+            publisher=CallRequestPublisher(broker, sender),
             tokens=TokenRegistry.from_settings(settings.api_tokens, settings.dev_api_token),
             clock=deps.clock or SystemClock(),
             reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
             allow_private_webhook_targets=settings.allow_private_webhook_targets,
             dnc=DncStore(redis),
-            cooldowns=NumberCooldowns(redis),
             idempotency=IdempotencyStore(redis),
+            recent_campaigns=RecentCampaigns(catalog, settings.campaign_cache_seconds),
         )
         yield
+        await sender.stop()
         await broker.stop()
         if deps.redis is None:
             await redis.aclose()
 
     app.cleanup_ctx.append(resources)
+    # First: the router tries routes that share a prefix in the order they were added, and
+    # this one takes nearly all the traffic.
+    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/call", calls.make_call)
     app.router.add_get("/healthz", calls.health)
     app.router.add_get(OPENAPI_PATH, docs.openapi_document)
     app.router.add_get(DOCS_PATH, docs.docs_page)
@@ -138,7 +150,6 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
     app.router.add_post(f"{hook}/test", webhooks.send_test_event)
     app.router.add_get(f"{hook}/deliveries", webhooks.list_deliveries)
     app.router.add_post(f"{hook}/deliveries/{{delivery_id}}/redeliver", webhooks.redeliver)
-    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/call", calls.make_call)
     app.router.add_post(f"{API}/campaigns/{{campaign_id}}/calls/batch", calls.make_calls)
     app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls", calls.list_calls)
     app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls/{{call_id}}", calls.get_call)

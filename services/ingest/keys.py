@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.tokens import TokenRegistry
 from shared.clock import Clock
 from shared.dnc_redis import DncStore
-from shared.limits_redis import NumberCooldowns
 from shared.state_redis import CallStore, CatalogStore
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ class Runtime:
     reservation_ttl_ms: int
     allow_private_webhook_targets: bool
     dnc: DncStore
-    cooldowns: NumberCooldowns
     idempotency: IdempotencyStore
+    recent_campaigns: RecentCampaigns
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

@@ -16,6 +16,9 @@ class IngestSettings(BaseSettings):
     # How long an accepted call's number stays reserved if the scheduler never stores it.
     reservation_ttl_seconds: int = Field(default=3600, ge=60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # How long the call path may reuse a campaign it read (0: read it on every request). A call
+    # is stored only if the campaign is still the version it was checked against.
+    campaign_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     allow_private_webhook_targets: bool = Field(
         default=False, validation_alias="WEBHOOK_ALLOW_PRIVATE_TARGETS"
     )

@@ -15,6 +15,7 @@ from services.scheduler.domain.dnc import auto_dnc_entry
 from services.scheduler.domain.policy import (
     CLOSED_STATUSES,
     calling_policy,
+    recipient_zones,
     retry_policy,
     schedule_first_attempt,
 )
@@ -30,10 +31,11 @@ from shared.bus import BulkSender, publish_events, send_to_dlq
 from shared.clock import Clock, to_iso
 from shared.dnc_redis import DncStore
 from shared.events import CallEvent, CallEventType, CallRequested, call_event
+from shared.ids import derived_id
 from shared.limits_redis import DialLimits, NumberCooldowns
 from shared.models import Call, CallStatus, Campaign
-from shared.phone import InvalidNumber, time_zones, to_e164
-from shared.state_redis import CallStore, CatalogStore
+from shared.phone import InvalidNumber, to_e164
+from shared.state_redis import CallStore, CatalogStore, Requeued
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,8 @@ class RequestHandler:
             return
         # A request without an id gets one derived from its position, so a redelivery of the
         # same message finds the call it already stored.
-        call_id = request.call_id or str(
-            uuid.uuid5(_TOPIC_CALL_NAMESPACE, f"{CALLS_REQUESTED}:{partition}:{offset}")
+        call_id = request.call_id or derived_id(
+            _TOPIC_CALL_NAMESPACE, f"{CALLS_REQUESTED}:{partition}:{offset}"
         )
         if request.accepted:
             stored = await self._rt.calls.get(request.campaign_id, call_id)
@@ -121,18 +123,20 @@ class RequestHandler:
         if campaign.status in CLOSED_STATUSES:
             await self._reject(call, campaign, "campaign_closed", now)
             return
-        if await self._rt.dnc.blocks_call(campaign, e164, now):
+        blocked, held = await self._rt.dnc.check_new_call(campaign, e164, now)
+        if blocked:
             await self._reject(call, campaign, "do_not_call", now)
             return
-        (held,) = await self._rt.cooldowns.held_until([(campaign.environment_id, e164)], now)
-        decision = schedule_first_attempt(campaign, campaign.status, time_zones(e164), now, held)
+        decision = schedule_first_attempt(
+            campaign, campaign.status, recipient_zones(campaign, e164), now, held
+        )
         if isinstance(decision, Closed):
             await self._reject(call, campaign, "campaign_closed", now)
             return
         call = call.model_copy(
             update={"scheduled_at": decision.at, "scheduling_reason": decision.reason.value}
         )
-        result = await self._rt.calls.accept(call, self._rt.reservation_ttl_ms)
+        result = await self._rt.calls.accept(call, self._rt.reservation_ttl_ms, now)
         if result.outcome == "duplicate":
             await self._reject(call, campaign, "duplicate", now)
             return
@@ -144,7 +148,7 @@ class RequestHandler:
         await self._queue(call, campaign)
 
     async def _queue(self, call: Call, campaign: Campaign | None = None) -> None:
-        await self._rt.calls.enqueue(call)
+        await self._rt.calls.enqueue(call, self._rt.clock.now())
         if campaign is None:
             campaign = await self._rt.catalog.get_campaign(call.campaign_id)
         event = call_event(
@@ -229,7 +233,7 @@ class OutcomeHandler:
         if isinstance(decision, Retry):
             window = next_allowed_time(
                 calling_policy(campaign),
-                time_zones(call.to),
+                recipient_zones(campaign, call.to),
                 now,
                 not_before=decision.not_before,
                 from_request=False,
@@ -253,15 +257,7 @@ class OutcomeHandler:
             CallStatus(status),
             now,
             terminal=next_at is None,
-            extra=(
-                {
-                    "attempt": str(event.attempt + 1),
-                    "scheduled_at": to_iso(next_at),
-                    "scheduling_reason": "cooldown",
-                }
-                if next_at
-                else None
-            ),
+            requeued=Requeued(event.attempt + 1, next_at, "cooldown") if next_at else None,
             duration_seconds=event.duration_seconds,
         )
         await self._after_effects(campaign, call, outcome, event)

@@ -114,7 +114,9 @@ async def test_a_scheduler_killed_while_releasing_loses_nothing_and_dials_nothin
     try:
         # Queue the calls only now, so the copies are mid-release when one of them dies.
         for start in range(0, len(batch), 250):
-            await asyncio.gather(*(calls.enqueue(call) for call in batch[start : start + 250]))
+            await asyncio.gather(
+                *(calls.enqueue(call, clock.now()) for call in batch[start : start + 250])
+            )
         await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 100)
         first.kill()
 

@@ -134,5 +134,5 @@ async def seed_calls(
         chunk = batch[start : start + 250]
         await asyncio.gather(*(calls.accept(call, 3_600_000) for call in chunk))
         if enqueue:
-            await asyncio.gather(*(calls.enqueue(call) for call in chunk))
+            await asyncio.gather(*(calls.enqueue(call, now) for call in chunk))
     return batch

@@ -13,12 +13,11 @@ from redis.asyncio import Redis
 
 from services.scheduler.app import create_app
 from services.scheduler.settings import SchedulerSettings
-from shared import keys
 from shared.bus import DLQ_ERROR_HEADER
 from shared.events import CallEvent, CallEventType
 from shared.models import Agent, Campaign, CampaignRules, CampaignStatus
 from shared.settings import KafkaSettings
-from shared.state_redis import CatalogStore
+from shared.state_redis import CallStore, CatalogStore
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CALLS_REQUESTED
 from tests.conftest import KafkaServer, RedisServer
 from tests.support import ALWAYS_OPEN, read_topic
@@ -96,8 +95,9 @@ async def test_a_bad_message_goes_to_the_dlq_and_the_consumer_keeps_going(
     )
     queued = next(e for e in _events(records) if e.type is CallEventType.QUEUED)
     assert queued.to == "+442079460018"
-    stored = await redis.hgetall(keys.call(campaign.id, queued.call_id))
-    assert orjson.loads(stored["context"]) == {"a": 1}
+    stored = await CallStore(redis, 16).get(campaign.id, queued.call_id)
+    assert stored is not None
+    assert stored.context == {"a": 1}
 
 
 async def test_a_refused_topic_request_becomes_a_rejected_event(

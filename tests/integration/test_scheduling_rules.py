@@ -106,7 +106,7 @@ async def test_no_answer_is_retried_after_its_cooldown_then_ends(
     assert final.attempt == 2
     assert final.status == "no_answer"
     assert len(events.of("call-1", CallEventType.STARTED)) == 2
-    assert await redis.get(keys.active_number("campaign-1", "+12125550104")) is None
+    assert await redis.hget(keys.active_numbers("campaign-1"), "+12125550104") is None
 
 
 async def test_an_invalid_number_error_ends_the_call_at_once(
@@ -192,7 +192,7 @@ async def test_a_number_put_on_the_dnc_list_while_queued_is_never_dialed(
         )
     assert Events(records).of("dnc", CallEventType.STARTED) == []
     assert await redis.hget(keys.call(campaign.id, "dnc"), "status") == "blocked"
-    assert await redis.get(keys.active_number(campaign.id, "+12125550130")) is None
+    assert await redis.hget(keys.active_numbers(campaign.id), "+12125550130") is None
 
 
 async def test_after_a_completed_call_the_number_rests_in_every_campaign(
@@ -252,4 +252,4 @@ async def test_a_call_still_queued_after_the_end_date_expires(
         )
     assert Events(records).of("late", CallEventType.STARTED) == []
     assert await redis.hget(keys.call(campaign.id, "late"), "status") == "expired"
-    assert await redis.get(keys.active_number(campaign.id, "+12125550150")) is None
+    assert await redis.hget(keys.active_numbers(campaign.id), "+12125550150") is None

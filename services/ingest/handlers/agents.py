@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from services.ingest.domain.errors import not_found
@@ -19,13 +17,14 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import ENVIRONMENT
+from shared.ids import new_id
 from shared.models import Agent
 
 
 async def create_agent(request: web.Request) -> web.Response:
     body = parse(CreateAgent, await read_object(request))
     agent = Agent(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         environment_id=request[ENVIRONMENT],
         created_at=runtime_of(request).clock.now(),
         **body.model_dump(),

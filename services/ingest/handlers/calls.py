@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +21,26 @@ from services.ingest.handlers.common import (
     read_object,
     runtime_of,
 )
-from services.ingest.keys import Runtime
-from services.scheduler.domain.policy import CLOSED_STATUSES, schedule_first_attempt
+from services.ingest.keys import ENVIRONMENT, Runtime
+from services.scheduler.domain.policy import (
+    CLOSED_STATUSES,
+    recipient_zones,
+    schedule_first_attempt,
+)
 from services.scheduler.domain.windows import Closed
 from shared.clock import to_iso
 from shared.events import CallEventType, CallRequested, call_event
+from shared.ids import new_id
 from shared.models import Call, CallStatus, Campaign
-from shared.phone import InvalidNumber, time_zones, to_e164
+from shared.phone import InvalidNumber, to_e164
 
 MAX_BATCH = 1000
+# How often one request is checked again because its campaign changed while it was stored.
+_CHECKS = 3
 _REQUIRED = "The to field is required."
 _INVALID = "The to must be a valid phone number."
 _ON_DNC = "The to is on the do-not-call list."
+_CLOSED = ApiError(409, "The campaign is not accepting calls.", "CAMPAIGN_CLOSED")
 
 
 def _validate_to(body: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
@@ -75,20 +82,34 @@ def _validate(body: Any) -> tuple[str, MakeCall]:
     return e164, fields
 
 
+class _RefusedByCampaign(Exception):
+    """A refusal that follows from the campaign's state or rules, not from the request alone."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.outcome = Outcome(status, body)
+
+
+class _CampaignChanged(Exception):
+    """The campaign the request was checked against is no longer the stored one."""
+
+
 async def _prepare(runtime: Runtime, campaign: Campaign, body: Any) -> Call:
     """Checks one request against every rule and decides when it may first ring."""
     e164, fields = _validate(body)
     now = runtime.clock.now()
     if campaign.status in CLOSED_STATUSES:
-        raise ApiError(409, "The campaign is not accepting calls.", "CAMPAIGN_CLOSED")
-    if await runtime.dnc.blocks_call(campaign, e164, now):
-        raise Invalid({"to": [_ON_DNC]})
-    (held,) = await runtime.cooldowns.held_until([(campaign.environment_id, e164)], now)
-    decision = schedule_first_attempt(campaign, campaign.status, time_zones(e164), now, held)
+        raise _RefusedByCampaign(409, _CLOSED.body())
+    blocked, held = await runtime.dnc.check_new_call(campaign, e164, now)
+    if blocked:
+        raise _RefusedByCampaign(422, Invalid({"to": [_ON_DNC]}).body())
+    decision = schedule_first_attempt(
+        campaign, campaign.status, recipient_zones(campaign, e164), now, held
+    )
     if isinstance(decision, Closed):
-        raise ApiError(409, "The campaign is not accepting calls.", "CAMPAIGN_CLOSED")
+        raise _RefusedByCampaign(409, _CLOSED.body())
     return Call(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         campaign_id=campaign.id,
         environment_id=campaign.environment_id,
         to=e164,
@@ -104,15 +125,40 @@ async def _prepare(runtime: Runtime, campaign: Campaign, body: Any) -> Call:
     )
 
 
-async def _store(runtime: Runtime, campaign: Campaign, body: Any) -> Outcome:
-    """Validates and stores one call (taking the number's reservation); nothing is sent yet."""
+async def _store(runtime: Runtime, campaign: Campaign, body: Any, *, current: bool) -> Outcome:
+    """Validates and stores one call (taking the number's reservation); nothing is sent yet.
+
+    A campaign read a moment ago (`current` false) may have changed since. A call is stored
+    only if the campaign is still the version it was checked against, and a refusal that
+    follows from the campaign is given only after checking against a fresh read.
+    """
+    for _ in range(_CHECKS):
+        try:
+            return await _store_against(runtime, campaign, body, current)
+        except _CampaignChanged:
+            fresh = await runtime.recent_campaigns.refresh(campaign.id)
+            if fresh is None or fresh.environment_id != campaign.environment_id:
+                error = not_found("campaign")
+                return Outcome(error.status, error.body())
+            campaign, current = fresh, True
+    error = ApiError(503, "The campaign is changing; retry shortly.", "UNAVAILABLE")
+    return Outcome(503, error.body())
+
+
+async def _store_against(runtime: Runtime, campaign: Campaign, body: Any, current: bool) -> Outcome:
     try:
         call = await _prepare(runtime, campaign, body)
     except Invalid as exc:
         return Outcome(422, exc.body())
-    except ApiError as exc:
-        return Outcome(exc.status, exc.body())
-    accepted = await runtime.calls.accept(call, runtime.reservation_ttl_ms)
+    except _RefusedByCampaign as exc:
+        if not current:
+            raise _CampaignChanged from exc
+        return exc.outcome
+    accepted = await runtime.calls.accept(
+        call, runtime.reservation_ttl_ms, campaign_version=to_iso(campaign.updated_at)
+    )
+    if accepted.outcome == "campaign_changed":
+        raise _CampaignChanged
     if accepted.outcome == "duplicate" and accepted.other:
         existing = await runtime.calls.get(campaign.id, accepted.other)
         summary: dict[str, Any] = {"id": accepted.other, "campaign_id": campaign.id, "to": call.to}
@@ -172,9 +218,12 @@ async def _hand_off(runtime: Runtime, outcome: Outcome) -> Outcome:
 
 async def make_call(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
-    campaign = await campaign_in_env(request)
+    # The campaign as read a moment ago: `_store` makes sure it has not changed since.
+    campaign = await runtime.recent_campaigns.get(request.match_info["campaign_id"])
+    if campaign is None or campaign.environment_id != request[ENVIRONMENT]:
+        raise not_found("campaign")
     body = await read_object(request)
-    outcome = await _hand_off(runtime, await _store(runtime, campaign, body))
+    outcome = await _hand_off(runtime, await _store(runtime, campaign, body, current=False))
     return json_response(outcome.body, status=outcome.status)
 
 
@@ -190,7 +239,7 @@ async def make_calls(request: web.Request) -> web.Response:
     campaign = await campaign_in_env(request)
     batch = parse(CallBatch, await read_object(request))
     # Stored one after another so that, for a number repeated in the batch, the first wins.
-    stored = [await _store(runtime, campaign, item) for item in batch.calls]
+    stored = [await _store(runtime, campaign, item, current=True) for item in batch.calls]
     outcomes = await asyncio.gather(*(_hand_off(runtime, outcome) for outcome in stored))
     results = [
         {"index": index, "status": outcome.status, "body": outcome.body}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from services.ingest.keys import ENVIRONMENT, Runtime
 from services.scheduler.domain.campaign_status import allowed_sources
 from services.scheduler.domain.policy import CLOSED_STATUSES
 from shared.events import CallEventType, call_event
+from shared.ids import new_id
 from shared.models import Agent, CallStatus, Campaign, CampaignRules, CampaignStatus, CampaignType
 
 
@@ -48,7 +48,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     now = runtime.clock.now()
     campaign = Campaign(
         **body.model_dump(),
-        id=str(uuid.uuid4()),
+        id=new_id(),
         environment_id=request[ENVIRONMENT],
         status=CampaignStatus.DRAFT,
         created_at=now,
@@ -124,7 +124,9 @@ async def update_campaign(request: web.Request) -> web.Response:
         created_at=campaign.created_at,
         updated_at=runtime.clock.now(),
     )
-    if not await runtime.catalog.update_rules(updated):
+    updated_ok = await runtime.catalog.update_rules(updated)
+    runtime.recent_campaigns.forget(campaign.id)
+    if not updated_ok:
         raise not_found("campaign")
     stored = await runtime.catalog.get_campaign(campaign.id)
     if stored is None:
@@ -144,6 +146,7 @@ async def delete_campaign(request: web.Request) -> web.Response:
         raise ApiError(409, "The campaign has calls in progress.", "CALLS_IN_PROGRESS")
     await _cancel_queued_calls(runtime, campaign)
     await runtime.catalog.delete_campaign(campaign)
+    runtime.recent_campaigns.forget(campaign.id)
     return json_response({"success": True, "data": {"id": campaign.id, "deleted": True}})
 
 
@@ -154,6 +157,7 @@ async def change_campaign_status(request: web.Request) -> web.Response:
     moved, previous = await runtime.catalog.transition_campaign(
         campaign.id, body.status, allowed_sources(body.status), runtime.clock.now()
     )
+    runtime.recent_campaigns.forget(campaign.id)
     if not moved:
         raise ApiError(
             400,

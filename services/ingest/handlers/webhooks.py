@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import uuid
 from typing import Any
 
 import orjson
@@ -28,6 +27,7 @@ from services.notifier.dispatch import DeliveryBusy, DeliveryNotFound, Dispatche
 from services.notifier.domain.payloads import EVENT_NAMES
 from services.notifier.domain.targets import is_refused_host
 from shared.clock import to_iso
+from shared.ids import new_id
 from shared.models import Campaign, Webhook
 
 _PRIVATE_TARGET = "The webhook url may not point at a private address."
@@ -83,7 +83,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     secret = body.webhook_secret or "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     webhook = Webhook(
         **body.model_dump(exclude={"webhook_secret"}),
-        id=str(uuid.uuid4()),
+        id=new_id(),
         campaign_id=campaign.id,
         environment_id=campaign.environment_id,
         webhook_secret=secret,

@@ -14,12 +14,18 @@ from services.scheduler.domain.windows import (
     next_allowed_time,
 )
 from shared.models import CampaignRules, CampaignStatus, TimeRange, hhmm_seconds
+from shared.phone import time_zones
 
 CLOSED_STATUSES = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 
 
 def _daily(time_range: TimeRange) -> DailyRange:
     return DailyRange(hhmm_seconds(time_range.start), hhmm_seconds(time_range.end))
+
+
+def recipient_zones(rules: CampaignRules, e164: str) -> tuple[str, ...]:
+    """The number's zones, looked up only when the campaign keeps to the recipient's hours."""
+    return time_zones(e164) if rules.recipient_local_hours else ()
 
 
 def calling_policy(rules: CampaignRules) -> CallingPolicy:

@@ -24,7 +24,8 @@ CAMPAIGN_KEYS: list[tuple[str, Callable[[str], str]]] = [
     ("webhooks", keys.campaign_webhooks),
     ("calls", keys.campaign_calls),
     ("call", lambda c: keys.call(c, "call_1")),
-    ("active", lambda c: keys.active_number(c, "+12125550123")),
+    ("body", lambda c: keys.call_body(c, "call_1")),
+    ("active", keys.active_numbers),
     ("claim", lambda c: keys.dial_claim(c, "call_1", 2)),
     ("delivered", lambda c: keys.delivered(c, "wh_1", "evt_1")),
 ]
@@ -52,6 +53,7 @@ def test_every_key_of_one_campaign_shares_one_tag_and_is_distinct() -> None:
     "build",
     [
         pytest.param(lambda c: keys.call(c, "{other}"), id="call"),
+        pytest.param(lambda c: keys.call_body(c, "{other}"), id="body"),
         pytest.param(lambda c: keys.dial_claim(c, "{other}", 1), id="claim"),
         pytest.param(lambda c: keys.delivered(c, "{other}", "{x}"), id="delivered"),
     ],
@@ -78,11 +80,9 @@ def test_other_keys_are_tagged_by_their_owner(build: Callable[[str], str], tag: 
     assert hash_tag(build(tag)) == tag
 
 
-def test_one_number_in_two_campaigns_has_two_registry_keys() -> None:
-    number = "+12125550123"
-
-    assert keys.active_number("camp_1", number) != keys.active_number("camp_2", number)
-    assert keys.active_number("camp_1", number).endswith(number)
+def test_a_call_and_its_body_are_two_keys() -> None:
+    assert keys.call(CAMPAIGN, "call_1") != keys.call_body(CAMPAIGN, "call_1")
+    assert keys.call_body(CAMPAIGN, "call_1").endswith(":call_1")
 
 
 CALL_IDS = [f"call_{i}" for i in range(200)] + ["", "é", "9b2f1c4e-0000-4000-8000-000000000001"]

@@ -1,0 +1,317 @@
+"""How calls are stored in Redis: a compact call hash, a body key, the per-campaign duplicate
+registry and the listing, on a real Redis with its default configuration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.models import Call, CallStatus
+from shared.state_redis import CallStore
+
+pytestmark = pytest.mark.integration
+
+CAMPAIGN = "campaign-1"
+NUMBER = "+12125550123"
+T0 = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
+TTL_MS = 60_000
+PAYLOAD: dict[str, Any] = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "appointment_at": "2026-03-14T15:30:00Z",
+    "clinic": "Midtown Dental, 5th Avenue, Suite 1200",
+    "account": 12345678901234567890,
+    "balance": 1234.5678,
+    "tiny": 1e-7,
+    "negative": -9007199254740993,
+    "nested": {"list": [1, 2.5, None, True, "ünïcödé ☎"], "empty": {}},
+}
+CONTEXT: dict[str, Any] = {"crm_id": "0042-7731", "score": 0.1, "big": 98765432109876543210 // 10}
+
+
+def _call(
+    call_id: str = "call-1",
+    to: str = NUMBER,
+    at: datetime = T0,
+    **overrides: Any,
+) -> Call:
+    fields: dict[str, Any] = {
+        "id": call_id,
+        "campaign_id": CAMPAIGN,
+        "environment_id": "env-a",
+        "to": to,
+        "payload": PAYLOAD,
+        "context": CONTEXT,
+        "attempt": 1,
+        "scheduled_at": at + timedelta(minutes=5),
+        "scheduling_reason": "initial_delay",
+        "created_at": at,
+        "updated_at": at,
+        **overrides,
+    }
+    return Call.model_validate(fields)
+
+
+@pytest.fixture
+def store(redis: Redis) -> CallStore:
+    return CallStore(redis, 16)
+
+
+async def _holder(redis: Redis, number: str = NUMBER) -> str | None:
+    return cast(str | None, await redis.hget(keys.active_numbers(CAMPAIGN), number))
+
+
+async def test_a_call_hash_stays_a_listpack_however_long_its_payload(
+    store: CallStore, redis: Redis
+) -> None:
+    call = _call()
+    assert len(orjson.dumps(call.payload)) > 64
+
+    assert (await store.accept(call, TTL_MS)).outcome == "accepted"
+    await store.enqueue(call, T0)
+
+    key = keys.call(CAMPAIGN, call.id)
+    assert await redis.object("encoding", key) == "listpack"
+    fields = cast(dict[str, str], await redis.hgetall(key))
+    assert max(len(value.encode()) for value in fields.values()) <= 64
+    assert "payload" not in fields
+    assert "context" not in fields
+
+
+async def test_payload_and_context_read_back_exactly(store: CallStore, redis: Redis) -> None:
+    call = _call()
+    await store.accept(call, TTL_MS)
+
+    stored = await store.get(CAMPAIGN, call.id)
+
+    assert stored == call
+    assert stored is not None
+    assert stored.payload["account"] == 12345678901234567890
+    assert stored.payload["balance"] == 1234.5678
+    assert stored.context["score"] == 0.1
+    body = await redis.get(keys.call_body(CAMPAIGN, call.id))
+    assert body is not None
+    assert "12345678901234567890" in body
+    assert orjson.loads(body) == [PAYLOAD, CONTEXT]
+
+
+async def test_times_read_back_to_the_microsecond(store: CallStore) -> None:
+    call = _call(scheduled_at=T0 + timedelta(days=400, microseconds=1))
+    await store.accept(call, TTL_MS)
+
+    stored = await store.get(CAMPAIGN, call.id)
+
+    assert stored is not None
+    assert (stored.created_at, stored.updated_at, stored.scheduled_at) == (
+        call.created_at,
+        call.updated_at,
+        call.scheduled_at,
+    )
+
+
+async def test_flags_read_back(store: CallStore) -> None:
+    call = _call(is_testing=True, allow_duplicates=True)
+    await store.accept(call, TTL_MS)
+
+    stored = await store.get(CAMPAIGN, call.id)
+
+    assert stored is not None
+    assert (stored.is_testing, stored.allow_duplicates) == (True, True)
+
+
+async def test_a_call_without_payload_or_context_keeps_no_body_key(
+    store: CallStore, redis: Redis
+) -> None:
+    call = _call(payload={}, context={})
+    await store.accept(call, TTL_MS)
+
+    assert await redis.exists(keys.call_body(CAMPAIGN, call.id)) == 0
+    assert await store.get(CAMPAIGN, call.id) == call
+
+
+async def test_get_many_reads_hash_and_body_of_each_call_in_order(store: CallStore) -> None:
+    first = _call("call-1", "+12125550101")
+    second = _call("call-2", "+12125550102", context={"only": "context"}, payload={})
+    await store.accept(first, TTL_MS)
+    await store.accept(second, TTL_MS)
+
+    found = await store.get_many([(CAMPAIGN, "call-2"), (CAMPAIGN, "nope"), (CAMPAIGN, "call-1")])
+
+    assert found == [second, None, first]
+
+
+async def test_a_forgotten_call_leaves_nothing_behind(store: CallStore, redis: Redis) -> None:
+    kept = _call("kept", "+12125550101")
+    gone = _call("gone", NUMBER)
+    await store.accept(kept, TTL_MS)
+    await store.accept(gone, TTL_MS)
+
+    await store.forget(gone)
+
+    assert await redis.exists(keys.call(CAMPAIGN, "gone"), keys.call_body(CAMPAIGN, "gone")) == 0
+    assert await store.call_ids(CAMPAIGN) == ["kept"]
+    assert await _holder(redis) is None
+    assert await store.stats(CAMPAIGN) == {"total": 1, "queued": 1}
+    assert (await store.accept(_call("next", NUMBER), TTL_MS)).outcome == "accepted"
+
+
+async def test_forgetting_twice_counts_the_call_once(store: CallStore) -> None:
+    call = _call()
+    await store.accept(call, TTL_MS)
+
+    await store.forget(call)
+    await store.forget(call)
+
+    assert await store.stats(CAMPAIGN) == {"total": 0, "queued": 0}
+
+
+async def test_the_listing_is_oldest_first_and_holds_each_call_once(store: CallStore) -> None:
+    calls = [_call(f"call-{i}", f"+1212555010{i}") for i in range(5)]
+    for call in calls:
+        await store.accept(call, TTL_MS)
+    assert (await store.accept(calls[2], TTL_MS)).outcome == "exists"
+
+    assert await store.call_ids(CAMPAIGN) == [call.id for call in calls]
+
+
+async def test_a_second_call_to_a_reserved_number_is_a_duplicate(
+    store: CallStore, redis: Redis
+) -> None:
+    await store.accept(_call("first"), TTL_MS)
+
+    result = await store.accept(_call("second", at=T0 + timedelta(seconds=1)), TTL_MS)
+
+    assert (result.outcome, result.other) == ("duplicate", "first")
+    assert await redis.exists(keys.call(CAMPAIGN, "second")) == 0
+
+
+async def test_a_reservation_never_confirmed_frees_the_number_at_its_deadline(
+    store: CallStore, redis: Redis
+) -> None:
+    await store.accept(_call("first"), TTL_MS)
+    deadline = T0 + timedelta(milliseconds=TTL_MS)
+
+    just_before = await store.accept(
+        _call("early", at=deadline - timedelta(milliseconds=1)), TTL_MS
+    )
+    at_deadline = await store.accept(_call("second", at=deadline), TTL_MS)
+
+    assert (just_before.outcome, just_before.other) == ("duplicate", "first")
+    assert at_deadline.outcome == "accepted"
+    held = await _holder(redis)
+    assert held is not None
+    assert held.startswith("second|")
+
+
+async def test_accept_measures_the_deadline_from_the_now_it_is_given(store: CallStore) -> None:
+    await store.accept(_call("first"), TTL_MS, now=T0 + timedelta(hours=1))
+
+    later = T0 + timedelta(hours=1, milliseconds=TTL_MS - 1)
+    result = await store.accept(_call("second"), TTL_MS, now=later)
+
+    assert result.outcome == "duplicate"
+
+
+async def test_a_confirmed_reservation_lasts_until_the_call_ends(
+    store: CallStore, redis: Redis
+) -> None:
+    first = _call("first")
+    await store.accept(first, TTL_MS)
+    await store.enqueue(first, T0 + timedelta(seconds=1))
+    assert await _holder(redis) == "first|"
+
+    much_later = T0 + timedelta(days=30)
+    result = await store.accept(_call("second", at=much_later), TTL_MS)
+    assert (result.outcome, result.other) == ("duplicate", "first")
+
+    await store.cancel_queued(first, much_later)
+    assert await _holder(redis) is None
+    assert (await store.accept(_call("third", at=much_later), TTL_MS)).outcome == "accepted"
+
+
+async def test_a_call_that_lost_its_lapsed_reservation_never_frees_the_new_holder(
+    store: CallStore, redis: Redis
+) -> None:
+    first = _call("first")
+    await store.accept(first, TTL_MS)
+    later = T0 + timedelta(milliseconds=TTL_MS)
+    second = _call("second", at=later)
+    assert (await store.accept(second, TTL_MS)).outcome == "accepted"
+
+    await store.enqueue(first, later)
+    assert await _holder(redis) == f"second|{int(later.timestamp() * 1000) + TTL_MS}"
+    await store.cancel_queued(first, later)
+    await store.apply_outcome(first, 1, "{}", CallStatus.FAILED, later, terminal=True)
+    await store.forget(first)
+
+    held = await _holder(redis)
+    assert held is not None
+    assert held.startswith("second|")
+
+
+async def test_a_lapsed_reservation_is_taken_again_when_its_call_is_queued(
+    store: CallStore, redis: Redis
+) -> None:
+    call = _call()
+    await store.accept(call, TTL_MS)
+
+    await store.enqueue(call, T0 + timedelta(hours=2))
+
+    assert await _holder(redis) == "call-1|"
+
+
+async def test_a_number_freed_by_an_outcome_can_be_called_again(
+    store: CallStore, redis: Redis
+) -> None:
+    call = _call()
+    await store.accept(call, TTL_MS)
+    await store.enqueue(call, T0)
+
+    await store.apply_outcome(call, 1, "{}", CallStatus.COMPLETED, T0, terminal=True)
+
+    assert await _holder(redis) is None
+    assert (await store.accept(_call("again"), TTL_MS)).outcome == "accepted"
+
+
+async def test_a_call_id_that_contains_the_separator_is_read_back_whole(
+    store: CallStore, redis: Redis
+) -> None:
+    call = _call("order|42")
+    await store.accept(call, TTL_MS)
+    await store.enqueue(call, T0)
+
+    result = await store.accept(_call("other", at=T0 + timedelta(days=1)), TTL_MS)
+
+    assert (result.outcome, result.other) == ("duplicate", "order|42")
+    await store.cancel_queued(call, T0)
+    assert await _holder(redis) is None
+
+
+async def test_allowed_duplicates_take_no_reservation(store: CallStore, redis: Redis) -> None:
+    first = _call("first", allow_duplicates=True)
+    second = _call("second", allow_duplicates=True)
+
+    assert (await store.accept(first, TTL_MS)).outcome == "accepted"
+    assert (await store.accept(second, TTL_MS)).outcome == "accepted"
+    await store.enqueue(first, T0)
+
+    assert await _holder(redis) is None
+
+
+async def test_a_call_checked_against_an_older_campaign_is_not_stored(
+    store: CallStore, redis: Redis
+) -> None:
+    await redis.hset(keys.campaign(CAMPAIGN), "updated_at", "2026-03-02T09:00:00Z")
+
+    stale = await store.accept(_call("stale"), TTL_MS, campaign_version="2026-03-01T09:00:00Z")
+    current = await store.accept(_call("current"), TTL_MS, campaign_version="2026-03-02T09:00:00Z")
+
+    assert stale.outcome == "campaign_changed"
+    assert await redis.exists(keys.call(CAMPAIGN, "stale")) == 0
+    assert current.outcome == "accepted"
+    assert await store.call_ids(CAMPAIGN) == ["current"]
