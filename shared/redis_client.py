@@ -23,7 +23,8 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
-from redis.exceptions import DataError
+from redis.commands.core import AsyncScript
+from redis.exceptions import DataError, NoScriptError
 
 # Commands that hold or change the connection they run on, and so never share one.
 _DIRECT = frozenset(
@@ -121,10 +122,35 @@ class AutoPipelineRedis(Redis):
             else:
                 _succeed(future, result)
 
+    def register_script(self, script: str | bytes) -> AsyncScript:  # type: ignore[override]
+        return _Script(self, script)
+
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
         await super().aclose(close_connection_pool)
+
+
+class _Script(AsyncScript):
+    """A registered script whose plain calls go straight to `execute_command` (and so into the
+    turn's pipeline); calls on an explicit pipeline take redis-py's own path."""
+
+    async def __call__(
+        self,
+        keys: Any = None,
+        args: Any = None,
+        client: Any = None,
+    ) -> Any:
+        if client is not None and client is not self.registered_client:
+            return await super().__call__(keys, args, client)
+        redis = self.registered_client
+        words = (*(keys or ()), *(args or ()))
+        count = len(keys) if keys else 0
+        try:
+            return await redis.execute_command("EVALSHA", self.sha, count, *words)
+        except NoScriptError:
+            self.sha = await redis.script_load(self.script)
+            return await redis.execute_command("EVALSHA", self.sha, count, *words)
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:

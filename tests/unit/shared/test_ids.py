@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import uuid
 
 import pytest
@@ -36,7 +36,7 @@ def test_the_alphabet_is_62_distinct_characters() -> None:
 def test_every_128_bit_number_is_written_in_full_and_reads_back(
     monkeypatch: pytest.MonkeyPatch, bits: int
 ) -> None:
-    monkeypatch.setattr(secrets, "randbits", lambda _: bits)
+    monkeypatch.setattr(ids._random, "next", lambda: bits)
 
     made = ids.new_id()
 
@@ -44,17 +44,36 @@ def test_every_128_bit_number_is_written_in_full_and_reads_back(
     assert _as_number(made) == bits
 
 
-def test_the_random_bits_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[int] = []
+def test_the_random_bits_come_from_urandom_a_buffer_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads: list[int] = []
+    counter = iter(range(1, 10_000))
 
-    def randbits(k: int) -> int:
-        asked.append(k)
-        return 0
+    def urandom(size: int) -> bytes:
+        reads.append(size)
+        return b"".join(next(counter).to_bytes(16, "big") for _ in range(size // 16))
 
-    monkeypatch.setattr(secrets, "randbits", randbits)
-    ids.new_id()
+    monkeypatch.setattr(os, "urandom", urandom)
+    ids._random.forget()
+    made = [_as_number(ids.new_id()) for _ in range(300)]
 
-    assert asked == [128]
+    assert made == list(range(1, 301))
+    assert reads == [4096, 4096]
+
+
+def test_a_forked_child_never_repeats_its_parents_ids() -> None:
+    ids.new_id()  # the parent now holds a buffer of unused bits
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(writer, ids.new_id().encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    from_child = os.read(reader, 64).decode()
+    os.close(reader)
+    assert from_child != ids.new_id()
 
 
 def test_a_derived_id_is_the_same_for_the_same_name_only() -> None:
