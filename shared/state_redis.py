@@ -142,6 +142,17 @@ def _campaign_from_fields(fields: Mapping[str, str]) -> Campaign:
     )
 
 
+def _record_keys(call: Call) -> list[str]:
+    """What accepting a call writes: its hash, its body, the campaign's registry, listing, stats."""
+    return [
+        keys.call(call.campaign_id, call.id),
+        keys.call_body(call.campaign_id, call.id),
+        keys.active_numbers(call.campaign_id),
+        keys.campaign_calls(call.campaign_id),
+        keys.campaign_stats(call.campaign_id),
+    ]
+
+
 def _flatten(fields: Mapping[str, str]) -> list[str]:
     flat: list[str] = []
     for name, value in fields.items():
@@ -334,14 +345,7 @@ class CallStore:
         against it), nothing is stored if the campaign changed since: `campaign_changed`."""
         now_ms = to_ms(now or call.created_at)
         result = await self._accept(
-            keys=[
-                keys.call(call.campaign_id, call.id),
-                keys.call_body(call.campaign_id, call.id),
-                keys.active_numbers(call.campaign_id),
-                keys.campaign_calls(call.campaign_id),
-                keys.campaign_stats(call.campaign_id),
-                keys.campaign(call.campaign_id),
-            ],
+            keys=[*_record_keys(call), keys.campaign(call.campaign_id)],
             args=[
                 call.id,
                 call.to,
@@ -361,13 +365,7 @@ class CallStore:
         """Undoes `accept` for a call that was never handed on (its publish failed); only this
         call's own reservation of the number is removed."""
         await self._forget(
-            keys=[
-                keys.call(call.campaign_id, call.id),
-                keys.call_body(call.campaign_id, call.id),
-                keys.active_numbers(call.campaign_id),
-                keys.campaign_calls(call.campaign_id),
-                keys.campaign_stats(call.campaign_id),
-            ],
+            keys=_record_keys(call),
             args=[call.id, call.to],
         )
 

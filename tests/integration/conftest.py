@@ -54,15 +54,22 @@ class IngestClient:
         return campaign
 
 
+def ingest_settings(
+    kafka_server: KafkaServer, redis_server: RedisServer, **overrides: Any
+) -> IngestSettings:
+    """Ingest on the test's broker and Redis, with the test tokens of env-a and env-b."""
+    fields: dict[str, Any] = {
+        "api_tokens": f"{TOKEN}:env-a,other-token:env-b",
+        "dev_api_token": None,
+        **overrides,
+    }
+    return IngestSettings(kafka=kafka_server.settings(), redis=redis_server.settings(), **fields)
+
+
 @pytest.fixture
 async def ingest(
     kafka_server: KafkaServer, redis_server: RedisServer
 ) -> AsyncIterator[IngestClient]:
-    settings = IngestSettings(
-        kafka=kafka_server.settings(),
-        redis=redis_server.settings(),
-        api_tokens=f"{TOKEN}:env-a,other-token:env-b",
-        dev_api_token=None,
-    )
+    settings = ingest_settings(kafka_server, redis_server)
     async with TestClient(TestServer(create_app(settings))) as client:
         yield IngestClient(client)

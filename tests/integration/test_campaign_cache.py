@@ -13,10 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
 from tests.conftest import KafkaServer, RedisServer
-from tests.integration.conftest import IngestClient
-from tests.support import TOKEN
+from tests.integration.conftest import IngestClient, ingest_settings
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +23,7 @@ pytestmark = pytest.mark.integration
 async def pair(
     kafka_server: KafkaServer, redis_server: RedisServer
 ) -> AsyncIterator[tuple[IngestClient, IngestClient]]:
-    settings = IngestSettings(
-        kafka=kafka_server.settings(),
-        redis=redis_server.settings(),
-        api_tokens=f"{TOKEN}:env-a",
-        dev_api_token=None,
-        campaign_cache_seconds=60,
-    )
+    settings = ingest_settings(kafka_server, redis_server, campaign_cache_seconds=60)
     async with (
         TestClient(TestServer(create_app(settings))) as first,
         TestClient(TestServer(create_app(settings))) as second,

@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from services.ingest.app import Deps, create_app
-from services.ingest.settings import IngestSettings
 from services.scheduler.domain.dnc import (
     ENVIRONMENT_SCOPE,
     DncEntry,
@@ -26,6 +25,7 @@ from shared.clock import to_iso
 from shared.dnc_redis import DncStore
 from shared.models import CampaignRules
 from tests.conftest import KafkaServer, RedisServer
+from tests.integration.conftest import ingest_settings
 from tests.support import ALWAYS_OPEN, AUTH, TOKEN
 
 pytestmark = pytest.mark.integration
@@ -55,12 +55,8 @@ def clock() -> SteppingClock:
 async def client(
     kafka_server: KafkaServer, redis_server: RedisServer, clock: SteppingClock
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = IngestSettings(
-        kafka=kafka_server.settings(),
-        redis=redis_server.settings(),
-        api_tokens=f"{TOKEN}:{ENV},other-token:env-b",
-        dev_api_token=None,
-        max_body_bytes=1_048_576,
+    settings = ingest_settings(
+        kafka_server, redis_server, api_tokens=f"{TOKEN}:{ENV},other-token:env-b"
     )
     async with TestClient(TestServer(create_app(settings, Deps(clock=clock)))) as test_client:
         yield test_client

@@ -12,10 +12,10 @@ from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 
 from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
 from shared.events import CallRequested
 from shared.topics import CALLS_REQUESTED
 from tests.conftest import KafkaServer, RedisServer
+from tests.integration.conftest import ingest_settings
 from tests.support import ALWAYS_OPEN, AUTH, TOKEN
 
 pytestmark = pytest.mark.integration
@@ -26,13 +26,7 @@ OTHER = {"Authorization": "Bearer other-token"}
 async def client(
     kafka_server: KafkaServer, redis_server: RedisServer
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = IngestSettings(
-        kafka=kafka_server.settings(),
-        redis=redis_server.settings(),
-        api_tokens=f"{TOKEN}:env-a,other-token:env-b",
-        dev_api_token=None,
-        max_body_bytes=64 * 1024,
-    )
+    settings = ingest_settings(kafka_server, redis_server, max_body_bytes=64 * 1024)
     async with TestClient(TestServer(create_app(settings))) as test_client:
         yield test_client
 
