@@ -108,3 +108,6 @@ def test_the_dev_stack_starts_everything_and_stops_everything(
     finally:
         if launcher.poll() is None:
             launcher.kill()
+            launcher.wait(timeout=30)
+        if launcher.stdout is not None:
+            launcher.stdout.close()
