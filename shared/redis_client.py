@@ -4,7 +4,8 @@ A service handling many requests at once issues many small commands (a script he
 there). Sent one by one, each pays for taking a pooled connection, a write, a read and redis-py's
 bookkeeping; that, not Redis, bounds a service's rate. This client queues every command issued
 while the loop runs its current callbacks and sends them together in the next turn: one
-connection, one write, the replies read back in order and handed to their callers. Each caller
+connection, one write, the replies read back in order under one timer and handed to their
+callers. Each caller
 still gets its own reply or its own error, so code written for the plain client works unchanged.
 
 Commands that block or change the connection's state go straight through, as do explicit
@@ -18,13 +19,18 @@ than the round trip.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import math
 from typing import Any
 
 import hiredis
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import AbstractConnection, Connection
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
-from redis.exceptions import DataError, NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Commands that hold or change the connection they run on, and so never share one.
 _DIRECT = frozenset(
@@ -91,36 +97,77 @@ class AutoPipelineRedis(Redis):
             task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[Queued]) -> None:
-        if len(batch) == 1:
-            args, options, future = batch[0]
-            try:
-                result = await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-            except asyncio.CancelledError:
-                future.cancel()
-                raise
-            except Exception as exc:  # handed to the caller, who decides
-                _fail(future, exc)
-            else:
-                _succeed(future, result)
-            return
-        pipe = self.pipeline(transaction=False)
-        for args, options, _ in batch:
-            pipe.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        """Writes the batch on one pooled connection and hands each reply to its caller.
+
+        One timer covers the whole exchange (redis-py's connection would start one per reply).
+        If the exchange breaks off, the connection is dropped, since replies may be pending on
+        it, and the callers still waiting get the error."""
+        pool = self.connection_pool
         try:
-            results = await pipe.execute(raise_on_error=False)
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         except asyncio.CancelledError:
-            for _, _, future in batch:
-                future.cancel()
+            _cancel_all(batch)
             raise
         except Exception as exc:
             for _, _, future in batch:
                 _fail(future, exc)
             return
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):
-                _fail(future, result)
+        answered = 0
+        try:
+            async with asyncio.timeout(connection.socket_timeout):
+                await connection.send_packed_command(
+                    connection.pack_commands([args for args, _, _ in batch])
+                )
+                for args, options, future in batch:
+                    await self._answer(connection, args[0], options, future)
+                    answered += 1
+        except BaseException as exc:
+            await connection.disconnect(nowait=True)
+            waiting = batch[answered:]
+            if isinstance(exc, asyncio.CancelledError):
+                _cancel_all(waiting)
+                raise
+            error: Exception = (
+                RedisTimeoutError(f"no reply from Redis in {connection.socket_timeout} s")
+                if isinstance(exc, TimeoutError)
+                else exc
+                if isinstance(exc, Exception)
+                else RedisConnectionError(repr(exc))
+            )
+            for _, _, future in waiting:
+                _fail(future, error)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            await pool.release(connection)
+
+    async def _answer(
+        self,
+        connection: AbstractConnection,
+        command: Any,
+        options: dict[str, Any],
+        future: asyncio.Future[Any],
+    ) -> None:
+        """Reads one reply and settles its caller, as `Redis.parse_response` would parse it."""
+        options = dict(options)
+        options.pop("keys", None)
+        raw = options.pop(NEVER_DECODE, None) is not None
+        try:
+            # The exchange's timer is already running: no timer per reply.
+            reply = await connection.read_response(disable_decoding=raw, timeout=math.inf)
+        except ResponseError as exc:
+            if EMPTY_RESPONSE in options:
+                _succeed(future, options[EMPTY_RESPONSE])
             else:
-                _succeed(future, result)
+                _fail(future, exc)
+            return
+        options.pop(EMPTY_RESPONSE, None)
+        callback = self.response_callbacks.get(command)
+        if callback is not None:
+            reply = callback(reply, **options)
+            if inspect.isawaitable(reply):
+                reply = await reply
+        _succeed(future, reply)
 
     def register_script(self, script: str | bytes) -> AsyncScript:  # type: ignore[override]
         return _Script(self, script)
@@ -151,6 +198,11 @@ class _Script(AsyncScript):
         except NoScriptError:
             self.sha = await redis.script_load(self.script)
             return await redis.execute_command("EVALSHA", self.sha, count, *words)
+
+
+def _cancel_all(batch: list[Queued]) -> None:
+    for _, _, future in batch:
+        future.cancel()
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:

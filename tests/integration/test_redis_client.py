@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.asyncio.client import Pipeline
 from redis.exceptions import DataError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection
 from shared.settings import RedisSettings
@@ -28,15 +28,16 @@ async def client(redis_server: RedisServer) -> AsyncIterator[AutoPipelineRedis]:
 
 @pytest.fixture
 def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every pipeline the client sends."""
+    """How many commands each write to Redis carries."""
     sizes: list[int] = []
-    execute = Pipeline.execute
+    pack_commands = HiredisPackingConnection.pack_commands
 
-    async def counted(self: Pipeline, raise_on_error: bool = True) -> Any:
-        sizes.append(len(self.command_stack))
-        return await execute(self, raise_on_error)
+    def counted(self: HiredisPackingConnection, commands: Any) -> Any:
+        commands = list(commands)
+        sizes.append(len(commands))
+        return pack_commands(self, commands)
 
-    monkeypatch.setattr(Pipeline, "execute", counted)
+    monkeypatch.setattr(HiredisPackingConnection, "pack_commands", counted)
     return sizes
 
 
@@ -44,6 +45,7 @@ async def test_commands_of_one_turn_share_one_pipeline(
     client: AutoPipelineRedis, pipelines: list[int]
 ) -> None:
     await client.mset({f"k{i}": str(i) for i in range(200)})
+    pipelines.clear()
     values = await asyncio.gather(*(client.get(f"k{i}") for i in range(200)))
     assert values == [str(i) for i in range(200)]
     assert pipelines == [200]
@@ -118,3 +120,28 @@ async def test_arguments_of_every_kind_arrive_as_redis_py_would_send_them(
     assert await client.config_get("maxmemory") == {"maxmemory": "0"}  # a two-word command
     with pytest.raises(DataError):
         await client.set("k", None)  # type: ignore[arg-type]
+
+
+async def test_a_reply_that_never_comes_fails_its_callers_and_drops_the_connection(
+    redis_server: RedisServer,
+) -> None:
+    redis = create_redis(RedisSettings(url=redis_server.url, max_connections=2))
+    admin = create_redis(RedisSettings(url=redis_server.url, max_connections=2))
+    try:
+        await redis.set("k", "v")
+        # Redis answers other clients (SCRIPT KILL) 100 ms into a busy script, not 5 s.
+        await admin.config_set("lua-time-limit", 100)
+        for connection in redis.connection_pool._available_connections:
+            connection.socket_timeout = 0.5
+        redis.connection_pool.connection_kwargs["socket_timeout"] = 0.5
+        stuck = await asyncio.gather(
+            redis.eval("while true do end", 0), redis.get("k"), return_exceptions=True
+        )
+        assert all(isinstance(outcome, RedisTimeoutError) for outcome in stuck), stuck
+        await admin.script_kill()
+        # The connection that timed out was dropped: a fresh one answers correctly.
+        assert await redis.get("k") == "v"
+        assert await redis.incr("n") == 1
+    finally:
+        await redis.aclose()
+        await admin.aclose()
