@@ -47,7 +47,7 @@ from bench.servers import (
     started_processes,
 )
 from shared import keys
-from shared.events import CallDue
+from shared.events import call_due
 from shared.ids import new_id
 from shared.models import Agent, Call, Campaign, CampaignStatus
 from shared.settings import RedisSettings
@@ -308,20 +308,7 @@ async def _breakdown(
 
 def _due_message(call: Call) -> bytes:
     now = datetime.now(UTC)
-    return (
-        CallDue(
-            call_id=call.id,
-            campaign_id=call.campaign_id,
-            environment_id=call.environment_id,
-            attempt=call.attempt,
-            to=call.to,
-            is_testing=call.is_testing,
-            due_at=call.scheduled_at,
-            released_at=now,
-        )
-        .model_dump_json()
-        .encode()
-    )
+    return call_due(call, call.scheduled_at, now).model_dump_json().encode()
 
 
 async def _ceiling(kafka: str, sample: Call, messages: int) -> float:

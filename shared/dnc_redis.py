@@ -29,7 +29,8 @@ from services.scheduler.domain.dnc import (
     campaign_id_of,
 )
 from shared import keys
-from shared.clock import from_ms, to_iso, to_ms
+from shared.clock import to_iso
+from shared.limits_redis import rest_until
 from shared.models import Campaign
 
 # Numbers per script call in batch operations: bounds Lua's unpack and each call's run time.
@@ -261,8 +262,7 @@ class DncStore:
             args=[scope or "", to_us(now), number],
         )
         entry = entry_from_json(raw_entry) if raw_entry else None
-        held = from_ms(float(raw_until)) if raw_until and int(raw_until) > to_ms(now) else None
-        return entry, held
+        return entry, rest_until(raw_until, now)
 
     async def blocked_many(
         self, environment_id: str, scope: str, numbers: Sequence[str], now: datetime

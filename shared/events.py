@@ -52,6 +52,20 @@ class CallDue(BaseModel):
     released_at: datetime
 
 
+def call_due(call: Call, due_at: datetime, released_at: datetime) -> CallDue:
+    """The release of the call's current attempt."""
+    return CallDue(
+        call_id=call.id,
+        campaign_id=call.campaign_id,
+        environment_id=call.environment_id,
+        attempt=call.attempt,
+        to=call.to,
+        is_testing=call.is_testing,
+        due_at=due_at,
+        released_at=released_at,
+    )
+
+
 class CallEventType(StrEnum):
     QUEUED = "campaign_call.queued"
     REJECTED = "campaign_call.rejected"

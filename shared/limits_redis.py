@@ -86,6 +86,11 @@ class DialLimits:
         return found
 
 
+def rest_until(stored: str | None, now: datetime) -> datetime | None:
+    """A number's stored rest deadline (ms) as an instant, or None if it is free at `now`."""
+    return from_ms(float(stored)) if stored and int(stored) > to_ms(now) else None
+
+
 class NumberCooldowns:
     """Post-completion holds: a number that just completed a call rests for a while."""
 
@@ -123,5 +128,4 @@ class NumberCooldowns:
             for indexes, values in zip(positions.values(), replies, strict=True):
                 for index, value in zip(indexes, values, strict=True):
                     raws[index] = value
-        now_ms = to_ms(now)
-        return [from_ms(float(raw)) if raw and int(raw) > now_ms else None for raw in raws]
+        return [rest_until(raw, now) for raw in raws]

@@ -73,7 +73,6 @@ class AutoPipelineRedis(Redis):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._queued: list[Queued] = []
-        self._flush_scheduled = False
         self._sending: set[asyncio.Task[None]] = set()
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
@@ -83,13 +82,11 @@ class AutoPipelineRedis(Redis):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((args, options, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if len(self._queued) == 1:  # the first of this turn: send them all in the next
             loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         queued, self._queued = self._queued, []
         for start in range(0, len(queued), self.max_batch):
             task = asyncio.ensure_future(self._send(queued[start : start + self.max_batch]))

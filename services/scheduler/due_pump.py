@@ -14,7 +14,7 @@ from services.scheduler.handlers import SchedulerRuntime, max_attempts
 from shared import keys
 from shared.bus import publish_events
 from shared.clock import from_ms
-from shared.events import CallDue, CallEventType, call_event
+from shared.events import CallEventType, call_due, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
 from shared.state_redis import DueClaim
@@ -125,18 +125,7 @@ class DuePump:
                 [
                     (
                         call_key(call.id),
-                        CallDue(
-                            call_id=call.id,
-                            campaign_id=call.campaign_id,
-                            environment_id=call.environment_id,
-                            attempt=call.attempt,
-                            to=call.to,
-                            is_testing=call.is_testing,
-                            due_at=from_ms(claim.due_ms),
-                            released_at=now,
-                        )
-                        .model_dump_json()
-                        .encode(),
+                        call_due(call, from_ms(claim.due_ms), now).model_dump_json().encode(),
                     )
                     for claim, call in due
                 ],

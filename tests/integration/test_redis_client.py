@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -96,9 +97,11 @@ async def test_a_cancelled_caller_leaves_the_others_their_answers(
 async def test_blocking_commands_do_not_hold_up_a_shared_pipeline(
     client: AutoPipelineRedis,
 ) -> None:
+    # Both start in the same loop turn: sharing a write, SET's reply would wait behind BLPOP's.
     waiting = asyncio.ensure_future(client.blpop(["queue"], timeout=5))
-    await asyncio.sleep(0)
-    assert await client.set("while-blocked", "1") is True
+    setting = asyncio.ensure_future(client.set("while-blocked", "1"))
+    assert await asyncio.wait_for(setting, 2) is True
+    assert not waiting.done()
     await client.rpush("queue", "item")
     popped = await asyncio.wait_for(waiting, 5)
     assert popped is not None
@@ -125,15 +128,19 @@ async def test_arguments_of_every_kind_arrive_as_redis_py_would_send_them(
 async def test_a_reply_that_never_comes_fails_its_callers_and_drops_the_connection(
     redis_server: RedisServer,
 ) -> None:
-    redis = create_redis(RedisSettings(url=redis_server.url, max_connections=2))
+    pool = BlockingConnectionPool.from_url(
+        redis_server.url,
+        decode_responses=True,
+        max_connections=2,
+        socket_timeout=0.5,
+        connection_class=HiredisPackingConnection,
+    )
+    redis = AutoPipelineRedis.from_pool(pool)
     admin = create_redis(RedisSettings(url=redis_server.url, max_connections=2))
     try:
         await redis.set("k", "v")
         # Redis answers other clients (SCRIPT KILL) 100 ms into a busy script, not 5 s.
         await admin.config_set("lua-time-limit", 100)
-        for connection in redis.connection_pool._available_connections:
-            connection.socket_timeout = 0.5
-        redis.connection_pool.connection_kwargs["socket_timeout"] = 0.5
         stuck = await asyncio.gather(
             redis.eval("while true do end", 0), redis.get("k"), return_exceptions=True
         )
