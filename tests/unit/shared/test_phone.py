@@ -1,8 +1,14 @@
 from __future__ import annotations
 
-import pytest
+import random
+from collections.abc import Callable
 
-from shared.phone import InvalidNumber, time_zones, to_e164
+import phonenumbers
+import pytest
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
+
+from shared.phone import InvalidNumber, _canonical_is_valid, _parsed_e164, time_zones, to_e164
 
 
 @pytest.mark.parametrize(
@@ -86,3 +92,68 @@ def test_time_zones_of_a_toll_free_number_span_the_plan() -> None:
     zones = time_zones("+18005550123")
 
     assert {"America/New_York", "America/Los_Angeles", "Pacific/Honolulu"} <= set(zones)
+
+
+def _answer(convert: Callable[[str], str], raw: str) -> str | None:
+    try:
+        return convert(raw)
+    except InvalidNumber:
+        return None
+
+
+def _e164_samples() -> list[str]:
+    """Every calling code's example numbers, near misses of them, and random digits of every
+    length, all written in E.164."""
+    rng = random.Random(20261127)
+    samples: list[str] = []
+    for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
+        examples: list[str] = []
+        for region in regions:
+            for kind in PhoneNumberType.values():
+                number = (
+                    phonenumbers.example_number_for_non_geo_entity(code)
+                    if region == "001"
+                    else phonenumbers.example_number_for_type(region, kind)
+                )
+                if number is not None:
+                    examples.append(phonenumbers.format_number(number, PhoneNumberFormat.E164))
+        for example in examples:
+            samples.append(example)
+            samples.append(example[:-1])
+            samples.append(example + str(rng.randrange(10)))
+            samples.append(example[:-3] + "".join(rng.choices("0123456789", k=3)))
+        for length in range(1, 18):
+            for _ in range(3):
+                samples.append(f"+{code}" + "".join(rng.choices("0123456789", k=length)))
+    return samples
+
+
+def test_e164_input_gets_the_answer_of_phonenumbers_full_parse() -> None:
+    samples = _e164_samples()
+    decided_quickly = sum(1 for raw in samples if _canonical_is_valid(raw) is not None)
+
+    differing = [
+        (raw, _answer(to_e164, raw), _answer(_parsed_e164, raw))
+        for raw in samples
+        if _answer(to_e164, raw) != _answer(_parsed_e164, raw)
+    ]
+
+    assert differing == []
+    assert len(samples) > 10_000
+    # The quick path must decide most of them, or this compares the full parse with itself.
+    assert decided_quickly > 0.8 * len(samples)
+
+
+@pytest.mark.parametrize(
+    ("raw", "valid"),
+    [
+        pytest.param("+12125550123", True, id="us"),
+        pytest.param("+14165550123", True, id="canada-shares-code-1"),
+        pytest.param("+12005550123", False, id="us-unassigned-area-code"),
+        pytest.param("+442079460000", True, id="uk"),
+        pytest.param("+390612345678", True, id="italy-leading-zero"),
+        pytest.param("+80012345678", True, id="non-geographic"),
+    ],
+)
+def test_e164_input_is_decided_without_the_full_parse(raw: str, valid: bool) -> None:
+    assert _canonical_is_valid(raw) is valid
