@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.events import CallEvent
+from shared.partitioner import KeyPartitioner
 from shared.settings import KafkaSettings
 from shared.topics import ALL_TOPICS, CALLS_DLQ, CALLS_EVENTS, call_key
 
@@ -161,6 +162,7 @@ class BulkSender:
             acks="all",
             enable_idempotence=self._settings.enable_idempotence,
             linger_ms=0,
+            partitioner=KeyPartitioner(),
         )
         await self._producer.start()
 
@@ -193,6 +195,7 @@ def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
         acks="all",
         enable_idempotence=settings.enable_idempotence,
         linger_ms=0,
+        partitioner=KeyPartitioner(),
         # Per-message INFO logs halve a subscriber's rate; keep them for debugging only.
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
