@@ -11,7 +11,9 @@ _MICROSECOND: Final = timedelta(microseconds=1)
 
 def to_iso(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, as every timestamp of the API and the events is written."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def to_ms(moment: datetime) -> int:
