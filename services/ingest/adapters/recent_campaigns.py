@@ -7,15 +7,31 @@ campaign's stored `updated_at` with the one the request was checked against, and
 checked against an older version is checked again with a fresh read. Only misses are not kept,
 so a campaign created a moment ago is found at once, and this process drops what it kept of a
 campaign it changes itself.
+
+What every request derives from a campaign's rules (its calling policy, the version the store
+compares) is derived once per read and kept beside it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from services.scheduler.domain.policy import calling_policy
+from services.scheduler.domain.windows import CallingPolicy
+from shared.clock import to_iso
 from shared.models import Campaign
 from shared.state_redis import CatalogStore
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRead:
+    """What the call path derives from one read of a campaign."""
+
+    campaign: Campaign
+    policy: CallingPolicy
+    version: str  # the stored `updated_at`, as the store compares it
 
 
 class RecentCampaigns:
@@ -31,6 +47,7 @@ class RecentCampaigns:
         self._size = size
         self._monotonic = monotonic
         self._entries: dict[str, tuple[float, Campaign]] = {}
+        self._derived: dict[str, CampaignRead] = {}
 
     async def get(self, campaign_id: str) -> Campaign | None:
         """The campaign as read at most `max_age` seconds ago, or None if it does not exist."""
@@ -43,13 +60,25 @@ class RecentCampaigns:
     def forget(self, campaign_id: str) -> None:
         """Drops what was kept; called after this process changed the campaign."""
         self._entries.pop(campaign_id, None)
+        self._derived.pop(campaign_id, None)
+
+    def derived(self, campaign: Campaign) -> CampaignRead:
+        """The policy and version of this read of the campaign, derived on its first use."""
+        kept = self._derived.get(campaign.id)
+        if kept is not None and kept.campaign is campaign:
+            return kept
+        read = CampaignRead(campaign, calling_policy(campaign), to_iso(campaign.updated_at))
+        if campaign.id not in self._derived and len(self._derived) >= self._size:
+            self._derived.pop(next(iter(self._derived)))  # the oldest kept
+        self._derived[campaign.id] = read
+        return read
 
     async def refresh(self, campaign_id: str) -> Campaign | None:
         """Reads the campaign now and keeps it (a stored call found the kept one outdated)."""
         read_at = self._monotonic()
         campaign = await self._catalog.get_campaign(campaign_id)
         if campaign is None:
-            self._entries.pop(campaign_id, None)
+            self.forget(campaign_id)
             return None
         if self._max_age > 0:
             if campaign_id not in self._entries and len(self._entries) >= self._size:

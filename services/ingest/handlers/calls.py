@@ -104,7 +104,12 @@ async def _prepare(runtime: Runtime, campaign: Campaign, body: Any) -> Call:
     if blocked:
         raise _RefusedByCampaign(422, Invalid({"to": [_ON_DNC]}).body())
     decision = schedule_first_attempt(
-        campaign, campaign.status, recipient_zones(campaign, e164), now, held
+        campaign,
+        campaign.status,
+        recipient_zones(campaign, e164),
+        now,
+        held,
+        runtime.recent_campaigns.derived(campaign).policy,
     )
     if isinstance(decision, Closed):
         raise _RefusedByCampaign(409, _CLOSED.body())
@@ -155,7 +160,9 @@ async def _store_against(runtime: Runtime, campaign: Campaign, body: Any, curren
             raise _CampaignChanged from exc
         return exc.outcome
     accepted = await runtime.calls.accept(
-        call, runtime.reservation_ttl_ms, campaign_version=to_iso(campaign.updated_at)
+        call,
+        runtime.reservation_ttl_ms,
+        campaign_version=runtime.recent_campaigns.derived(campaign).version,
     )
     if accepted.outcome == "campaign_changed":
         raise _CampaignChanged

@@ -60,11 +60,14 @@ def schedule_first_attempt(
     recipient_zones: tuple[str, ...],
     now: datetime,
     not_before: datetime | None = None,
+    policy: CallingPolicy | None = None,
 ) -> Schedule | Closed:
-    """When a newly requested call may first ring, or why the campaign takes no more calls."""
+    """When a newly requested call may first ring, or why the campaign takes no more calls.
+
+    `policy`, when given, is `calling_policy(rules)` built earlier (it is the costly part)."""
     if status in CLOSED_STATUSES:
         return Closed(f"campaign_{status.value}")
-    decision = next_allowed_time(calling_policy(rules), recipient_zones, now, not_before)
+    decision = next_allowed_time(policy or calling_policy(rules), recipient_zones, now, not_before)
     if isinstance(decision, Schedule) and status is not CampaignStatus.ACTIVE:
         return Schedule(decision.at, SchedulingReason.CAMPAIGN_PAUSED)
     return decision

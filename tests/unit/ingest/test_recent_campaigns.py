@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
+from services.scheduler.domain.policy import calling_policy
 from shared.models import Campaign
 from shared.state_redis import CatalogStore
 from tests.support import ALWAYS_OPEN
@@ -94,3 +95,35 @@ async def test_zero_max_age_reads_every_time_and_the_size_is_bounded() -> None:
     await bounded.get("a")  # the oldest, dropped to make room for c1
     await bounded.get("c1")
     assert catalog.reads == reads + 1
+
+
+async def test_a_reads_policy_and_version_are_derived_once_and_follow_a_new_read() -> None:
+    catalog, clock = Catalog(), Clock()
+    recent = _recent(catalog, clock)
+    catalog.stored["c1"] = _campaign("first")
+    first = await recent.get("c1")
+    assert first is not None
+
+    derived = recent.derived(first)
+
+    assert recent.derived(first) is derived
+    assert derived.policy == calling_policy(first)
+    assert derived.version == "2026-03-02T12:00:00Z"
+    later = NOW + timedelta(minutes=5)
+    catalog.stored["c1"] = _campaign("second").model_copy(
+        update={"updated_at": later, "days_of_week": [1]}
+    )
+    second = await recent.refresh("c1")
+    assert second is not None
+    assert recent.derived(second).policy == calling_policy(second) != derived.policy
+    assert recent.derived(second).version == "2026-03-02T12:05:00Z"
+
+
+async def test_what_is_derived_is_bounded_too() -> None:
+    catalog, clock = Catalog(), Clock()
+    recent = _recent(catalog, clock)
+    made = [_campaign(name).model_copy(update={"id": name}) for name in ("a", "b", "c")]
+    derived = [recent.derived(campaign) for campaign in made]
+
+    assert recent.derived(made[2]) is derived[2]
+    assert recent.derived(made[0]) is not derived[0]  # dropped to make room for c
