@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -176,15 +176,22 @@ class BulkSender:
         pending = [await producer.send(topic, value, key=key) for key, value in records]
         await asyncio.gather(*pending)
 
-    async def send_one(self, topic: str, key: bytes, value: bytes) -> None:
-        """Sends one record and returns once the broker acknowledged it. Concurrent callers'
-        records share the producer's batches, so this is the cheap path for a request handler."""
-        await (await self._started().send(topic, value, key=key, headers=_JSON_HEADERS))
+    async def send_soon(self, topic: str, key: bytes, value: bytes) -> None:
+        """Hands one record to the producer without waiting for the broker's acknowledgement
+        (records handed on together share the producer's batches). A record the broker then
+        refuses is logged: a caller must have another way to recover it."""
+        delivery = await self._started().send(topic, value, key=key, headers=_JSON_HEADERS)
+        delivery.add_done_callback(_log_refused)
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
             raise RuntimeError("BulkSender.start() was not called")
         return self._producer
+
+
+def _log_refused(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.warning("the broker did not take a record: %s", delivery.exception())
 
 
 def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:

@@ -62,6 +62,17 @@ def dial_rate(campaign_id: str) -> str:
     return f"{PREFIX}:{{{campaign_id}}}:rate"
 
 
+def handoffs(campaign_id: str) -> str:
+    """Calls stored but not yet in the due queue, by when they were stored (ms): a call whose
+    request never reached the scheduler is found here and queued by the scheduler itself."""
+    return f"{PREFIX}:{{{campaign_id}}}:handoffs"
+
+
+def campaigns_with_handoffs() -> str:
+    """Campaigns that have taken calls, so the scheduler can find calls never handed on."""
+    return f"{PREFIX}:handoff-campaigns"
+
+
 def campaigns_with_slots() -> str:
     """Campaigns that may hold slots, so a sweeper can find slots whose dialer died."""
     return f"{PREFIX}:slot-campaigns"

@@ -41,7 +41,7 @@ end
 """
 
 # KEYS: call hash, call body, active-number hash, campaign calls list, campaign stats hash,
-#       campaign hash
+#       campaign hash, campaign hand-off set
 # ARGV: call_id, number (E.164), check_duplicates (0/1), now_ms, reservation deadline_ms,
 #       is_testing (0/1), body JSON ('' when payload and context are both empty),
 #       campaign version (its `updated_at`; '' to skip the check), field, value, ...
@@ -78,6 +78,7 @@ if ARGV[7] ~= '' then
   redis.call('SET', KEYS[2], ARGV[7])
 end
 redis.call('RPUSH', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
 if ARGV[6] ~= '1' then
   redis.call('HINCRBY', KEYS[5], 'total', 1)
 end
@@ -86,10 +87,11 @@ return {'accepted'}
 """
 )
 
-# KEYS: call hash, active-number hash
+# KEYS: call hash, active-number hash, campaign hand-off set
 # ARGV: call_id, number (E.164), now_ms
-# The scheduler stored the call: its reservation now lives until the call ends. A reservation
-# that lapsed meanwhile is taken again if the number is still free.
+# The scheduler queued the call: its reservation now lives until the call ends, and it is no
+# longer waiting to be handed on. A reservation that lapsed meanwhile is taken again if the
+# number is still free.
 CONFIRM_RESERVATION: Final = (
     _HOLDER
     + """
@@ -106,28 +108,8 @@ elseif redis.call('HGET', KEYS[1], 'allow_duplicates') ~= '1'
     and (not held or (deadline and deadline <= tonumber(ARGV[3]))) then
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '|')
 end
+redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('HSETNX', KEYS[1], 'enqueued', '1')
-"""
-)
-
-# KEYS: call hash, call body, active-number hash, campaign calls list, campaign stats hash
-# ARGV: call_id, number (E.164)
-# Undoes ACCEPT_CALL for a call that was never handed on; returns 1 if the call was there.
-FORGET_CALL: Final = (
-    _HOLDER
-    + """
-release_number(KEYS[3], ARGV[2], ARGV[1])
-local found = redis.call('HMGET', KEYS[1], 'status', 'is_testing')
-if not found[1] then
-  return 0
-end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('LREM', KEYS[4], 1, ARGV[1])
-if found[2] ~= '1' then
-  redis.call('HINCRBY', KEYS[5], 'total', -1)
-  redis.call('HINCRBY', KEYS[5], found[1], -1)
-end
-return 1
 """
 )
 

@@ -142,14 +142,21 @@ def _campaign_from_fields(fields: Mapping[str, str]) -> Campaign:
     )
 
 
-def _record_keys(call: Call) -> list[str]:
-    """What accepting a call writes: its hash, its body, the campaign's registry, listing, stats."""
+# Campaigns a process remembers having entered in the hand-off index before starting over.
+_INDEXED_LIMIT = 100_000
+
+
+def _accept_keys(call: Call) -> list[str]:
+    """ACCEPT_CALL's keys: what accepting a call writes (its hash, its body, the campaign's
+    registry, listing, stats and hand-off set) and the campaign it is checked against."""
     return [
         keys.call(call.campaign_id, call.id),
         keys.call_body(call.campaign_id, call.id),
         keys.active_numbers(call.campaign_id),
         keys.campaign_calls(call.campaign_id),
         keys.campaign_stats(call.campaign_id),
+        keys.campaign(call.campaign_id),
+        keys.handoffs(call.campaign_id),
     ]
 
 
@@ -328,7 +335,8 @@ class CallStore:
         self._apply_outcome = redis.register_script(redis_scripts.APPLY_OUTCOME)
         self._mark_started = redis.register_script(redis_scripts.MARK_STARTED)
         self._cancel = redis.register_script(redis_scripts.CANCEL_QUEUED)
-        self._forget = redis.register_script(redis_scripts.FORGET_CALL)
+        # Campaigns this process has entered in the hand-off index (entered once, then known).
+        self._indexed: set[str] = set()
 
     async def accept(
         self,
@@ -344,8 +352,14 @@ class CallStore:
         With `campaign_version` (the campaign's stored `updated_at` when the call was checked
         against it), nothing is stored if the campaign changed since: `campaign_changed`."""
         now_ms = to_ms(now or call.created_at)
+        if call.campaign_id not in self._indexed:
+            # Before the call is stored: the sweeper must find its campaign, whatever happens.
+            await self._redis.sadd(keys.campaigns_with_handoffs(), call.campaign_id)
+            if len(self._indexed) >= _INDEXED_LIMIT:
+                self._indexed.clear()
+            self._indexed.add(call.campaign_id)
         result = await self._accept(
-            keys=[*_record_keys(call), keys.campaign(call.campaign_id)],
+            keys=_accept_keys(call),
             args=[
                 call.id,
                 call.to,
@@ -361,13 +375,39 @@ class CallStore:
         outcome = result[0]
         return AcceptResult(outcome=outcome, other=result[1] if len(result) > 1 else None)
 
-    async def forget(self, call: Call) -> None:
-        """Undoes `accept` for a call that was never handed on (its publish failed); only this
-        call's own reservation of the number is removed."""
-        await self._forget(
-            keys=_record_keys(call),
-            args=[call.id, call.to],
+    async def stranded(self, stored_before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(campaign id, call id) of calls stored before `stored_before` and still not queued:
+        their request never reached the scheduler. At most `limit` per campaign per look.
+
+        A campaign that no longer exists and has none left leaves the index."""
+        campaign_ids = sorted(
+            cast(set[str], await self._redis.smembers(keys.campaigns_with_handoffs()))
         )
+        if not campaign_ids:
+            return []
+        before_ms = to_ms(stored_before)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for campaign_id in campaign_ids:
+                pipe.zrange(
+                    keys.handoffs(campaign_id), "-inf", before_ms, byscore=True, offset=0, num=limit
+                )
+                pipe.zcard(keys.handoffs(campaign_id))
+                pipe.exists(keys.campaign(campaign_id))
+            replies = await pipe.execute()
+        found: list[tuple[str, str]] = []
+        gone: list[str] = []
+        for index, campaign_id in enumerate(campaign_ids):
+            call_ids, waiting, exists = replies[3 * index : 3 * index + 3]
+            found.extend((campaign_id, call_id) for call_id in call_ids)
+            if not waiting and not exists:
+                gone.append(campaign_id)
+        if gone:
+            await self._redis.srem(keys.campaigns_with_handoffs(), *gone)
+        return found
+
+    async def drop_handoff(self, campaign_id: str, call_id: str) -> None:
+        """Forgets that a call waits to be queued (it ended or went away before it was)."""
+        await self._redis.zrem(keys.handoffs(campaign_id), call_id)
 
     async def get(self, campaign_id: str, call_id: str) -> Call | None:
         (call,) = await self.get_many([(campaign_id, call_id)])
@@ -386,7 +426,11 @@ class CallStore:
             nx=True,
         )
         await self._confirm(
-            keys=[keys.call(call.campaign_id, call.id), keys.active_numbers(call.campaign_id)],
+            keys=[
+                keys.call(call.campaign_id, call.id),
+                keys.active_numbers(call.campaign_id),
+                keys.handoffs(call.campaign_id),
+            ],
             args=[call.id, call.to, to_ms(now)],
         )
 

@@ -103,10 +103,12 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
         sender = BulkSender(settings.kafka, "ingest")
         await sender.start()
         catalog = CatalogStore(redis)
+        publisher = CallRequestPublisher(broker, sender)
+        publisher.start()
         app[RUNTIME] = Runtime(
             catalog=catalog,
             calls=CallStore(redis, settings.due_shards),
-            publisher=CallRequestPublisher(broker, sender),
+            publisher=publisher,
             tokens=TokenRegistry.from_settings(settings.api_tokens, settings.dev_api_token),
             clock=deps.clock or SystemClock(),
             reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
@@ -116,6 +118,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             recent_campaigns=RecentCampaigns(catalog, settings.campaign_cache_seconds),
         )
         yield
+        await publisher.stop()
         await sender.stop()
         await broker.stop()
         if deps.redis is None:

@@ -404,7 +404,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
                 ErrorBody,
             ),
             422: _invalid("`to` is missing, invalid or on the do-not-call list, or a field is"),
-            503: answer("`UNAVAILABLE`: not queued; retry.", ErrorBody),
+            503: answer("`UNAVAILABLE`: the campaign kept changing; retry.", ErrorBody),
         },
         body=MakeCallBody,
     ),

@@ -55,6 +55,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         hold_recheck_ms=settings.hold_recheck_ms,
         slot_recheck_ms=settings.slot_recheck_ms,
         claim_ttl_ms=settings.claim_ttl_seconds * 1000,
+        handoff_grace_ms=settings.handoff_grace_ms,
     )
 
     kafka = settings.kafka

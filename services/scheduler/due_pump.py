@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from services.scheduler.domain.policy import CLOSED_STATUSES, calling_policy
 from services.scheduler.domain.retry import Outcome
 from services.scheduler.domain.windows import CallingPolicy, Closed, next_allowed_time
-from services.scheduler.handlers import SchedulerRuntime, max_attempts
+from services.scheduler.handlers import SchedulerRuntime, max_attempts, queue_call
 from shared import keys
 from shared.bus import publish_events
 from shared.clock import from_ms
@@ -37,6 +37,7 @@ class DuePump:
         hold_recheck_ms: int,
         slot_recheck_ms: int,
         claim_ttl_ms: int,
+        handoff_grace_ms: int,
     ) -> None:
         self._rt = runtime
         self._batch = claim_batch
@@ -46,6 +47,7 @@ class DuePump:
         self._hold = timedelta(milliseconds=hold_recheck_ms)
         self._slot_recheck = timedelta(milliseconds=slot_recheck_ms)
         self._claim_ttl_ms = claim_ttl_ms
+        self._handoff_grace = timedelta(milliseconds=handoff_grace_ms)
         self._last_reap: datetime | None = None
         self._stopping = asyncio.Event()
 
@@ -73,6 +75,7 @@ class DuePump:
                 if requeued:
                     log.warning("requeued %d calls whose release lease ran out", requeued)
             await self.recover_lost_slots(now)
+            await self.queue_stranded(now)
         released = 0
         for shard in range(self._rt.calls.due_shards):
             claims = await self._rt.calls.claim_due(shard, now, self._batch, self._lease_ms)
@@ -213,6 +216,22 @@ class DuePump:
                 recovered += 1
             await self._rt.limits.free(lost.campaign_id, member)
         return recovered
+
+    async def queue_stranded(self, now: datetime) -> int:
+        """Queues calls stored longer than the hand-off grace ago whose request never reached
+        this service (their ingest died before publishing it, or the broker refused it)."""
+        queued = 0
+        stranded = await self._rt.calls.stranded(now - self._handoff_grace, self._batch)
+        for campaign_id, call_id in stranded:
+            call = await self._rt.calls.get(campaign_id, call_id)
+            if call is None or call.status is not CallStatus.QUEUED:
+                # Cancelled (or gone) before it was ever queued: nothing left to hand on.
+                await self._rt.calls.drop_handoff(campaign_id, call_id)
+                continue
+            log.warning("call %s was stored but never handed on; queueing it", call_id)
+            await queue_call(self._rt, call)
+            queued += 1
+        return queued
 
     async def _cancel(self, call: Call, campaign: Campaign, now: datetime) -> None:
         """A call of a finished campaign that was still waiting is cancelled, not held."""

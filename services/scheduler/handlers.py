@@ -59,6 +59,23 @@ def max_attempts(campaign: Campaign | None) -> int:
     return (campaign.max_retries if campaign else 0) + 1
 
 
+async def queue_call(rt: SchedulerRuntime, call: Call, campaign: Campaign | None = None) -> None:
+    """Puts a stored call in the due queue (idempotently) and tells that it is queued."""
+    await rt.calls.enqueue(call, rt.clock.now())
+    if campaign is None:
+        campaign = await rt.catalog.get_campaign(call.campaign_id)
+    event = call_event(
+        call,
+        CallEventType.QUEUED,
+        call.created_at,
+        attempt=1,
+        max_attempts=max_attempts(campaign),
+        next_attempt_at=call.scheduled_at,
+        reason=call.scheduling_reason,
+    )
+    await publish_events(rt.broker, [event])
+
+
 class RequestHandler:
     """Turns a call request into a stored, queued call, or a `rejected` event."""
 
@@ -148,19 +165,7 @@ class RequestHandler:
         await self._queue(call, campaign)
 
     async def _queue(self, call: Call, campaign: Campaign | None = None) -> None:
-        await self._rt.calls.enqueue(call, self._rt.clock.now())
-        if campaign is None:
-            campaign = await self._rt.catalog.get_campaign(call.campaign_id)
-        event = call_event(
-            call,
-            CallEventType.QUEUED,
-            call.created_at,
-            attempt=1,
-            max_attempts=max_attempts(campaign),
-            next_attempt_at=call.scheduled_at,
-            reason=call.scheduling_reason,
-        )
-        await publish_events(self._rt.broker, [event])
+        await queue_call(self._rt, call, campaign)
 
     async def _reject(
         self, call: Call, campaign: Campaign | None, reason: str, now: datetime

@@ -22,6 +22,10 @@ class SchedulerSettings(BaseSettings):
     # Calls of a paused or draft campaign are looked at again after this long.
     hold_recheck_ms: int = Field(default=1_000, ge=100)
     reservation_ttl_seconds: int = Field(default=3600, ge=60)
+    # A call stored this long ago whose request has not arrived is queued by the due pump
+    # (checked every reap interval): its ingest died before publishing it, or the broker was
+    # down. Well under the reservation's life, so its number is still held for it.
+    handoff_grace_ms: int = Field(default=30_000, ge=100)
     # A concurrency slot lives this long unless the dialer holding it renews it; a dialer
     # that dies mid-call thus frees its slot, and its attempt ends as failed/dialer_lost.
     dial_slot_lease_ms: int = Field(

@@ -214,12 +214,17 @@ async def test_a_notifier_killed_mid_delivery_still_delivers_every_event(
         await receiver.stop()
 
 
-async def test_an_ingest_killed_under_load_loses_no_call_it_accepted(
-    kafka_server: KafkaServer, redis_server: RedisServer, tmp_path: Path
+async def test_an_ingest_killed_under_load_loses_no_call_it_stored(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
-    stack = Stack(kafka_server.bootstrap, redis_server.url, tmp_path).start(
-        ["ingest", "scheduler", "dialer"]
-    )
+    """Every call the ingest stored runs to its end, whether or not its request had reached the
+    broker (or its client its answer) when the ingest died."""
+    stack = Stack(
+        kafka_server.bootstrap,
+        redis_server.url,
+        tmp_path,
+        extra_env={"SCHEDULER_HANDOFF_GRACE_MS": "1000", "SCHEDULER_REAP_INTERVAL_MS": "200"},
+    ).start(["ingest", "scheduler", "dialer"])
     try:
         async with aiohttp.ClientSession() as session:
             api = Api(session, stack.base_url)
@@ -259,5 +264,14 @@ async def test_an_ingest_killed_under_load_loses_no_call_it_accepted(
                 return True
 
             await wait_until(all_ended, within=90, interval=0.5)
+            store = CallStore(redis, 16)
+
+            async def every_stored_call_ended() -> bool:
+                call_ids = await store.call_ids(campaign["id"])
+                rows = await store.statuses(campaign["id"], call_ids)
+                return all(status not in ("queued", "in_progress") for status, _ in rows)
+
+            await wait_until(every_stored_call_ended, within=90, interval=0.5)
+            assert set(accepted) <= set(await store.call_ids(campaign["id"]))
     finally:
         stack.stop()

@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import keys
+from shared.clock import to_ms
 from shared.models import Call, CallStatus
 from shared.state_redis import CallStore
 
@@ -145,29 +146,71 @@ async def test_get_many_reads_hash_and_body_of_each_call_in_order(store: CallSto
     assert found == [second, None, first]
 
 
-async def test_a_forgotten_call_leaves_nothing_behind(store: CallStore, redis: Redis) -> None:
-    kept = _call("kept", "+12125550101")
-    gone = _call("gone", NUMBER)
-    await store.accept(kept, TTL_MS)
-    await store.accept(gone, TTL_MS)
-
-    await store.forget(gone)
-
-    assert await redis.exists(keys.call(CAMPAIGN, "gone"), keys.call_body(CAMPAIGN, "gone")) == 0
-    assert await store.call_ids(CAMPAIGN) == ["kept"]
-    assert await _holder(redis) is None
-    assert await store.stats(CAMPAIGN) == {"total": 1, "queued": 1}
-    assert (await store.accept(_call("next", NUMBER), TTL_MS)).outcome == "accepted"
+async def _waiting(redis: Redis) -> dict[str, float]:
+    rows = await redis.zrange(keys.handoffs(CAMPAIGN), 0, -1, withscores=True)
+    return dict(cast(list[tuple[str, float]], rows))
 
 
-async def test_forgetting_twice_counts_the_call_once(store: CallStore) -> None:
+async def test_an_accepted_call_waits_to_be_handed_on_until_it_is_queued(
+    store: CallStore, redis: Redis
+) -> None:
     call = _call()
+
     await store.accept(call, TTL_MS)
 
-    await store.forget(call)
-    await store.forget(call)
+    assert await _waiting(redis) == {"call-1": to_ms(T0)}
+    assert await redis.smembers(keys.campaigns_with_handoffs()) == {CAMPAIGN}
+    await store.enqueue(call, T0 + timedelta(seconds=1))
+    assert await _waiting(redis) == {}
 
-    assert await store.stats(CAMPAIGN) == {"total": 0, "queued": 0}
+
+async def test_a_duplicate_or_a_second_accept_adds_no_hand_off(
+    store: CallStore, redis: Redis
+) -> None:
+    first = _call("first")
+    await store.accept(first, TTL_MS)
+    await store.enqueue(first, T0)
+
+    await store.accept(first, TTL_MS)
+    await store.accept(_call("second", at=T0 + timedelta(seconds=1)), TTL_MS)
+
+    assert await _waiting(redis) == {}
+
+
+async def test_stranded_calls_are_those_stored_before_the_given_time_and_not_queued(
+    store: CallStore,
+) -> None:
+    early = _call("early", "+12125550101")
+    late = _call("late", "+12125550102", at=T0 + timedelta(seconds=10))
+    queued = _call("queued", "+12125550103")
+    for call in (early, late, queued):
+        await store.accept(call, TTL_MS)
+    await store.enqueue(queued, T0)
+
+    assert await store.stranded(T0 + timedelta(seconds=5), 100) == [(CAMPAIGN, "early")]
+    assert sorted(await store.stranded(T0 + timedelta(seconds=10), 100)) == [
+        (CAMPAIGN, "early"),
+        (CAMPAIGN, "late"),
+    ]
+    assert await store.stranded(T0 + timedelta(seconds=10), 1) == [(CAMPAIGN, "early")]
+    await store.drop_handoff(CAMPAIGN, "early")
+    assert await store.stranded(T0 + timedelta(seconds=10), 100) == [(CAMPAIGN, "late")]
+
+
+async def test_a_campaign_leaves_the_hand_off_index_only_when_gone_and_nothing_waits(
+    store: CallStore, redis: Redis
+) -> None:
+    call = _call()
+    await store.accept(call, TTL_MS)
+    await redis.hset(keys.campaign("other"), "updated_at", "x")
+    await redis.sadd(keys.campaigns_with_handoffs(), "other")
+
+    await store.stranded(T0, 100)  # the campaign's hash is absent here, but a call waits
+    assert await redis.smembers(keys.campaigns_with_handoffs()) == {CAMPAIGN, "other"}
+    await store.enqueue(call, T0)
+    await store.stranded(T0, 100)
+
+    assert await redis.smembers(keys.campaigns_with_handoffs()) == {"other"}
 
 
 async def test_the_listing_is_oldest_first_and_holds_each_call_once(store: CallStore) -> None:
@@ -247,7 +290,6 @@ async def test_a_call_that_lost_its_lapsed_reservation_never_frees_the_new_holde
     assert await _holder(redis) == f"second|{int(later.timestamp() * 1000) + TTL_MS}"
     await store.cancel_queued(first, later)
     await store.apply_outcome(first, 1, "{}", CallStatus.FAILED, later, terminal=True)
-    await store.forget(first)
 
     held = await _holder(redis)
     assert held is not None

@@ -1,6 +1,18 @@
-"""Hands accepted call requests to the scheduler through Kafka."""
+"""Hands accepted call requests to the scheduler through Kafka.
+
+A call is accepted once it is stored: the store marks it as waiting to be handed on, and the
+scheduler clears the mark when it queues the call. So a request handler does not wait for the
+broker. It leaves the message here and answers; one task feeds the producer in order of
+acceptance. A message that never reaches the broker (this process dies first, or the broker
+refuses it) is not lost: the scheduler queues the call itself once its hand-off is overdue.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
 
 from faststream.kafka import KafkaBroker
 
@@ -8,22 +20,66 @@ from shared.bus import BulkSender, publish_events
 from shared.events import CallEvent, CallRequested
 from shared.topics import CALLS_REQUESTED, requested_key
 
+log = logging.getLogger(__name__)
+
 
 class CallRequestPublisher:
-    """Requests go through a plain producer (the hot path: no per-message middleware); the
-    rarer call events through the service's broker."""
+    """Requests go through a plain producer, fed by one task (the hot path: no per-message
+    middleware and no wait per request); the rarer call events through the service's broker."""
 
-    def __init__(self, broker: KafkaBroker, sender: BulkSender) -> None:
+    def __init__(self, broker: KafkaBroker, sender: BulkSender, backlog: int = 100_000) -> None:
         self._broker = broker
         self._sender = sender
+        self._backlog = backlog
+        self._waiting: deque[tuple[bytes, bytes]] = deque()
+        self._wake = asyncio.Event()
+        self._feeder: asyncio.Task[None] | None = None
+        self.dropped = 0
 
-    async def publish(self, request: CallRequested) -> None:
-        """Returns once every in-sync replica has it; `request.to` is already E.164."""
-        await self._sender.send_one(
-            CALLS_REQUESTED,
-            requested_key(request.campaign_id, request.to),
-            request.model_dump_json().encode(),
-        )
+    def hand_on(self, request: CallRequested) -> None:
+        """Queues the request for the broker and returns at once; `request.to` is E.164.
+
+        Past `backlog` waiting messages (the broker is away) a message is dropped: its call is
+        stored, and the scheduler queues it once its hand-off is overdue."""
+        if len(self._waiting) >= self._backlog:
+            self.dropped += 1
+            if self.dropped % 10_000 == 1:
+                log.warning("broker backlog full; %d requests left to the scheduler", self.dropped)
+            return
+        key = requested_key(request.campaign_id, request.to)
+        self._waiting.append((key, request.model_dump_json().encode()))
+        self._wake.set()
+
+    def start(self) -> None:
+        self._feeder = asyncio.create_task(self._feed(), name="call-request-feeder")
+
+    async def stop(self) -> None:
+        """Sends what is still waiting, then stops feeding."""
+        if self._feeder is None:
+            return
+        feeder, self._feeder = self._feeder, None
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        await self._send_waiting()
 
     async def publish_events(self, events: list[CallEvent]) -> None:
         await publish_events(self._broker, events)
+
+    async def _feed(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._send_waiting()
+
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            key, value = self._waiting[0]
+            try:
+                await self._sender.send_soon(CALLS_REQUESTED, key, value)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Left to the scheduler, like every message that never reaches the broker.
+                log.exception("a call request could not be handed to the producer")
+            self._waiting.popleft()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,29 +196,26 @@ def _created_body(call: Call, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-async def _hand_off(runtime: Runtime, outcome: Outcome) -> Outcome:
-    """Publishes a stored call to the scheduler; if that fails the call is undone (503)."""
+def _hand_off(runtime: Runtime, outcome: Outcome) -> Outcome:
+    """Passes a stored call on to the scheduler. It is accepted already: it was stored marked as
+    waiting for the scheduler, which queues it even if this message never arrives."""
     call = outcome.call
     if call is None:
         return outcome
-    message = CallRequested(
-        campaign_id=call.campaign_id,
-        call_id=call.id,
-        to=call.to,
-        payload=call.payload,
-        context=call.context,
-        is_testing=call.is_testing,
-        allow_duplicates=call.allow_duplicates,
-        accepted=True,
-        requested_at=call.created_at,
+    # Built from a call that is already valid: checking its fields again would change nothing.
+    runtime.publisher.hand_on(
+        CallRequested.model_construct(
+            campaign_id=call.campaign_id,
+            call_id=call.id,
+            to=call.to,
+            payload=call.payload,
+            context=call.context,
+            is_testing=call.is_testing,
+            allow_duplicates=call.allow_duplicates,
+            accepted=True,
+            requested_at=call.created_at,
+        )
     )
-    try:
-        await runtime.publisher.publish(message)
-    except Exception:
-        # Not handed on means not accepted: undo the record so the client can simply retry.
-        await runtime.calls.forget(call)
-        error = ApiError(503, "The call could not be queued; retry shortly.", "UNAVAILABLE")
-        return Outcome(503, error.body())
     return outcome
 
 
@@ -230,7 +226,7 @@ async def make_call(request: web.Request) -> web.Response:
     if campaign is None or campaign.environment_id != request[ENVIRONMENT]:
         raise not_found("campaign")
     body = await read_object(request)
-    outcome = await _hand_off(runtime, await _store(runtime, campaign, body, current=False))
+    outcome = _hand_off(runtime, await _store(runtime, campaign, body, current=False))
     return json_response(outcome.body, status=outcome.status)
 
 
@@ -246,8 +242,10 @@ async def make_calls(request: web.Request) -> web.Response:
     campaign = await campaign_in_env(request)
     batch = parse(CallBatch, await read_object(request))
     # Stored one after another so that, for a number repeated in the batch, the first wins.
-    stored = [await _store(runtime, campaign, item, current=True) for item in batch.calls]
-    outcomes = await asyncio.gather(*(_hand_off(runtime, outcome) for outcome in stored))
+    outcomes = [
+        _hand_off(runtime, await _store(runtime, campaign, item, current=True))
+        for item in batch.calls
+    ]
     results = [
         {"index": index, "status": outcome.status, "body": outcome.body}
         for index, outcome in enumerate(outcomes)
