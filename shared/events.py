@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models import Call
@@ -34,6 +35,27 @@ class CallRequested(BaseModel):
     allow_duplicates: bool = False
     accepted: bool = False
     requested_at: datetime | None = None
+
+
+def accepted_request(call: Call) -> bytes:
+    """The `CallRequested` JSON that hands an accepted (already stored and valid) call on,
+    encoded straight from the call: the same bytes as building the model and dumping it, at
+    a fraction of the cost on the API's hot path."""
+    return orjson.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "campaign_id": call.campaign_id,
+            "call_id": call.id,
+            "to": call.to,
+            "payload": call.payload,
+            "context": call.context,
+            "is_testing": call.is_testing,
+            "allow_duplicates": call.allow_duplicates,
+            "accepted": True,
+            "requested_at": call.created_at,
+        },
+        option=orjson.OPT_UTC_Z,
+    )
 
 
 class CallDue(BaseModel):

@@ -17,7 +17,8 @@ from collections import deque
 from faststream.kafka import KafkaBroker
 
 from shared.bus import BulkSender, publish_events
-from shared.events import CallEvent, CallRequested
+from shared.events import CallEvent, accepted_request
+from shared.models import Call
 from shared.topics import CALLS_REQUESTED, requested_key
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ class CallRequestPublisher:
         self._feeder: asyncio.Task[None] | None = None
         self.dropped = 0
 
-    def hand_on(self, request: CallRequested) -> None:
-        """Queues the request for the broker and returns at once; `request.to` is E.164.
+    def hand_on(self, call: Call) -> None:
+        """Queues the request of a stored call for the broker and returns at once.
 
         Past `backlog` waiting messages (the broker is away) a message is dropped: its call is
         stored, and the scheduler queues it once its hand-off is overdue."""
@@ -46,8 +47,7 @@ class CallRequestPublisher:
             if self.dropped % 10_000 == 1:
                 log.warning("broker backlog full; %d requests left to the scheduler", self.dropped)
             return
-        key = requested_key(request.campaign_id, request.to)
-        self._waiting.append((key, request.model_dump_json().encode()))
+        self._waiting.append((requested_key(call.campaign_id, call.to), accepted_request(call)))
         self._wake.set()
 
     def start(self) -> None:

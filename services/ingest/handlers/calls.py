@@ -28,7 +28,7 @@ from services.scheduler.domain.policy import (
 )
 from services.scheduler.domain.windows import Closed
 from shared.clock import to_iso
-from shared.events import CallEventType, CallRequested, call_event
+from shared.events import CallEventType, call_event
 from shared.ids import new_id
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, to_e164
@@ -199,23 +199,8 @@ def _created_body(call: Call, campaign: Campaign) -> dict[str, Any]:
 def _hand_off(runtime: Runtime, outcome: Outcome) -> Outcome:
     """Passes a stored call on to the scheduler. It is accepted already: it was stored marked as
     waiting for the scheduler, which queues it even if this message never arrives."""
-    call = outcome.call
-    if call is None:
-        return outcome
-    # Built from a call that is already valid: checking its fields again would change nothing.
-    runtime.publisher.hand_on(
-        CallRequested.model_construct(
-            campaign_id=call.campaign_id,
-            call_id=call.id,
-            to=call.to,
-            payload=call.payload,
-            context=call.context,
-            is_testing=call.is_testing,
-            allow_duplicates=call.allow_duplicates,
-            accepted=True,
-            requested_at=call.created_at,
-        )
-    )
+    if outcome.call is not None:
+        runtime.publisher.hand_on(outcome.call)
     return outcome
 
 

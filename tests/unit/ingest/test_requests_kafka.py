@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import cast
 
 import pytest
@@ -11,6 +12,7 @@ from faststream.kafka import KafkaBroker
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from shared.bus import BulkSender
 from shared.events import CallRequested
+from shared.models import Call
 from shared.topics import CALLS_REQUESTED, requested_key
 from tests.conftest import wait_until
 
@@ -31,8 +33,18 @@ class Sender:
         self.sent.append((topic, key, value))
 
 
-def _request(call_id: str, to: str = "+12125550123") -> CallRequested:
-    return CallRequested(campaign_id="c1", call_id=call_id, to=to, accepted=True)
+def _request(call_id: str, to: str = "+12125550123") -> Call:
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    return Call(
+        id=call_id,
+        campaign_id="c1",
+        environment_id="env-a",
+        to=to,
+        scheduled_at=now,
+        scheduling_reason="immediate",
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _publisher(sender: Sender, backlog: int = 100) -> CallRequestPublisher:
@@ -57,6 +69,7 @@ async def test_requests_are_fed_in_the_order_they_were_handed_on() -> None:
     await publisher.stop()
     assert _ids(sender) == [f"call-{i}" for i in range(5)]
     assert sender.sent[0][:2] == (CALLS_REQUESTED, requested_key("c1", "+12125550100"))
+    assert CallRequested.model_validate_json(sender.sent[0][2]).accepted
 
 
 async def test_a_refused_record_is_skipped_and_the_rest_still_go(

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.events import CallEvent, CallEventType, call_event, event_id_for
+from shared.events import (
+    CallEvent,
+    CallEventType,
+    CallRequested,
+    accepted_request,
+    call_event,
+    event_id_for,
+)
 from shared.models import Call, CallStatus
 
 NOW = datetime(2026, 3, 2, 15, 4, 5, tzinfo=UTC)
@@ -138,3 +145,44 @@ def test_public_event_types_are_the_documented_ones() -> None:
 
     assert public == DOCUMENTED_CALL_EVENTS
     assert not CallEventType.ATTEMPT_ENDED.is_public
+
+
+def _as_model(call: Call) -> CallRequested:
+    return CallRequested(
+        campaign_id=call.campaign_id,
+        call_id=call.id,
+        to=call.to,
+        payload=call.payload,
+        context=call.context,
+        is_testing=call.is_testing,
+        allow_duplicates=call.allow_duplicates,
+        accepted=True,
+        requested_at=call.created_at,
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({}, id="plain"),
+        pytest.param(
+            {"created_at": datetime(2026, 3, 2, 9, 30, 15, 123, tzinfo=UTC)}, id="microseconds"
+        ),
+        pytest.param(
+            {
+                "payload": {"name": "Zoë ☎", "n": [1, 2.5, None, True], "deep": {"a": {}}},
+                "context": {"crm": "0042", "score": 0.1},
+                "is_testing": True,
+                "allow_duplicates": True,
+            },
+            id="payload-context-and-flags",
+        ),
+    ],
+)
+def test_an_accepted_request_is_the_models_own_json(fields: dict[str, object]) -> None:
+    call = make_call(**fields)
+
+    encoded = accepted_request(call)
+
+    assert encoded == _as_model(call).model_dump_json().encode()
+    assert CallRequested.model_validate_json(encoded) == _as_model(call)
