@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 import phonenumbers
@@ -95,6 +95,8 @@ class _Region:
     leading_digits: re.Pattern[str] | None
     general: _Desc | None
     kinds: tuple[_Desc, ...]
+    # Per number length, the kinds that allow it as one pattern: one match instead of up to ten.
+    _by_length: dict[int, re.Pattern[str] | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, metadata: PhoneMetadata) -> _Region:
@@ -121,7 +123,16 @@ class _Region:
     def knows(self, nsn: str) -> bool:
         if self.general is None or not self.general.matches(nsn):
             return False
-        return any(kind.matches(nsn) for kind in self.kinds)
+        length = len(nsn)
+        try:
+            kinds = self._by_length[length]
+        except KeyError:
+            allowed = [
+                k.pattern.pattern for k in self.kinds if not k.lengths or length in k.lengths
+            ]
+            kinds = re.compile("|".join(f"(?:{p})" for p in allowed)) if allowed else None
+            self._by_length[length] = kinds
+        return kinds is not None and kinds.fullmatch(nsn) is not None
 
     def claims(self, nsn: str) -> bool:
         """Whether a number of a shared calling code belongs to this region."""
