@@ -135,6 +135,50 @@ class CallEvent(BaseModel):
     reason: str | None = None
 
 
+class CampaignEventType(StrEnum):
+    STARTED = "campaign.started"
+    PAUSED = "campaign.paused"
+    RESUMED = "campaign.resumed"
+    COMPLETED = "campaign.completed"
+    CANCELLED = "campaign.cancelled"
+
+
+class CampaignEvent(BaseModel):
+    """A campaign moved from one status to another (API.md's `campaign.*` webhook events)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str
+    type: CampaignEventType
+    campaign_id: str
+    environment_id: str
+    status: str
+    previous_status: str
+    occurred_at: datetime
+
+
+def campaign_event(
+    event_type: CampaignEventType,
+    campaign_id: str,
+    environment_id: str,
+    previous_status: str,
+    status: str,
+    occurred_at: datetime,
+) -> CampaignEvent:
+    """The event of one status move; the same move always gets the same id."""
+    name = f"campaign:{campaign_id}:{event_type.value}:{occurred_at.isoformat()}"
+    return CampaignEvent(
+        event_id=str(uuid.uuid5(_EVENT_NAMESPACE, name)),
+        type=event_type,
+        campaign_id=campaign_id,
+        environment_id=environment_id,
+        status=status,
+        previous_status=previous_status,
+        occurred_at=occurred_at,
+    )
+
+
 def event_id_for(call_id: str, attempt: int, event_type: CallEventType) -> str:
     """The same fact always gets the same id, so a replayed step is recognised downstream."""
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{call_id}:{attempt}:{event_type.value}"))

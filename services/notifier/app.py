@@ -20,7 +20,7 @@ from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.deliveries_redis import DeliveryStore
 from shared.state_redis import CallStore, CatalogStore, create_redis
-from shared.topics import CALLS_EVENTS
+from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
 
 
 @dataclass(slots=True)
@@ -79,6 +79,17 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
             CALLS_EVENTS,
             "notifier",
             lambda r: handler.on_call_event(r.value or b"", r.key),
+            kafka.batch_concurrency,
+        )
+
+    @broker.subscriber(CAMPAIGN_EVENTS, group_id=settings.group_id, **options)
+    async def on_campaign_event(message: KafkaMessage) -> None:
+        await consume_batch(
+            broker,
+            records_of(message),
+            CAMPAIGN_EVENTS,
+            "notifier",
+            lambda r: handler.on_campaign_event(r.value or b"", r.key),
             kafka.batch_concurrency,
         )
 

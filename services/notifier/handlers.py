@@ -9,11 +9,12 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from services.notifier.dispatch import Dispatcher
-from services.notifier.domain.payloads import call_event_body, wants
+from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from shared.bus import send_to_dlq
-from shared.events import CallEvent
+from shared.events import CallEvent, CampaignEvent
+from shared.models import Webhook
 from shared.state_redis import CallStore, CatalogStore
-from shared.topics import CALLS_EVENTS
+from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
 
 
 @dataclass(slots=True)
@@ -36,20 +37,42 @@ class NotifyHandler:
             return
         if not event.type.is_public:
             return
-        webhooks = [
-            hook
-            for hook in await self._rt.catalog.list_webhooks(event.campaign_id)
-            if wants(hook, event.type.value)
-        ]
+        webhooks = await self._subscribed(event.campaign_id, event.type.value)
         if not webhooks:
             return
         call = await self._rt.calls.get(event.campaign_id, event.call_id)
-        payload = call_event_body(event, call)
+        await self._deliver(
+            webhooks, event.event_id, event.type.value, call_event_body(event, call)
+        )
+
+    async def on_campaign_event(self, body: bytes, key: bytes | None) -> None:
+        try:
+            event = CampaignEvent.model_validate_json(body)
+        except ValidationError as exc:
+            await send_to_dlq(self._rt.broker, body, key, CAMPAIGN_EVENTS, "notifier", str(exc))
+            return
+        webhooks = await self._subscribed(event.campaign_id, event.type.value)
+        if not webhooks:
+            return
+        campaign = await self._rt.catalog.get_campaign(event.campaign_id)
+        body = campaign_event_body(event, campaign)
+        await self._deliver(webhooks, event.event_id, event.type.value, body)
+
+    async def _subscribed(self, campaign_id: str, event_type: str) -> list[Webhook]:
+        return [
+            hook
+            for hook in await self._rt.catalog.list_webhooks(campaign_id)
+            if wants(hook, event_type)
+        ]
+
+    async def _deliver(
+        self, webhooks: list[Webhook], event_id: str, event_type: str, payload: bytes
+    ) -> None:
         # Each webhook's first attempt is made here (bounded by its timeout); a failure is
         # retried later by the retry loop, so no endpoint holds up the partition for longer.
         await asyncio.gather(
             *(
-                self._rt.dispatcher.deliver_event(hook, event.event_id, event.type.value, payload)
+                self._rt.dispatcher.deliver_event(hook, event_id, event_type, payload)
                 for hook in webhooks
             )
         )

@@ -21,13 +21,14 @@ from services.notifier.app import create_app as create_notifier
 from services.notifier.dispatch import WEBHOOK_DISABLED
 from services.notifier.domain.targets import REFUSED_TARGET
 from services.notifier.settings import NotifierSettings
+from shared.bus import DLQ_TOPIC_HEADER
 from shared.deliveries_redis import DeliveryRef, DeliveryStore
-from shared.events import CallEvent, CallEventType, event_id_for
+from shared.events import CallEvent, CallEventType, CampaignEventType, campaign_event, event_id_for
 from shared.settings import KafkaSettings
-from shared.topics import CALLS_EVENTS, call_key
+from shared.topics import CALLS_DLQ, CALLS_EVENTS, CAMPAIGN_EVENTS, call_key
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import IngestClient
-from tests.support import TOKEN, Receiver
+from tests.support import TOKEN, Receiver, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -354,3 +355,73 @@ async def test_an_attempt_under_way_cannot_be_claimed_twice(redis: Redis) -> Non
         ref, now + timedelta(seconds=60), now + timedelta(seconds=90), manual=False
     )
     assert (done.outcome, done.state) == ("done", "delivered")
+
+
+async def test_a_campaigns_status_moves_reach_the_webhooks_listening_for_them(
+    api: IngestClient, start_notifier: StartNotifier, receiver: Receiver
+) -> None:
+    await start_notifier()
+    campaign = await api.campaign(activate=False, name="Spring")
+    path = f"/campaigns/{campaign['id']}"
+    lifecycle = ["campaign.started", "campaign.paused", "campaign.resumed", "campaign.cancelled"]
+    for name, events, extra in (
+        ("lifecycle", lifecycle, {}),
+        ("calls only", ["campaign_call.completed"], {"include_call_events": True}),
+    ):
+        body = {"name": name, "webhook_url": receiver.url, "events": events, **extra}
+        status, created = await api.call("POST", f"{path}/webhooks", body)
+        assert status == 201, created
+    hook = created["data"]
+
+    for target in ("active", "paused", "active", "cancelled"):
+        status, moved = await api.call("PATCH", f"{path}/status", {"status": target})
+        assert status == 200, moved
+
+    async def four_arrived() -> bool:
+        return len(receiver.deliveries) >= 4
+
+    await wait_until(four_arrived, within=30)
+    # One campaign's events share a partition, so they arrive in the order the moves were made.
+    bodies = [d.json() for d in receiver.deliveries]
+    assert [b["type"] for b in bodies] == lifecycle
+    assert [(b["data"]["previous_status"], b["data"]["status"]) for b in bodies] == [
+        ("draft", "active"),
+        ("active", "paused"),
+        ("paused", "active"),
+        ("active", "cancelled"),
+    ]
+    assert {b["campaign_id"] for b in bodies} == {campaign["id"]}
+    assert {b["data"]["name"] for b in bodies} == {"Spring"}
+    assert len({b["id"] for b in bodies}) == 4
+    # The calls-only webhook (include_call_events) was told none of it.
+    assert await deliveries_log(api, campaign["id"], hook["id"]) == []
+
+
+async def test_a_bad_campaign_event_goes_to_the_dlq_and_the_next_is_delivered(
+    kafka_server: KafkaServer,
+    api: IngestClient,
+    start_notifier: StartNotifier,
+    receiver: Receiver,
+    producer: AIOKafkaProducer,
+) -> None:
+    await start_notifier()
+    campaign_id, _ = await setup_webhook(api, receiver.url, events=["campaign.paused"])
+    good = campaign_event(
+        CampaignEventType.PAUSED, campaign_id, "env-a", "active", "paused", datetime.now(UTC)
+    )
+
+    await producer.send_and_wait(CAMPAIGN_EVENTS, b'{"type": "campaign.nope"}', key=b"bad")
+    await producer.send_and_wait(
+        CAMPAIGN_EVENTS, good.model_dump_json().encode(), key=campaign_id.encode()
+    )
+
+    dead = await read_topic(kafka_server.bootstrap, CALLS_DLQ, lambda r: len(r) >= 1)
+    assert [(r.key, dict(r.headers)[DLQ_TOPIC_HEADER]) for r in dead] == [
+        (b"bad", CAMPAIGN_EVENTS.encode())
+    ]
+
+    async def delivered() -> bool:
+        return bool(receiver.of_type("campaign.paused"))
+
+    await wait_until(delivered, within=30)
+    assert receiver.of_type("campaign.paused")[0].json()["id"] == good.event_id

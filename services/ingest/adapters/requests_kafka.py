@@ -17,9 +17,9 @@ from collections import deque
 from faststream.kafka import KafkaBroker
 
 from shared.bus import BulkSender, publish_events
-from shared.events import CallEvent, accepted_request
+from shared.events import CallEvent, CampaignEvent, accepted_request
 from shared.models import Call
-from shared.topics import CALLS_REQUESTED, requested_key
+from shared.topics import CALLS_REQUESTED, CAMPAIGN_EVENTS, campaign_key, requested_key
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ class CallRequestPublisher:
 
     async def publish_events(self, events: list[CallEvent]) -> None:
         await publish_events(self._broker, events)
+
+    async def publish_campaign_event(self, event: CampaignEvent) -> None:
+        """Returns once the broker has it; keyed by campaign, so one campaign's moves keep
+        their order."""
+        await self._broker.publish(
+            event.model_dump_json().encode(),
+            topic=CAMPAIGN_EVENTS,
+            key=campaign_key(event.campaign_id),
+        )
 
     async def _feed(self) -> None:
         while True:

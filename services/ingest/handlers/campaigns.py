@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -20,11 +22,13 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import ENVIRONMENT, Runtime
-from services.scheduler.domain.campaign_status import allowed_sources
+from services.scheduler.domain.campaign_status import allowed_sources, lifecycle_event
 from services.scheduler.domain.policy import CLOSED_STATUSES
-from shared.events import CallEventType, call_event
+from shared.events import CallEventType, call_event, campaign_event
 from shared.ids import new_id
 from shared.models import Agent, CallStatus, Campaign, CampaignRules, CampaignStatus, CampaignType
+
+log = logging.getLogger(__name__)
 
 
 async def _agent_in_env(runtime: Runtime, agent_id: str, environment_id: str) -> Agent:
@@ -154,8 +158,9 @@ async def change_campaign_status(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     campaign = await campaign_in_env(request)
     body = parse(ChangeCampaignStatus, await read_object(request))
+    now = runtime.clock.now()
     moved, previous = await runtime.catalog.transition_campaign(
-        campaign.id, body.status, allowed_sources(body.status), runtime.clock.now()
+        campaign.id, body.status, allowed_sources(body.status), now
     )
     runtime.recent_campaigns.forget(campaign.id)
     if not moved:
@@ -164,6 +169,7 @@ async def change_campaign_status(request: web.Request) -> web.Response:
             f"A campaign cannot move from {previous} to {body.status.value}.",
             "INVALID_TRANSITION",
         )
+    await _tell_move(runtime, campaign, CampaignStatus(previous), body.status, now)
     if body.status in CLOSED_STATUSES:
         # A finished campaign dials nothing more: what still waits is cancelled now.
         await _cancel_queued_calls(runtime, campaign, body.status)
@@ -171,6 +177,27 @@ async def change_campaign_status(request: web.Request) -> web.Response:
     if updated is None:
         raise not_found("campaign")
     return json_response({"success": True, "data": await _full_view(runtime, updated)})
+
+
+async def _tell_move(
+    runtime: Runtime,
+    campaign: Campaign,
+    previous: CampaignStatus,
+    current: CampaignStatus,
+    at: datetime,
+) -> None:
+    """Publishes the move's `campaign.*` event for the webhooks. The move is made already, so
+    a broker that refuses the event costs the event (logged), not the answer."""
+    event_type = lifecycle_event(previous, current)
+    if event_type is None:
+        return
+    event = campaign_event(
+        event_type, campaign.id, campaign.environment_id, previous.value, current.value, at
+    )
+    try:
+        await runtime.publisher.publish_campaign_event(event)
+    except Exception:
+        log.exception("could not publish %s of campaign %s", event_type.value, campaign.id)
 
 
 async def _cancel_queued_calls(

@@ -9,8 +9,8 @@ from typing import Any, Literal, get_args
 import orjson
 
 from shared.clock import to_iso
-from shared.events import CallEvent
-from shared.models import Call, Webhook
+from shared.events import CallEvent, CampaignEvent
+from shared.models import Call, Campaign, Webhook
 
 # The events a webhook may subscribe to (API.md, Webhooks).
 WebhookEvent = Literal[
@@ -112,3 +112,24 @@ def auth_headers(webhook: Webhook) -> dict[str, str]:
     else:
         headers["Authorization"] = value
     return headers
+
+
+def campaign_event_body(event: CampaignEvent, campaign: Campaign | None) -> bytes:
+    """The documented body of a `campaign.*` event: the campaign as the move left it."""
+    data: dict[str, Any] = {
+        "id": event.campaign_id,
+        "name": campaign.name if campaign else None,
+        "status": event.status,
+        "previous_status": event.previous_status,
+        "agent_id": campaign.agent_id if campaign else None,
+        "created_at": _iso(campaign.created_at) if campaign else None,
+    }
+    body = {
+        "id": event.event_id,
+        "type": event.type.value,
+        "created_at": _iso(event.occurred_at),
+        "campaign_id": event.campaign_id,
+        "data": data,
+        "context": {},
+    }
+    return orjson.dumps(body)

@@ -9,9 +9,23 @@ import orjson
 import pytest
 from pydantic import TypeAdapter
 
-from services.notifier.domain.payloads import auth_headers, call_event_body, wants
-from shared.events import CallEventType, call_event, event_id_for
-from shared.models import Call, CallStatus, Webhook, WebhookHeader
+from services.notifier.domain.payloads import (
+    auth_headers,
+    call_event_body,
+    campaign_event_body,
+    wants,
+)
+from shared.events import CallEventType, CampaignEventType, call_event, campaign_event, event_id_for
+from shared.models import (
+    Call,
+    CallStatus,
+    Campaign,
+    CampaignRules,
+    CampaignStatus,
+    Webhook,
+    WebhookHeader,
+)
+from tests.support import ALWAYS_OPEN
 
 NOW = datetime(2026, 3, 2, 15, 4, 5, tzinfo=UTC)
 CREATED = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -358,3 +372,72 @@ def test_auth_headers_do_not_change_the_webhook() -> None:
 
     assert webhook.custom_headers == [WebhookHeader(key="X-Tenant", value="acme")]
     assert auth_headers(webhook) == {"X-Tenant": "acme", "Authorization": "Bearer t"}
+
+
+def _campaign() -> Campaign:
+    rules = CampaignRules.model_validate({**ALWAYS_OPEN, "name": "Spring", "agent_id": "agent-1"})
+    return Campaign(
+        **rules.model_dump(),
+        id="camp_1",
+        environment_id="env_1",
+        status=CampaignStatus.ACTIVE,
+        created_at=CREATED,
+        updated_at=NOW,
+    )
+
+
+def test_a_campaign_event_body_has_the_documented_keys_and_the_move() -> None:
+    event = campaign_event(
+        CampaignEventType.PAUSED, "camp_1", "env_1", "active", "paused", FROM_JSON
+    )
+
+    body = orjson.loads(campaign_event_body(event, _campaign()))
+
+    assert body == {
+        "id": event.event_id,
+        "type": "campaign.paused",
+        "created_at": "2026-03-02T15:04:05Z",
+        "campaign_id": "camp_1",
+        "data": {
+            "id": "camp_1",
+            "name": "Spring",
+            "status": "paused",
+            "previous_status": "active",
+            "agent_id": "agent-1",
+            "created_at": "2026-03-02T14:00:00Z",
+        },
+        "context": {},
+    }
+
+
+def test_a_campaign_event_of_a_deleted_campaign_still_names_the_move() -> None:
+    event = campaign_event(
+        CampaignEventType.CANCELLED, "camp_1", "env_1", "draft", "cancelled", NOW
+    )
+
+    data = orjson.loads(campaign_event_body(event, None))["data"]
+
+    assert (data["id"], data["status"], data["previous_status"], data["name"]) == (
+        "camp_1",
+        "cancelled",
+        "draft",
+        None,
+    )
+
+
+def test_a_campaign_event_id_is_the_same_for_the_same_move_only() -> None:
+    def event_id(event_type: CampaignEventType, at: datetime) -> str:
+        return campaign_event(event_type, "camp_1", "env_1", "active", "paused", at).event_id
+
+    assert event_id(CampaignEventType.PAUSED, NOW) == event_id(CampaignEventType.PAUSED, NOW)
+    assert event_id(CampaignEventType.PAUSED, NOW) != event_id(
+        CampaignEventType.PAUSED, NOW + timedelta(seconds=1)
+    )
+    assert event_id(CampaignEventType.PAUSED, NOW) != event_id(CampaignEventType.RESUMED, NOW)
+
+
+@pytest.mark.parametrize("event_type", list(CampaignEventType))
+def test_every_campaign_event_type_is_one_a_webhook_may_subscribe_to(
+    event_type: CampaignEventType,
+) -> None:
+    assert event_type.value in CAMPAIGN_EVENTS
