@@ -50,6 +50,19 @@ def wants(webhook: Webhook, event_type: str) -> bool:
     return webhook.include_call_events and event_type.startswith("campaign_call.")
 
 
+def _envelope(
+    event_id: str, event_type: str, occurred_at: datetime, campaign_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """What every event body starts with (API.md): id, type, created_at, campaign_id, data."""
+    return {
+        "id": event_id,
+        "type": event_type,
+        "created_at": _iso(occurred_at),
+        "campaign_id": campaign_id,
+        "data": data,
+    }
+
+
 def call_event_body(event: CallEvent, call: Call | None) -> bytes:
     """The documented body; `context` is the call's own, passed through as stored."""
     data: dict[str, Any] = {
@@ -66,11 +79,7 @@ def call_event_body(event: CallEvent, call: Call | None) -> bytes:
         "created_at": _iso(call.created_at) if call else None,
     }
     body = {
-        "id": event.event_id,
-        "type": event.type.value,
-        "created_at": _iso(event.occurred_at),
-        "campaign_id": event.campaign_id,
-        "data": data,
+        **_envelope(event.event_id, event.type.value, event.occurred_at, event.campaign_id, data),
         "context": call.context if call else {},
         "attempt": event.attempt,
         "max_attempts": event.max_attempts,
@@ -125,11 +134,7 @@ def campaign_event_body(event: CampaignEvent, campaign: Campaign | None) -> byte
         "created_at": _iso(campaign.created_at) if campaign else None,
     }
     body = {
-        "id": event.event_id,
-        "type": event.type.value,
-        "created_at": _iso(event.occurred_at),
-        "campaign_id": event.campaign_id,
-        "data": data,
+        **_envelope(event.event_id, event.type.value, event.occurred_at, event.campaign_id, data),
         "context": {},
     }
     return orjson.dumps(body)
