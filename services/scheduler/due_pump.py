@@ -23,6 +23,8 @@ from shared.topics import CALLS_DUE, call_key
 log = logging.getLogger(__name__)
 # The error an attempt ends with when its dialer stopped renewing its slot.
 DIALER_LOST = "dialer_lost"
+# Looks for stranded calls in one reap pass, each at most a claim batch per campaign.
+_STRANDED_LOOKS = 20
 
 
 class DuePump:
@@ -75,7 +77,11 @@ class DuePump:
                 if requeued:
                     log.warning("requeued %d calls whose release lease ran out", requeued)
             await self.recover_lost_slots(now)
-            await self.queue_stranded(now)
+            try:
+                await self.queue_stranded(now)
+            except Exception:
+                # Releases go on: the stranded calls are looked for again at the next reap.
+                log.exception("looking for stranded calls failed")
         released = 0
         for shard in range(self._rt.calls.due_shards):
             claims = await self._rt.calls.claim_due(shard, now, self._batch, self._lease_ms)
@@ -219,18 +225,25 @@ class DuePump:
 
     async def queue_stranded(self, now: datetime) -> int:
         """Queues calls stored longer than the hand-off grace ago whose request never reached
-        this service (their ingest died before publishing it, or the broker refused it)."""
+        this service (their ingest died before publishing it, or the broker refused it).
+
+        Looks again while a look finds a full batch, up to `_STRANDED_LOOKS` looks a pass, so
+        a backlog left by a long broker outage drains quickly without stalling releases."""
         queued = 0
-        stranded = await self._rt.calls.stranded(now - self._handoff_grace, self._batch)
-        for campaign_id, call_id in stranded:
-            call = await self._rt.calls.get(campaign_id, call_id)
-            if call is None or call.status is not CallStatus.QUEUED:
-                # Cancelled (or gone) before it was ever queued: nothing left to hand on.
-                await self._rt.calls.drop_handoff(campaign_id, call_id)
-                continue
-            log.warning("call %s was stored but never handed on; queueing it", call_id)
-            await queue_call(self._rt, call)
-            queued += 1
+        for _ in range(_STRANDED_LOOKS):
+            stranded = await self._rt.calls.stranded(now - self._handoff_grace, self._batch)
+            for campaign_id, call_id in stranded:
+                call = await self._rt.calls.get(campaign_id, call_id)
+                if call is None or call.status is not CallStatus.QUEUED:
+                    # Cancelled (or gone) before it was ever queued: nothing left to hand on.
+                    await self._rt.calls.drop_handoff(campaign_id, call_id)
+                    continue
+                await queue_call(self._rt, call)
+                queued += 1
+            if len(stranded) < self._batch:
+                break
+        if queued:
+            log.warning("queued %d calls that were stored but never handed on", queued)
         return queued
 
     async def _cancel(self, call: Call, campaign: Campaign, now: datetime) -> None:

@@ -107,6 +107,9 @@ class Events:
     def all(self) -> list[CallEvent]:
         return [CallEvent.model_validate_json(r.value) for r in self.records]
 
+    def of_types(self, *types: CallEventType) -> list[CallEvent]:
+        return [e for e in self.all() if e.type in types]
+
     def of(self, call_id: str, *types: CallEventType) -> list[CallEvent]:
         return [e for e in self.all() if e.call_id == call_id and (not types or e.type in types)]
 

@@ -27,11 +27,16 @@ async def test_a_call_never_handed_on_is_queued_once_its_hand_off_is_overdue(
     campaign = await seed_campaign(redis, clock.now())
     # Stored "an hour from now": nothing is overdue until the clock gets there.
     stored_at = clock.now() + timedelta(hours=1)
-    stranded, cancelled = await seed_calls(redis, campaign.id, 2, stored_at, enqueue=False)
+    *stranded, cancelled = await seed_calls(redis, campaign.id, 4, stored_at, enqueue=False)
     calls = CallStore(redis, 16)
     await calls.cancel_queued(cancelled, stored_at)
     async with running_pipeline(
-        kafka_server.bootstrap, redis_server.url, clock, dialer=False, handoff_grace_ms=GRACE_MS
+        kafka_server.bootstrap,
+        redis_server.url,
+        clock,
+        dialer=False,
+        handoff_grace_ms=GRACE_MS,
+        claim_batch=2,  # more stranded calls than one look takes
     ):
         clock.set(stored_at + timedelta(milliseconds=GRACE_MS))
 
@@ -39,16 +44,18 @@ async def test_a_call_never_handed_on_is_queued_once_its_hand_off_is_overdue(
             return await redis.zcard(keys.handoffs(campaign.id)) == 0
 
         await wait_until(none_waits, within=20)
-        due = await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 1)
+        due = await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 3)
         events = Events(
             await read_topic(
                 kafka_server.bootstrap,
                 CALLS_EVENTS,
-                lambda r: any(e.type is CallEventType.QUEUED for e in Events(r).all()),
+                lambda r: len(Events(r).of_types(CallEventType.QUEUED)) >= 3,
             )
         )
 
-    assert [CallDue.model_validate_json(r.value).call_id for r in due] == [stranded.id]
-    assert [e.call_id for e in events.all() if e.type is CallEventType.QUEUED] == [stranded.id]
-    assert await redis.hget(keys.active_numbers(campaign.id), stranded.to) == f"{stranded.id}|"
+    waiting = sorted(call.id for call in stranded)
+    assert sorted(CallDue.model_validate_json(r.value).call_id for r in due) == waiting
+    assert sorted(e.call_id for e in events.of_types(CallEventType.QUEUED)) == waiting
+    for call in stranded:
+        assert await redis.hget(keys.active_numbers(campaign.id), call.to) == f"{call.id}|"
     assert (await calls.get(campaign.id, cancelled.id)).status.value == "cancelled"  # type: ignore[union-attr]
