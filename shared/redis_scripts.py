@@ -44,7 +44,12 @@ end
 #       campaign hash, campaign hand-off set
 # ARGV: call_id, number (E.164), check_duplicates (0/1), now_ms, reservation deadline_ms,
 #       is_testing (0/1), body JSON ('' when payload and context are both empty),
-#       campaign version (its `updated_at`; '' to skip the check), field, value, ...
+#       campaign version (its `updated_at`; '' to skip the check), then the call hash's
+#       values: env, status, attempt, scheduled, reason, created, updated (times in µs)
+# The call hash holds small fields only, so Redis keeps it a listpack under its default
+# `hash-max-listpack-value`: the id and campaign are in the key, payload and context in the
+# body key; the flags `is_testing` and `allow_duplicates` are stored only when set; times are
+# microseconds since the Unix epoch, which a listpack holds as 8-byte integers.
 # Returns {"accepted"} | {"exists", status} | {"duplicate", existing_call_id} |
 #         {"campaign_changed"} (the campaign is no longer the version the call was checked on)
 ACCEPT_CALL: Final = (
@@ -69,9 +74,16 @@ if ARGV[3] == '1' then
   end
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[1] .. '|' .. ARGV[5])
 end
-local fields = {}
-for i = 9, #ARGV do
-  fields[#fields + 1] = ARGV[i]
+local fields = {'env', ARGV[9], 'to', ARGV[2], 'status', ARGV[10], 'attempt', ARGV[11],
+                'scheduled', ARGV[12], 'reason', ARGV[13], 'created', ARGV[14],
+                'updated', ARGV[15]}
+if ARGV[6] == '1' then
+  fields[#fields + 1] = 'is_testing'
+  fields[#fields + 1] = '1'
+end
+if ARGV[3] == '0' then
+  fields[#fields + 1] = 'allow_duplicates'
+  fields[#fields + 1] = '1'
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[7] ~= '' then
@@ -82,7 +94,7 @@ redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
 if ARGV[6] ~= '1' then
   redis.call('HINCRBY', KEYS[5], 'total', 1)
 end
-move_stat(KEYS[5], ARGV[6], nil, redis.call('HGET', KEYS[1], 'status'))
+move_stat(KEYS[5], ARGV[6], nil, ARGV[10])
 return {'accepted'}
 """
 )

@@ -53,28 +53,6 @@ class DueClaim:
         return keys.due_member(self.campaign_id, self.call_id)
 
 
-def _call_fields(call: Call) -> dict[str, str]:
-    """The call hash: small fields only, so Redis keeps it a listpack under its default
-    `hash-max-listpack-value`. The id and campaign are in the key, payload and context in the
-    body key (`_call_body`); flags are stored only when set; times are microseconds since the
-    Unix epoch, which a listpack holds as 8-byte integers."""
-    fields = {
-        "env": call.environment_id,
-        "to": call.to,
-        "status": call.status.value,
-        "attempt": str(call.attempt),
-        "scheduled": str(to_us(call.scheduled_at)),
-        "reason": call.scheduling_reason,
-        "created": str(to_us(call.created_at)),
-        "updated": str(to_us(call.updated_at)),
-    }
-    if call.is_testing:
-        fields["is_testing"] = "1"
-    if call.allow_duplicates:
-        fields["allow_duplicates"] = "1"
-    return fields
-
-
 def _call_body(call: Call) -> str:
     """`[payload, context]` as compact JSON, or '' when both are empty (no body key is kept)."""
     if not call.payload and not call.context:
@@ -352,6 +330,7 @@ class CallStore:
         With `campaign_version` (the campaign's stored `updated_at` when the call was checked
         against it), nothing is stored if the campaign changed since: `campaign_changed`."""
         now_ms = to_ms(now or call.created_at)
+        created_us = to_us(call.created_at)
         if call.campaign_id not in self._indexed:
             # Before the call is stored: the sweeper must find its campaign, whatever happens.
             await self._redis.sadd(keys.campaigns_with_handoffs(), call.campaign_id)
@@ -369,7 +348,14 @@ class CallStore:
                 "1" if call.is_testing else "0",
                 _call_body(call),
                 campaign_version or "",
-                *_flatten(_call_fields(call)),
+                # The call hash's values, in ACCEPT_CALL's order (its header names them).
+                call.environment_id,
+                call.status.value,
+                call.attempt,
+                to_us(call.scheduled_at),
+                call.scheduling_reason,
+                created_us,
+                created_us if call.updated_at == call.created_at else to_us(call.updated_at),
             ],
         )
         outcome = result[0]
