@@ -151,7 +151,10 @@ class AutoPipelineRedis(Redis):
         raw = options.pop(NEVER_DECODE, None) is not None
         try:
             # The exchange's timer is already running: no timer per reply.
-            reply = await connection.read_response(disable_decoding=raw, timeout=math.inf)
+            if isinstance(connection, HiredisPackingConnection):
+                reply = await connection.read_reply(raw)
+            else:
+                reply = await connection.read_response(disable_decoding=raw, timeout=math.inf)
         except ResponseError as exc:
             if EMPTY_RESPONSE in options:
                 _succeed(future, options[EMPTY_RESPONSE])
@@ -225,3 +228,13 @@ class HiredisPackingConnection(Connection):
             return [hiredis.pack_command(args)]
         except TypeError as exc:
             raise DataError(str(exc)) from exc
+
+    async def read_reply(self, raw: bool) -> Any:
+        """The next reply, read by the hiredis parser alone; an error reply is raised.
+
+        For a caller whose own timer covers the exchange: redis-py's `read_response` would
+        start a timer per reply and look for RESP3 push messages, which RESP2 never sends."""
+        reply = await self._parser.read_response(disable_decoding=raw)  # type: ignore[attr-defined]
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
