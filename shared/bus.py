@@ -12,6 +12,7 @@ from typing import Any, Final, Literal, TypedDict
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -19,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.events import CallEvent
-from shared.partitioner import KeyPartitioner
+from shared.partitioner import KeyPartitioner, partition_of
 from shared.settings import KafkaSettings
 from shared.topics import ALL_TOPICS, CALLS_DLQ, CALLS_EVENTS, call_key
 
@@ -176,11 +177,30 @@ class BulkSender:
         pending = [await producer.send(topic, value, key=key) for key, value in records]
         await asyncio.gather(*pending)
 
-    async def send_soon(self, topic: str, key: bytes, value: bytes) -> None:
-        """Hands one record to the producer without waiting for the broker's acknowledgement
-        (records handed on together share the producer's batches). A record the broker then
-        refuses is logged: a caller must have another way to recover it."""
-        delivery = await self._started().send(topic, value, key=key, headers=_JSON_HEADERS)
+    async def hand_over(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Hands keyed records to the producer, one batch per partition, without waiting for
+        the broker's acknowledgement; each record goes to the partition `send` would choose. A
+        batch the broker refuses is logged: a caller must have another way to recover it.
+
+        Filling the batches here costs a fraction of `send` per record (no future, no lookup
+        of the partitioner and no accumulator step per record)."""
+        producer = self._started()
+        count = len(await producer.partitions_for(topic))
+        batches: dict[int, BatchBuilder] = {}
+        for key, value in records:
+            partition = partition_of(key, count)
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(timestamp=None, key=key, value=value, headers=_JSON_HEADERS) is None:
+                await self._submit(batch, topic, partition)  # full: it goes, another starts
+                batch = batches[partition] = producer.create_batch()
+                batch.append(timestamp=None, key=key, value=value, headers=_JSON_HEADERS)
+        for partition, batch in batches.items():
+            await self._submit(batch, topic, partition)
+
+    async def _submit(self, batch: BatchBuilder, topic: str, partition: int) -> None:
+        delivery = await self._started().send_batch(batch, topic, partition=partition)
         delivery.add_done_callback(_log_refused)
 
     def _started(self) -> AIOKafkaProducer:

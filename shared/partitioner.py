@@ -48,6 +48,12 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition of a keyed record among `partitions` (numbered from 0), as every client
+    computes it."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class KeyPartitioner:
     """A drop-in for aiokafka's `DefaultPartitioner` (same choices), with the faster hash."""
 
@@ -56,4 +62,4 @@ class KeyPartitioner:
     ) -> int:
         if key is None:
             return random.choice(available or all_partitions)
-        return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+        return all_partitions[partition_of(key, len(all_partitions))]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 
@@ -22,6 +23,8 @@ from shared.models import Call
 from shared.topics import CALLS_REQUESTED, CAMPAIGN_EVENTS, campaign_key, requested_key
 
 log = logging.getLogger(__name__)
+# Requests handed to the producer at once, at most: one batch per partition for each lot.
+_BATCH = 2_000
 
 
 class CallRequestPublisher:
@@ -83,12 +86,13 @@ class CallRequestPublisher:
 
     async def _send_waiting(self) -> None:
         while self._waiting:
-            key, value = self._waiting[0]
+            records = list(itertools.islice(self._waiting, _BATCH))
             try:
-                await self._sender.send_soon(CALLS_REQUESTED, key, value)
+                await self._sender.hand_over(CALLS_REQUESTED, records)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # Left to the scheduler, like every message that never reaches the broker.
-                log.exception("a call request could not be handed to the producer")
-            self._waiting.popleft()
+                log.exception("%d call requests could not be handed to the producer", len(records))
+            for _ in records:
+                self._waiting.popleft()

@@ -18,19 +18,24 @@ from tests.conftest import wait_until
 
 
 class Sender:
-    """The producer as the publisher sees it: records handed to it, and failures on demand."""
+    """The producer as the publisher sees it: lots of records handed over, failures on demand."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
+        self.lots: list[int] = []
         self.refuse: set[str] = set()
         self.gate = asyncio.Event()
         self.gate.set()
+        self.entered = asyncio.Event()
 
-    async def send_soon(self, topic: str, key: bytes, value: bytes) -> None:
+    async def hand_over(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        self.entered.set()
         await self.gate.wait()
-        if CallRequested.model_validate_json(value).call_id in self.refuse:
+        ids = {CallRequested.model_validate_json(value).call_id for _, value in records}
+        if ids & self.refuse:
             raise RuntimeError("refused")
-        self.sent.append((topic, key, value))
+        self.lots.append(len(records))
+        self.sent.extend((topic, key, value) for key, value in records)
 
 
 def _request(call_id: str, to: str = "+12125550123") -> Call:
@@ -72,23 +77,54 @@ async def test_requests_are_fed_in_the_order_they_were_handed_on() -> None:
     assert CallRequested.model_validate_json(sender.sent[0][2]).accepted
 
 
-async def test_a_refused_record_is_skipped_and_the_rest_still_go(
+async def test_a_refused_lot_is_logged_and_the_next_ones_still_go(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sender = Sender()
     sender.refuse.add("call-1")
     publisher = _publisher(sender)
     publisher.start()
-    for i in range(3):
-        publisher.hand_on(_request(f"call-{i}"))
+    publisher.hand_on(_request("call-0"))
 
-    async def two_sent() -> bool:
+    async def first_sent() -> bool:
+        return len(sender.sent) == 1
+
+    await wait_until(first_sent, within=5)
+    publisher.hand_on(_request("call-1"))  # alone in its lot: refused
+    await wait_until(lambda: _logged(caplog), within=5)
+    publisher.hand_on(_request("call-2"))
+
+    async def third_sent() -> bool:
         return len(sender.sent) == 2
 
-    await wait_until(two_sent, within=5)
+    await wait_until(third_sent, within=5)
     await publisher.stop()
     assert _ids(sender) == ["call-0", "call-2"]
-    assert "could not be handed to the producer" in caplog.text
+
+
+async def _logged(caplog: pytest.LogCaptureFixture) -> bool:
+    return "could not be handed to the producer" in caplog.text
+
+
+async def test_what_waits_goes_over_in_one_lot() -> None:
+    sender = Sender()
+    sender.gate.clear()  # the producer is busy with an earlier lot
+    publisher = _publisher(sender)
+    publisher.start()
+    publisher.hand_on(_request("call-0"))
+    await asyncio.wait_for(sender.entered.wait(), 5)  # the feeder took call-0 and waits
+    for i in range(1, 5):
+        publisher.hand_on(_request(f"call-{i}", f"+1212555010{i}"))
+
+    sender.gate.set()
+
+    async def all_sent() -> bool:
+        return len(sender.sent) == 5
+
+    await wait_until(all_sent, within=5)
+    await publisher.stop()
+    assert _ids(sender) == [f"call-{i}" for i in range(5)]
+    assert sender.lots == [1, 4]
 
 
 async def test_past_the_backlog_requests_are_left_to_the_scheduler() -> None:
