@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import hiredis
@@ -146,9 +147,11 @@ class AutoPipelineRedis(Redis):
         future: asyncio.Future[Any],
     ) -> None:
         """Reads one reply and settles its caller, as `Redis.parse_response` would parse it."""
-        options = dict(options)
-        options.pop("keys", None)
-        raw = options.pop(NEVER_DECODE, None) is not None
+        raw = False
+        if options:  # a script call has none: no copy to make
+            options = dict(options)
+            options.pop("keys", None)
+            raw = options.pop(NEVER_DECODE, None) is not None
         try:
             # The exchange's timer is already running: no timer per reply.
             if isinstance(connection, HiredisPackingConnection):
@@ -228,6 +231,11 @@ class HiredisPackingConnection(Connection):
             return [hiredis.pack_command(args)]
         except TypeError as exc:
             raise DataError(str(exc)) from exc
+
+    def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
+        """The whole pipeline as one buffer (redis-py's version cuts it into chunks, a copy
+        the socket write does not need)."""
+        return [b"".join([self.pack_command(*command)[0] for command in commands])]
 
     async def read_reply(self, raw: bool) -> Any:
         """The next reply, read by the hiredis parser alone; an error reply is raised.
