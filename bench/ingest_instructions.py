@@ -1,8 +1,9 @@
 """Make Campaign Call, counted in instructions: what one request costs the ingest process
 against what it costs the bare aiohttp handler, by valgrind's callgrind.
 
-Unlike req/s, these figures are the same on every run whatever else the machine does, so they
-show what a change to the call path's CPU work is worth. Each side is started twice under
+Unlike req/s, these figures barely move between runs whatever else the machine does (within
+about 1%: how replies batch still varies a little), so they show what a change to the call
+path's CPU work is worth. Each side is started twice under
 callgrind: once answering `--requests` calls (64 at a time, from a client outside the counted
 process), once answering none; the difference over `--requests` is one request's cost.
 
