@@ -25,7 +25,8 @@ import signal
 import aiohttp
 
 from bench.figures import table
-from bench.ingest_make_call import ENVIRONMENT, TARGET_RATIO, TOKEN, _create_campaign
+from bench.ingest_make_call import ENVIRONMENT, TARGET_RATIO, TOKEN, create_campaign
+from bench.loadgen import body_for
 from bench.servers import (
     Servers,
     Started,
@@ -38,13 +39,7 @@ from devstack.processes import free_port, wait_for_port
 
 DESCRIPTION = "instructions per POST .../call, ingest vs the bare handler (callgrind)"
 _CONNECTIONS = 64
-_BODY = (
-    '{"to":"%s","payload":{"first_name":"Ada","last_name":"Lovelace",'
-    '"appointment_at":"2026-03-14T15:30:00Z","clinic":"Midtown Dental, 5th Avenue",'
-    '"language":"en"},"context":{"crm_id":"0042-7731","source":"bench","batch":"2026-03-01"},'
-    '"is_testing":false,"allow_duplicates":false}'
-)
-_RUN_SPAN = 200_000  # numbers each counted run may use, so no run repeats another's
+_RUN_SPAN = 200_000  # number indexes each counted run may use, so no run repeats another's
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -70,8 +65,7 @@ async def _drive(base_url: str, campaign_id: str, first: int, requests: int) -> 
         async def worker() -> None:
             nonlocal unexpected
             for number in numbers:
-                body = _BODY % f"+1212{2_000_000 + number}"
-                async with session.post(url, data=body, headers=headers) as response:
+                async with session.post(url, data=body_for(number), headers=headers) as response:
                     await response.read()
                     unexpected += response.status != 201
 
@@ -99,7 +93,7 @@ def _count(
     assert process.process is not None
     wait_for_port("127.0.0.1", port, 300, process.process)
     base_url = f"http://127.0.0.1:{port}"
-    campaign_id = "any" if bare else asyncio.run(_create_campaign(base_url))
+    campaign_id = "any" if bare else asyncio.run(create_campaign(base_url))
     unexpected = asyncio.run(_drive(base_url, campaign_id, first, requests)) if requests else 0
     process.process.send_signal(signal.SIGINT)
     process.process.wait(timeout=300)

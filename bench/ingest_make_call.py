@@ -77,7 +77,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-async def _create_campaign(base_url: str) -> str:
+async def create_campaign(base_url: str) -> str:
     """An agent and an always-open active campaign whose limits never bind."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     api = f"{base_url}/api/v1"
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             env,
             bare_port,
         )
-        campaign_id = asyncio.run(_create_campaign(f"http://127.0.0.1:{api_port}"))
+        campaign_id = asyncio.run(create_campaign(f"http://127.0.0.1:{api_port}"))
         path = f"/api/v1/campaigns/{campaign_id}/call"
         real = Target("ingest", f"http://127.0.0.1:{api_port}{path}", TOKEN)
         baseline = Target("bare", f"http://127.0.0.1:{bare_port}{path}", TOKEN)

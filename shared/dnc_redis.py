@@ -16,7 +16,7 @@ Expired entries that are never read again stay until removed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final, cast
 
 import orjson
@@ -29,14 +29,12 @@ from services.scheduler.domain.dnc import (
     campaign_id_of,
 )
 from shared import keys
-from shared.clock import to_iso
+from shared.clock import to_iso, to_us
 from shared.limits_redis import rest_until
 from shared.models import Campaign
 
 # Numbers per script call in batch operations: bounds Lua's unpack and each call's run time.
 CHUNK: Final = 1000
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
 
 # KEYS: scopes set, list hash
 # ARGV: scope, field, value, field, value, ...
@@ -147,11 +145,6 @@ end
 return removed
 """
 )
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float rounding); `moment` must be aware."""
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 def entry_json(entry: DncEntry) -> str:

@@ -5,8 +5,8 @@ there). Sent one by one, each pays for taking a pooled connection, a write, a re
 bookkeeping; that, not Redis, bounds a service's rate. This client queues every command issued
 while the loop runs its current callbacks and sends them together in the next turn: one
 connection, one write, the replies read back in order under one timer and handed to their
-callers. Each caller
-still gets its own reply or its own error, so code written for the plain client works unchanged.
+callers. Each caller still gets its own reply or its own error, so code written for the plain
+client works unchanged.
 
 Commands that block or change the connection's state go straight through, as do explicit
 pipelines and transactions (they have their own connection).

@@ -212,9 +212,10 @@ return 1
 """
 )
 
-# KEYS: call hash, active-number hash, campaign stats hash
+# KEYS: call hash, active-number hash, campaign stats hash, campaign hand-off set
 # ARGV: call_id, number (E.164), new status, updated (us)
 # Cancels a call that has not started dialing; returns {1, "queued"} or {0, current status}.
+# A call cancelled before it was ever queued no longer waits to be handed on either.
 CANCEL_QUEUED: Final = (
     _MOVE_STAT
     + _HOLDER
@@ -229,6 +230,7 @@ end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'updated', ARGV[4])
 move_stat(KEYS[3], redis.call('HGET', KEYS[1], 'is_testing'), before, ARGV[3])
 release_number(KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return {1, before}
 """
 )

@@ -527,6 +527,7 @@ class CallStore:
                 keys.call(call.campaign_id, call.id),
                 keys.active_numbers(call.campaign_id),
                 keys.campaign_stats(call.campaign_id),
+                keys.handoffs(call.campaign_id),
             ],
             args=[call.id, call.to, CallStatus.CANCELLED.value, to_us(now)],
         )

@@ -235,7 +235,8 @@ class DuePump:
             for campaign_id, call_id in stranded:
                 call = await self._rt.calls.get(campaign_id, call_id)
                 if call is None or call.status is not CallStatus.QUEUED:
-                    # Cancelled (or gone) before it was ever queued: nothing left to hand on.
+                    # Gone, or no longer waiting (a cancel clears the mark itself, so this is
+                    # what an older copy left behind): nothing left to hand on.
                     await self._rt.calls.drop_handoff(campaign_id, call_id)
                     continue
                 await queue_call(self._rt, call)

@@ -102,7 +102,7 @@ class RequestHandler:
                 # publish failed and the client was told so: this request was never accepted.
                 log.info("accepted request %s has no stored call; ignored", call_id)
             else:
-                await self._queue(stored)
+                await queue_call(self._rt, stored)
             return
         await self._apply_rules(request, call_id)
 
@@ -162,9 +162,6 @@ class RequestHandler:
             if stored is None:
                 return
             call = stored
-        await self._queue(call, campaign)
-
-    async def _queue(self, call: Call, campaign: Campaign | None = None) -> None:
         await queue_call(self._rt, call, campaign)
 
     async def _reject(

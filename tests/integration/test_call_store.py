@@ -164,6 +164,18 @@ async def test_an_accepted_call_waits_to_be_handed_on_until_it_is_queued(
     assert await _waiting(redis) == {}
 
 
+async def test_a_call_cancelled_before_it_was_queued_no_longer_waits_to_be_handed_on(
+    store: CallStore, redis: Redis
+) -> None:
+    kept, cancelled = _call("kept", "+12125550101"), _call("cancelled", "+12125550102")
+    await store.accept(kept, TTL_MS)
+    await store.accept(cancelled, TTL_MS)
+
+    await store.cancel_queued(cancelled, T0)
+
+    assert await _waiting(redis) == {"kept": to_ms(T0)}
+
+
 async def test_a_duplicate_or_a_second_accept_adds_no_hand_off(
     store: CallStore, redis: Redis
 ) -> None:
