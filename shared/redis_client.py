@@ -1,15 +1,17 @@
-"""A Redis client that sends the commands of one event-loop turn as one pipeline.
+"""A Redis client that sends the commands of one event-loop turn as one pipeline, on one
+connection that every caller shares.
 
 A service handling many requests at once issues many small commands (a script here, an HGET
 there). Sent one by one, each pays for taking a pooled connection, a write, a read and redis-py's
 bookkeeping; that, not Redis, bounds a service's rate. This client queues every command issued
-while the loop runs its current callbacks and sends them together in the next turn: one
-connection, one write, the replies read back in order under one timer and handed to their
-callers. Each caller still gets its own reply or its own error, so code written for the plain
-client works unchanged.
+while the loop runs its current callbacks and writes them together in the next turn, on one
+long-lived connection. Redis answers in order, so the replies are matched to their callers as
+the bytes arrive: no task, no pooled connection and no timer per command or per write. Each
+caller still gets its own reply or its own error, so code written for the plain client works
+unchanged.
 
-Commands that block or change the connection's state go straight through, as do explicit
-pipelines and transactions (they have their own connection).
+Commands that block or change the connection's state go through the pool, as do explicit
+pipelines and transactions (they need a connection of their own).
 
 `HiredisPackingConnection` encodes commands with hiredis's C encoder; redis-py's asyncio
 connection does it in Python, which for a script call with a few dozen arguments costs more
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +32,7 @@ from redis.asyncio.connection import AbstractConnection, Connection
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import DataError, InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Commands that hold or change the connection they run on, and so never share one.
@@ -62,123 +64,254 @@ _DIRECT = frozenset(
         "CLIENT TRACKING",
     }
 )
+_NOT_ENOUGH_DATA = object()
 
-Queued = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
+
+class _Waiting:
+    """A command written and not yet answered: whom to answer, and how to parse the reply."""
+
+    __slots__ = ("command", "future", "options", "raw")
+
+    def __init__(
+        self, future: asyncio.Future[Any], command: Any, options: dict[str, Any], raw: bool
+    ) -> None:
+        self.future = future
+        self.command = command
+        self.options = options
+        self.raw = raw
+
+
+Queued = tuple[tuple[Any, ...], _Waiting]
 
 
 class AutoPipelineRedis(Redis):
-    """`Redis` whose commands, issued in the same loop turn, share one round trip."""
-
-    max_batch = 512  # commands per pipeline; a bigger turn is split across connections
+    """`Redis` whose commands, issued in the same loop turn, share one write on one connection."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._queued: list[Queued] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._link: _Link | None = None
+        self._linking: asyncio.Task[_Link] | None = None
+        self._held: set[asyncio.Task[None]] = set()  # turns waiting for the connection
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        name = str(args[0]).upper()
-        if self.single_connection_client or name in _DIRECT:
+        command = args[0]
+        if self.single_connection_client or str(command).upper() in _DIRECT:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        raw = False
+        if options:  # a script call has none
+            options.pop("keys", None)
+            raw = options.pop(NEVER_DECODE, None) is not None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queued.append((args, options, future))
+        self._queued.append((args, _Waiting(future, command, options, raw)))
         if len(self._queued) == 1:  # the first of this turn: send them all in the next
             loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
-        for start in range(0, len(queued), self.max_batch):
-            task = asyncio.ensure_future(self._send(queued[start : start + self.max_batch]))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        link = self._link
+        if link is not None and link.open and link.loop is asyncio.get_running_loop():
+            link.send(queued)
+            return
+        task = asyncio.ensure_future(self._send_when_linked(queued))
+        self._held.add(task)
+        task.add_done_callback(self._held.discard)
 
-    async def _send(self, batch: list[Queued]) -> None:
-        """Writes the batch on one pooled connection and hands each reply to its caller.
-
-        One timer covers the whole exchange (redis-py's connection would start one per reply).
-        If the exchange breaks off, the connection is dropped, since replies may be pending on
-        it, and the callers still waiting get the error."""
-        pool = self.connection_pool
+    async def _send_when_linked(self, queued: list[Queued]) -> None:
         try:
-            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            link = await asyncio.shield(self._linked())
         except asyncio.CancelledError:
-            _cancel_all(batch)
+            for _, waiting in queued:
+                waiting.future.cancel()
             raise
         except Exception as exc:
-            for _, _, future in batch:
-                _fail(future, exc)
+            for _, waiting in queued:
+                _fail(waiting.future, exc)
             return
-        answered = 0
-        try:
-            async with asyncio.timeout(connection.socket_timeout):
-                await connection.send_packed_command(
-                    connection.pack_commands([args for args, _, _ in batch])
-                )
-                for args, options, future in batch:
-                    await self._answer(connection, args[0], options, future)
-                    answered += 1
-        except BaseException as exc:
-            await connection.disconnect(nowait=True)
-            waiting = batch[answered:]
-            if isinstance(exc, asyncio.CancelledError):
-                _cancel_all(waiting)
-                raise
-            error: Exception = (
-                RedisTimeoutError(f"no reply from Redis in {connection.socket_timeout} s")
-                if isinstance(exc, TimeoutError)
-                else exc
-                if isinstance(exc, Exception)
-                else RedisConnectionError(repr(exc))
-            )
-            for _, _, future in waiting:
-                _fail(future, error)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            await pool.release(connection)
+        link.send(queued)
 
-    async def _answer(
-        self,
-        connection: AbstractConnection,
-        command: Any,
-        options: dict[str, Any],
-        future: asyncio.Future[Any],
-    ) -> None:
-        """Reads one reply and settles its caller, as `Redis.parse_response` would parse it."""
-        raw = False
-        if options:  # a script call has none: no copy to make
-            options = dict(options)
-            options.pop("keys", None)
-            raw = options.pop(NEVER_DECODE, None) is not None
+    def _linked(self) -> asyncio.Task[_Link]:
+        """The connection being opened, opening one if none is."""
+        if self._linking is None or self._linking.done():
+            self._linking = asyncio.ensure_future(self._open_link())
+        return self._linking
+
+    async def _open_link(self) -> _Link:
+        old, self._link = self._link, None
+        if old is not None:
+            await old.close()
+        # A connection made and greeted (AUTH, SELECT, ...) exactly as the pool would make it.
+        pool = self.connection_pool
+        connection = pool.connection_class(**pool.connection_kwargs)
         try:
-            # The exchange's timer is already running: no timer per reply.
-            if isinstance(connection, HiredisPackingConnection):
-                reply = await connection.read_reply(raw)
-            else:
-                reply = await connection.read_response(disable_decoding=raw, timeout=math.inf)
-        except ResponseError as exc:
+            await connection.connect()  # type: ignore[no-untyped-call]
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        self._link = _Link(connection, self)
+        return self._link
+
+    def _settle(self, waiting: _Waiting, reply: Any) -> None:
+        """Answers a caller as `Redis.parse_response` would have parsed its reply."""
+        options = waiting.options
+        if isinstance(reply, ResponseError):
             if EMPTY_RESPONSE in options:
-                _succeed(future, options[EMPTY_RESPONSE])
+                _succeed(waiting.future, options[EMPTY_RESPONSE])
             else:
-                _fail(future, exc)
+                _fail(waiting.future, reply)
             return
-        options.pop(EMPTY_RESPONSE, None)
-        callback = self.response_callbacks.get(command)
-        if callback is not None:
-            reply = callback(reply, **options)
-            if inspect.isawaitable(reply):
-                reply = await reply
-        _succeed(future, reply)
+        callback = self.response_callbacks.get(waiting.command)
+        if callback is None:
+            _succeed(waiting.future, reply)
+            return
+        if EMPTY_RESPONSE in options:
+            options = {name: value for name, value in options.items() if name != EMPTY_RESPONSE}
+        try:
+            parsed = callback(reply, **options)
+        except Exception as exc:
+            _fail(waiting.future, exc)
+            return
+        if inspect.isawaitable(parsed):
+            task = asyncio.ensure_future(_settle_later(waiting.future, parsed))
+            self._held.add(task)
+            task.add_done_callback(self._held.discard)
+        else:
+            _succeed(waiting.future, parsed)
 
     def register_script(self, script: str | bytes) -> AsyncScript:  # type: ignore[override]
         return _Script(self, script)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+        if self._held:
+            await asyncio.gather(*self._held, return_exceptions=True)
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
         await super().aclose(close_connection_pool)
+
+
+class _Link(asyncio.Protocol):
+    """The shared connection: writes each turn's commands at once and answers their callers
+    in order as the replies arrive.
+
+    One timer watches the oldest write: if Redis has not answered it within the connection's
+    socket timeout, every caller still waiting gets a timeout error and the connection is
+    dropped (replies may still be on their way on it); the next turn opens another."""
+
+    def __init__(self, connection: AbstractConnection, client: AutoPipelineRedis) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.open = True
+        self._connection = connection
+        self._client = client
+        options: dict[str, Any] = {
+            "protocolError": InvalidResponse,
+            "replyError": connection._parser.parse_error,
+            "notEnoughData": _NOT_ENOUGH_DATA,
+        }
+        encoder = connection.encoder
+        if encoder.decode_responses:
+            options["encoding"] = encoder.encoding
+            options["errors"] = encoder.encoding_errors
+        self._reader = hiredis.Reader(**options)
+        self._waiting: deque[_Waiting] = deque()
+        # (when written, commands of that write still unanswered), oldest first
+        self._writes: deque[list[float]] = deque()
+        self._timeout: float | None = connection.socket_timeout
+        self._watch: asyncio.TimerHandle | None = None
+        # The connection's stream reader has nothing buffered after the greeting; from here
+        # on its socket's bytes come to this protocol.
+        writer = connection._writer
+        assert writer is not None, "connect() opened the socket"
+        self._transport: asyncio.WriteTransport = writer.transport
+        self._transport.set_protocol(self)
+
+    def send(self, queued: list[Queued]) -> None:
+        """Writes the commands that can be encoded; a command that cannot fails alone."""
+        parts: list[bytes] = []
+        waiting = self._waiting
+        for args, entry in queued:
+            try:
+                parts.append(_pack(args))
+            except DataError as exc:
+                _fail(entry.future, exc)
+                continue
+            waiting.append(entry)
+        if not parts:
+            return
+        self._writes.append([self.loop.time(), len(parts)])
+        self._transport.write(b"".join(parts))
+        if self._watch is None and self._timeout is not None:
+            self._watch = self.loop.call_later(self._timeout, self._check_replies)
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        waiting = self._waiting
+        writes = self._writes
+        settle = self._client._settle
+        while waiting:
+            entry = waiting[0]
+            reply = reader.gets(False) if entry.raw else reader.gets()
+            if reply is _NOT_ENOUGH_DATA:
+                return
+            waiting.popleft()
+            head = writes[0]
+            head[1] -= 1
+            if not head[1]:
+                writes.popleft()
+            settle(entry, reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._break(RedisConnectionError(f"connection to Redis lost: {exc or 'closed by Redis'}"))
+
+    def _check_replies(self) -> None:
+        self._watch = None
+        if not self._writes or self._timeout is None:
+            return
+        due = self._writes[0][0] + self._timeout
+        if due <= self.loop.time():
+            self._break(RedisTimeoutError(f"no reply from Redis in {self._timeout} s"))
+            self._transport.abort()
+        else:
+            self._watch = self.loop.call_at(due, self._check_replies)
+
+    def _break(self, error: Exception) -> None:
+        self.open = False
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        waiting, self._waiting = self._waiting, deque()
+        self._writes.clear()
+        for entry in waiting:
+            _fail(entry.future, error)
+
+    async def close(self) -> None:
+        self._break(RedisConnectionError("the client was closed"))
+        await self._connection.disconnect(nowait=True)
+
+
+def _pack(args: tuple[Any, ...]) -> bytes:
+    # A command name given with its sub-command ("SCRIPT LOAD") is sent as two words.
+    name = args[0]
+    if isinstance(name, str):
+        if " " in name:
+            args = (*name.split(), *args[1:])
+    elif b" " in name:
+        args = (*name.split(), *args[1:])
+    try:
+        packed: bytes = hiredis.pack_command(args)
+    except TypeError as exc:
+        raise DataError(str(exc)) from exc
+    return packed
+
+
+async def _settle_later(future: asyncio.Future[Any], parsed: Any) -> None:
+    try:
+        _succeed(future, await parsed)
+    except Exception as exc:
+        _fail(future, exc)
 
 
 class _Script(AsyncScript):
@@ -203,11 +336,6 @@ class _Script(AsyncScript):
             return await redis.execute_command("EVALSHA", self.sha, count, *words)
 
 
-def _cancel_all(batch: list[Queued]) -> None:
-    for _, _, future in batch:
-        future.cancel()
-
-
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:
     if not future.done():
         future.set_result(result)
@@ -219,30 +347,13 @@ def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
 
 
 class HiredisPackingConnection(Connection):
-    """A TCP connection that encodes commands with `hiredis.pack_command`."""
+    """A TCP connection that encodes commands with `hiredis.pack_command` (for the commands
+    that go through the pool)."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        # A command name given with its sub-command ("SCRIPT LOAD") is sent as two words.
-        if isinstance(args[0], str):
-            args = (*args[0].encode().split(), *args[1:])
-        elif b" " in args[0]:
-            args = (*args[0].split(), *args[1:])
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError as exc:
-            raise DataError(str(exc)) from exc
+        return [_pack(args)]
 
     def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
         """The whole pipeline as one buffer (redis-py's version cuts it into chunks, a copy
         the socket write does not need)."""
-        return [b"".join([self.pack_command(*command)[0] for command in commands])]
-
-    async def read_reply(self, raw: bool) -> Any:
-        """The next reply, read by the hiredis parser alone; an error reply is raised.
-
-        For a caller whose own timer covers the exchange: redis-py's `read_response` would
-        start a timer per reply and look for RESP3 push messages, which RESP2 never sends."""
-        reply = await self._parser.read_response(disable_decoding=raw)  # type: ignore[attr-defined]
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
+        return [b"".join([_pack(tuple(command)) for command in commands])]

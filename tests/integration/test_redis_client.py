@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection
+from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection, _Link
 from shared.settings import RedisSettings
 from shared.state_redis import create_redis
 from tests.conftest import RedisServer
@@ -31,14 +32,13 @@ async def client(redis_server: RedisServer) -> AsyncIterator[AutoPipelineRedis]:
 def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many commands each write to Redis carries."""
     sizes: list[int] = []
-    pack_commands = HiredisPackingConnection.pack_commands
+    send = _Link.send
 
-    def counted(self: HiredisPackingConnection, commands: Any) -> Any:
-        commands = list(commands)
-        sizes.append(len(commands))
-        return pack_commands(self, commands)
+    def counted(self: _Link, queued: Any) -> None:
+        sizes.append(len(queued))
+        send(self, queued)
 
-    monkeypatch.setattr(HiredisPackingConnection, "pack_commands", counted)
+    monkeypatch.setattr(_Link, "send", counted)
     return sizes
 
 
@@ -52,13 +52,22 @@ async def test_commands_of_one_turn_share_one_pipeline(
     assert pipelines == [200]
 
 
-async def test_a_bigger_turn_is_split_into_bounded_pipelines(
+async def test_turns_share_one_connection_and_each_caller_gets_its_own_reply(
     client: AutoPipelineRedis, pipelines: list[int]
 ) -> None:
-    count = AutoPipelineRedis.max_batch * 2 + 3
-    results = await asyncio.gather(*(client.incr("counter") for _ in range(count)))
-    assert sorted(results) == list(range(1, count + 1))
-    assert sorted(pipelines) == [3, AutoPipelineRedis.max_batch, AutoPipelineRedis.max_batch]
+    await client.ping()
+    before = await client.client_list()
+
+    async def count_up(times: int) -> list[int]:
+        return [await client.incr("counter") for _ in range(times)]  # one command per turn
+
+    counted = await asyncio.gather(*(count_up(50) for _ in range(40)))
+    assert sorted(value for values in counted for value in values) == list(range(1, 2001))
+    for values in counted:
+        assert values == sorted(values)  # each caller's commands ran in the order it sent them
+    assert len(await client.client_list()) == len(before)  # no connection was added
+    assert len(pipelines) >= 50  # one command of each caller per turn
+    assert sum(pipelines) == 2003  # PING, CLIENT LIST twice, INCRs
 
 
 async def test_one_failing_command_fails_only_its_caller(client: AutoPipelineRedis) -> None:
@@ -151,4 +160,25 @@ async def test_a_reply_that_never_comes_fails_its_callers_and_drops_the_connecti
         assert await redis.incr("n") == 1
     finally:
         await redis.aclose()
+        await admin.aclose()
+
+
+async def test_after_redis_drops_the_shared_connection_the_next_turn_opens_another(
+    client: AutoPipelineRedis, redis_server: RedisServer
+) -> None:
+    admin = create_redis(RedisSettings(url=redis_server.url, max_connections=1))
+    try:
+        await client.set("k", "v")
+        first = await client.client_id()
+        assert await admin.client_kill_filter(_id=str(first)) == 1
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:  # a command written before the loss is noticed fails; then one succeeds
+            try:
+                value = await asyncio.wait_for(client.get("k"), 1)
+                break
+            except (RedisConnectionError, TimeoutError):
+                assert asyncio.get_running_loop().time() < deadline, "no new connection in 5 s"
+        assert value == "v"
+        assert await client.client_id() != first
+    finally:
         await admin.aclose()
