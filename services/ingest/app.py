@@ -11,13 +11,14 @@ from aiohttp import web
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
+from services.ingest import idempotency
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invalid
 from services.ingest.domain.tokens import TokenRegistry
 from services.ingest.handlers import agents, calls, campaigns, dnc, docs, webhooks
 from services.ingest.handlers.common import json_response
-from services.ingest.idempotency import IdempotencyStore, idempotency_middleware
+from services.ingest.idempotency import IdempotencyStore
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
 from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
@@ -42,8 +43,20 @@ class Deps:
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's frame, in one layer: the token check and the Idempotency-Key extension
+    for the API's paths, and the documented body for every error."""
     try:
+        path = request.path
+        if not path.startswith(API) or path == OPENAPI_PATH:
+            return await handler(request)
+        runtime = request.app[RUNTIME]
+        environment = runtime.tokens.environment_for(request.headers.get("Authorization"))
+        if environment is None:
+            return json_response(UNAUTHENTICATED_BODY, status=401)
+        request[ENVIRONMENT] = environment
+        if idempotency.applies(request):
+            return await idempotency.answer_once(request, handler)
         return await handler(request)
     except ApiError as exc:
         return json_response(exc.body(), status=exc.status)
@@ -73,21 +86,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(API) or request.path == OPENAPI_PATH:
-        return await handler(request)
-    environment = request.app[RUNTIME].tokens.environment_for(request.headers.get("Authorization"))
-    if environment is None:
-        return json_response(UNAUTHENTICATED_BODY, status=401)
-    request[ENVIRONMENT] = environment
-    return await handler(request)
-
-
 def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Application:
     deps = deps or Deps()
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware, idempotency_middleware],
+        middlewares=[api_middleware],
         client_max_size=settings.max_body_bytes,
     )
 

@@ -200,7 +200,7 @@ class IdempotencyStore:
         return bool(await self._settle(keys=[claim.key], args=[claim.record, "", 0]))
 
 
-# --- Middleware -------------------------------------------------------------------------------
+# --- Answering --------------------------------------------------------------------------------
 
 
 def key_reused() -> ApiError:
@@ -219,24 +219,25 @@ def key_in_progress() -> ApiError:
     )
 
 
-@web.middleware
-async def idempotency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Runs after auth: the environment it set scopes the key; without the header, a no-op."""
-    environment = request.get(ENVIRONMENT)
-    if (
-        request.method != hdrs.METH_POST
-        or environment is None
-        or HEADER not in request.headers
-        # No route (404/405): there is nothing to run twice.
-        or request.match_info.http_exception is not None
-    ):
-        return await handler(request)
+def applies(request: web.Request) -> bool:
+    """Whether the extension covers an authenticated request: a POST with the header, to a
+    route that exists (a 404 or 405 has nothing to run twice)."""
+    return (
+        request.method == hdrs.METH_POST
+        and HEADER in request.headers
+        and request.match_info.http_exception is None
+    )
+
+
+async def answer_once(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Runs `handler` for the first request under its key and replays its answer to the
+    others; the key is scoped by the environment the token check set."""
     values = request.headers.getall(HEADER)
     errors = header_errors(values)
     if errors:
         raise Invalid({HEADER: errors})
     body = await request.read()  # cached: the handler reads the same bytes
-    key = keys.idempotency(str(environment), scope_of(request.method, request.path, values[0]))
+    key = keys.idempotency(request[ENVIRONMENT], scope_of(request.method, request.path, values[0]))
     store = request.app[RUNTIME].idempotency
     outcome = await store.claim(key, fingerprint(body))
     if isinstance(outcome, Replay):
