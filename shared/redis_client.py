@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import hiredis
@@ -67,21 +67,28 @@ _DIRECT = frozenset(
 _NOT_ENOUGH_DATA = object()
 
 
+_NO_OPTIONS: dict[str, Any] = {}
+
+
 class _Waiting:
     """A command written and not yet answered: whom to answer, and how to parse the reply."""
 
-    __slots__ = ("command", "future", "options", "raw")
+    __slots__ = ("callback", "future", "options", "raw")
 
     def __init__(
-        self, future: asyncio.Future[Any], command: Any, options: dict[str, Any], raw: bool
+        self,
+        future: asyncio.Future[Any],
+        callback: Callable[..., Any] | None,
+        options: dict[str, Any],
+        raw: bool,
     ) -> None:
         self.future = future
-        self.command = command
+        self.callback = callback  # redis-py's parser of the command's reply, if it has one
         self.options = options
         self.raw = raw
 
 
-Queued = tuple[tuple[Any, ...], _Waiting]
+Queued = tuple[bytes, _Waiting]
 
 
 class AutoPipelineRedis(Redis):
@@ -93,21 +100,36 @@ class AutoPipelineRedis(Redis):
         self._link: _Link | None = None
         self._linking: asyncio.Task[_Link] | None = None
         self._held: set[asyncio.Task[None]] = set()  # turns waiting for the connection
+        # command name as given -> (goes through the pool, reply parser or None)
+        self._routes: dict[Any, tuple[bool, Callable[..., Any] | None]] = {}
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         command = args[0]
-        if self.single_connection_client or str(command).upper() in _DIRECT:
+        route = self._routes.get(command)
+        if route is None:
+            route = self._routes[command] = (
+                str(command).upper() in _DIRECT,
+                self.response_callbacks.get(command),
+            )
+        direct, callback = route
+        if direct or self.single_connection_client:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         raw = False
-        if options:  # a script call has none
+        if options:
             options.pop("keys", None)
             raw = options.pop(NEVER_DECODE, None) is not None
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queued.append((args, _Waiting(future, command, options, raw)))
+        return await self._queue(_pack(args), _Waiting(_future(), callback, options, raw))
+
+    async def run_script(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """EVALSHA of a loaded script, the shortest way (a script's reply has no parser)."""
+        packed = _pack(("EVALSHA", sha, len(keys), *keys, *args))
+        return await self._queue(packed, _Waiting(_future(), None, _NO_OPTIONS, False))
+
+    def _queue(self, packed: bytes, waiting: _Waiting) -> asyncio.Future[Any]:
+        self._queued.append((packed, waiting))
         if len(self._queued) == 1:  # the first of this turn: send them all in the next
-            loop.call_soon(self._flush)
-        return await future
+            waiting.future.get_loop().call_soon(self._flush)
+        return waiting.future
 
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
@@ -162,7 +184,7 @@ class AutoPipelineRedis(Redis):
             else:
                 _fail(waiting.future, reply)
             return
-        callback = self.response_callbacks.get(waiting.command)
+        callback = waiting.callback
         if callback is None:
             _succeed(waiting.future, reply)
             return
@@ -228,20 +250,9 @@ class _Link(asyncio.Protocol):
         self._transport.set_protocol(self)
 
     def send(self, queued: list[Queued]) -> None:
-        """Writes the commands that can be encoded; a command that cannot fails alone."""
-        parts: list[bytes] = []
-        waiting = self._waiting
-        for args, entry in queued:
-            try:
-                parts.append(_pack(args))
-            except DataError as exc:
-                _fail(entry.future, exc)
-                continue
-            waiting.append(entry)
-        if not parts:
-            return
-        self._writes.append([self.loop.time(), len(parts)])
-        self._transport.write(b"".join(parts))
+        self._waiting.extend([waiting for _, waiting in queued])
+        self._writes.append([self.loop.time(), len(queued)])
+        self._transport.write(b"".join([packed for packed, _ in queued]))
         if self._watch is None and self._timeout is not None:
             self._watch = self.loop.call_later(self._timeout, self._check_replies)
 
@@ -318,22 +329,30 @@ class _Script(AsyncScript):
     """A registered script whose plain calls go straight to `execute_command` (and so into the
     turn's pipeline); calls on an explicit pipeline take redis-py's own path."""
 
+    def __init__(self, client: AutoPipelineRedis, script: str | bytes) -> None:
+        super().__init__(client, script)
+        self._client = client
+
     async def __call__(
         self,
         keys: Any = None,
         args: Any = None,
         client: Any = None,
     ) -> Any:
-        if client is not None and client is not self.registered_client:
+        if client is not None and client is not self._client:
             return await super().__call__(keys, args, client)
-        redis = self.registered_client
-        words = (*(keys or ()), *(args or ()))
-        count = len(keys) if keys else 0
+        redis = self._client
+        keys = keys or ()
+        args = args or ()
         try:
-            return await redis.execute_command("EVALSHA", self.sha, count, *words)
+            return await redis.run_script(self.sha, keys, args)
         except NoScriptError:
             self.sha = await redis.script_load(self.script)
-            return await redis.execute_command("EVALSHA", self.sha, count, *words)
+            return await redis.run_script(self.sha, keys, args)
+
+
+def _future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:
