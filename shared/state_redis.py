@@ -352,7 +352,7 @@ class CallStore:
                 call.environment_id,
                 call.status.value,
                 call.attempt,
-                to_us(call.scheduled_at),
+                created_us if call.scheduled_at == call.created_at else to_us(call.scheduled_at),
                 call.scheduling_reason,
                 created_us,
                 created_us if call.updated_at == call.created_at else to_us(call.updated_at),

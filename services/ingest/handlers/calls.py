@@ -93,42 +93,6 @@ class _CampaignChanged(Exception):
     """The campaign the request was checked against is no longer the stored one."""
 
 
-async def _prepare(runtime: Runtime, campaign: Campaign, body: Any) -> Call:
-    """Checks one request against every rule and decides when it may first ring."""
-    e164, fields = _validate(body)
-    now = runtime.clock.now()
-    if campaign.status in CLOSED_STATUSES:
-        raise _RefusedByCampaign(409, _CLOSED.body())
-    blocked, held = await runtime.dnc.check_new_call(campaign, e164, now)
-    if blocked:
-        raise _RefusedByCampaign(422, Invalid({"to": [_ON_DNC]}).body())
-    decision = schedule_first_attempt(
-        campaign,
-        campaign.status,
-        recipient_zones(campaign, e164),
-        now,
-        held,
-        runtime.recent_campaigns.derived(campaign).policy,
-    )
-    if isinstance(decision, Closed):
-        raise _RefusedByCampaign(409, _CLOSED.body())
-    return Call(
-        id=new_id(),
-        campaign_id=campaign.id,
-        environment_id=campaign.environment_id,
-        to=e164,
-        payload=fields.payload,
-        context=fields.context,
-        is_testing=fields.is_testing,
-        allow_duplicates=fields.allow_duplicates,
-        attempt=1,
-        scheduled_at=decision.at,
-        scheduling_reason=decision.reason.value,
-        created_at=now,
-        updated_at=now,
-    )
-
-
 async def _store(runtime: Runtime, campaign: Campaign, body: Any, *, current: bool) -> Outcome:
     """Validates and stores one call (taking the number's reservation); nothing is sent yet.
 
@@ -150,18 +114,45 @@ async def _store(runtime: Runtime, campaign: Campaign, body: Any, *, current: bo
 
 
 async def _store_against(runtime: Runtime, campaign: Campaign, body: Any, current: bool) -> Outcome:
+    """Checks one request against every rule, decides when it may first ring and stores it."""
     try:
-        call = await _prepare(runtime, campaign, body)
+        e164, fields = _validate(body)
     except Invalid as exc:
         return Outcome(422, exc.body())
+    now = runtime.clock.now()
+    try:
+        if campaign.status in CLOSED_STATUSES:
+            raise _RefusedByCampaign(409, _CLOSED.body())
+        blocked, held = await runtime.dnc.check_new_call(campaign, e164, now)
+        if blocked:
+            raise _RefusedByCampaign(422, Invalid({"to": [_ON_DNC]}).body())
+        read = runtime.recent_campaigns.derived(campaign)
+        decision = schedule_first_attempt(
+            campaign, campaign.status, recipient_zones(campaign, e164), now, held, read.policy
+        )
+        if isinstance(decision, Closed):
+            raise _RefusedByCampaign(409, _CLOSED.body())
     except _RefusedByCampaign as exc:
         if not current:
             raise _CampaignChanged from exc
         return exc.outcome
+    call = Call(
+        id=new_id(),
+        campaign_id=campaign.id,
+        environment_id=campaign.environment_id,
+        to=e164,
+        payload=fields.payload,
+        context=fields.context,
+        is_testing=fields.is_testing,
+        allow_duplicates=fields.allow_duplicates,
+        attempt=1,
+        scheduled_at=decision.at,
+        scheduling_reason=decision.reason.value,
+        created_at=now,
+        updated_at=now,
+    )
     accepted = await runtime.calls.accept(
-        call,
-        runtime.reservation_ttl_ms,
-        campaign_version=runtime.recent_campaigns.derived(campaign).version,
+        call, runtime.reservation_ttl_ms, campaign_version=read.version
     )
     if accepted.outcome == "campaign_changed":
         raise _CampaignChanged
@@ -182,15 +173,19 @@ async def _store_against(runtime: Runtime, campaign: Campaign, body: Any, curren
 
 
 def _created_body(call: Call, campaign: Campaign) -> dict[str, Any]:
+    created_at = to_iso(call.created_at)
     return {
         "campaign_call": {
             "id": call.id,
             "campaign_id": call.campaign_id,
             "to": call.to,
             "status": call.status.value,
-            "scheduled_at": to_iso(call.scheduled_at),
+            # Most calls may ring at once: the same instant, written once.
+            "scheduled_at": (
+                created_at if call.scheduled_at == call.created_at else to_iso(call.scheduled_at)
+            ),
             "scheduling_reason": call.scheduling_reason,
-            "created_at": to_iso(call.created_at),
+            "created_at": created_at,
         },
         "campaign": {"id": campaign.id, "name": campaign.name, "status": campaign.status.value},
     }
