@@ -105,7 +105,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
         sender = BulkSender(settings.kafka, "ingest")
         await sender.start()
         catalog = CatalogStore(redis)
-        publisher = CallRequestPublisher(broker, sender)
+        publisher = CallRequestPublisher(broker, sender, linger=settings.handoff_linger_ms / 1000)
         publisher.start()
         app[RUNTIME] = Runtime(
             catalog=catalog,

@@ -19,6 +19,9 @@ class IngestSettings(BaseSettings):
     # How long the call path may reuse a campaign it read (0: read it on every request). A call
     # is stored only if the campaign is still the version it was checked against.
     campaign_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    # How long accepted requests may gather before they go to the broker as one lot (0: at
+    # once). Fewer, fuller batches cost the process less per request; the answer never waits.
+    handoff_linger_ms: float = Field(default=10.0, ge=0, le=1000)
     allow_private_webhook_targets: bool = Field(
         default=False, validation_alias="WEBHOOK_ALLOW_PRIVATE_TARGETS"
     )

@@ -31,10 +31,13 @@ class CallRequestPublisher:
     """Requests go through a plain producer, fed by one task (the hot path: no per-message
     middleware and no wait per request); the rarer call events through the service's broker."""
 
-    def __init__(self, broker: KafkaBroker, sender: BulkSender, backlog: int = 100_000) -> None:
+    def __init__(
+        self, broker: KafkaBroker, sender: BulkSender, backlog: int = 100_000, linger: float = 0.0
+    ) -> None:
         self._broker = broker
         self._sender = sender
         self._backlog = backlog
+        self._linger = linger  # seconds a lot may gather before it is handed over
         self._waiting: deque[tuple[bytes, bytes]] = deque()
         self._wake = asyncio.Event()
         self._feeder: asyncio.Task[None] | None = None
@@ -81,6 +84,10 @@ class CallRequestPublisher:
     async def _feed(self) -> None:
         while True:
             await self._wake.wait()
+            if self._linger and len(self._waiting) < _BATCH:
+                # Fuller lots: the producer's cost is mostly per batch and per request, and
+                # the caller has its answer already.
+                await asyncio.sleep(self._linger)
             self._wake.clear()
             await self._send_waiting()
 

@@ -52,8 +52,8 @@ def _request(call_id: str, to: str = "+12125550123") -> Call:
     )
 
 
-def _publisher(sender: Sender, backlog: int = 100) -> CallRequestPublisher:
-    return CallRequestPublisher(cast(KafkaBroker, None), cast(BulkSender, sender), backlog)
+def _publisher(sender: Sender, backlog: int = 100, linger: float = 0.0) -> CallRequestPublisher:
+    return CallRequestPublisher(cast(KafkaBroker, None), cast(BulkSender, sender), backlog, linger)
 
 
 def _ids(sender: Sender) -> list[str | None]:
@@ -125,6 +125,23 @@ async def test_what_waits_goes_over_in_one_lot() -> None:
     await publisher.stop()
     assert _ids(sender) == [f"call-{i}" for i in range(5)]
     assert sender.lots == [1, 4]
+
+
+async def test_requests_handed_on_within_the_linger_go_over_as_one_lot() -> None:
+    sender = Sender()
+    publisher = _publisher(sender, linger=0.5)
+    publisher.start()
+    for i in range(5):
+        publisher.hand_on(_request(f"call-{i}", f"+1212555010{i}"))
+        await asyncio.sleep(0)  # one loop turn each: without the linger, a lot per turn
+
+    async def all_sent() -> bool:
+        return len(sender.sent) == 5
+
+    await wait_until(all_sent, within=5)
+    await publisher.stop()
+    assert sender.lots == [5]
+    assert _ids(sender) == [f"call-{i}" for i in range(5)]
 
 
 async def test_past_the_backlog_requests_are_left_to_the_scheduler() -> None:
