@@ -67,11 +67,13 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             {"success": False, "message": "The request body is too large.", "code": "TOO_LARGE"},
             status=413,
         )
-    except web.HTTPMethodNotAllowed:
-        return json_response(
+    except web.HTTPMethodNotAllowed as exc:
+        response = json_response(
             {"success": False, "message": "Method not allowed.", "code": "METHOD_NOT_ALLOWED"},
             status=405,
         )
+        response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except web.HTTPNotFound:
         return json_response(
             {"success": False, "message": "Not found.", "code": "NOT_FOUND"}, status=404

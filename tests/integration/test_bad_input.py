@@ -86,6 +86,10 @@ CASES: list[tuple[str, str, bytes, str, int]] = [
     ("POST", "/campaigns/{campaign}/calls/batch", b'{"calls": []}', "application/json", 422),
     ("DELETE", "/campaigns/{campaign}/calls/missing", b"", "application/json", 404),
     ("GET", "/campaigns?page=0", b"", "application/json", 422),
+    ("GET", "/nowhere", b"", "application/json", 404),
+    ("POST", "/campaigns/{campaign}/nowhere", b"{}", "application/json", 404),
+    ("PATCH", "/campaigns/{campaign}", b"{}", "application/json", 405),
+    ("POST", "/agents/missing", b"{}", "application/json", 405),
     (
         "POST",
         "/campaigns/{campaign}/call",
@@ -121,6 +125,36 @@ async def test_refused_requests_answer_the_documented_body_and_change_nothing(
     body = orjson.loads(await response.read())
     assert response.status == status, body
     assert _is_error_body(body, status), body
+    assert await snapshot(redis) == before
+
+
+async def test_a_route_that_does_not_take_the_method_names_those_it_takes(
+    ingest: IngestClient,
+) -> None:
+    response = await ingest.client.request("PATCH", "/api/v1/agents", headers=AUTH)
+    assert response.status == 405
+    assert orjson.loads(await response.read())["code"] == "METHOD_NOT_ALLOWED"
+    assert set(response.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
+
+
+async def test_requests_no_route_takes_need_a_token_under_the_api_and_none_elsewhere(
+    ingest: IngestClient,
+) -> None:
+    response = await ingest.client.get("/api/v1/nowhere")
+    assert response.status == 401
+    response = await ingest.client.get("/nowhere")
+    body = orjson.loads(await response.read())
+    assert (response.status, body["code"]) == (404, "NOT_FOUND")
+
+
+async def test_a_request_no_route_takes_changes_nothing_even_with_an_idempotency_key(
+    ingest: IngestClient, redis: Redis
+) -> None:
+    before = await snapshot(redis)
+    response = await ingest.client.post(
+        "/api/v1/nowhere", json={}, headers={**AUTH, "Idempotency-Key": "k-1"}
+    )
+    assert response.status == 404
     assert await snapshot(redis) == before
 
 
