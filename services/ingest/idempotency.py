@@ -220,13 +220,9 @@ def key_in_progress() -> ApiError:
 
 
 def applies(request: web.Request) -> bool:
-    """Whether the extension covers an authenticated request: a POST with the header, to a
-    route that exists (a 404 or 405 has nothing to run twice)."""
-    return (
-        request.method == hdrs.METH_POST
-        and HEADER in request.headers
-        and request.match_info.http_exception is None
-    )
+    """Whether the extension covers an authenticated request to a route: a POST with the
+    header."""
+    return request.method == hdrs.METH_POST and HEADER in request.headers
 
 
 async def answer_once(request: web.Request, handler: Handler) -> web.StreamResponse:

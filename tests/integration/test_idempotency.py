@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from services.ingest.app import create_app
+from services.ingest.app import api_route, create_app
 from services.ingest.idempotency import (
     HEADER,
     KEEP_MS,
@@ -83,9 +83,9 @@ async def api(kafka_server: KafkaServer, redis_server: RedisServer) -> AsyncIter
     )
     app = create_app(settings)
     probe = Probe()
-    app.router.add_post("/api/v1/probe/boom", probe.boom)
-    app.router.add_post("/api/v1/probe/busy", probe.busy)
-    app.router.add_post("/api/v1/probe/slow", probe.slow)
+    app.router.add_post("/api/v1/probe/boom", api_route(probe.boom))
+    app.router.add_post("/api/v1/probe/busy", api_route(probe.busy))
+    app.router.add_post("/api/v1/probe/slow", api_route(probe.slow))
     async with TestClient(TestServer(app)) as client:
         yield Api(client, probe)
 
