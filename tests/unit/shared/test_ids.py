@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections import Counter
 
 import pytest
 
@@ -33,33 +34,50 @@ def test_the_alphabet_is_62_distinct_characters() -> None:
 
 
 @pytest.mark.parametrize("bits", [0, 1, 2**64, 2**128 - 1])
-def test_every_128_bit_number_is_written_in_full_and_reads_back(
-    monkeypatch: pytest.MonkeyPatch, bits: int
+def test_every_128_bit_number_is_written_in_full_and_reads_back(bits: int) -> None:
+    written = ids.encode(bits)
+
+    assert len(written) == ids.LENGTH
+    assert _as_number(written) == bits
+
+
+def test_every_character_is_equally_likely() -> None:
+    counts = Counter("".join(ids.new_id() for _ in range(20_000)))
+    expected = 20_000 * ids.LENGTH / 62
+    # Each count is binomial with a standard deviation of about 83: six of them is far off.
+    assert set(counts) == set(ids.ALPHABET)
+    assert all(abs(count - expected) < 6 * 83 for count in counts.values()), counts
+
+
+def test_each_byte_below_248_is_one_character_and_the_others_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ids._random, "next", lambda: bits)
+    pattern = bytes([0, 1, 248, 61, 255, 62, 123, 124, 185, 186, 247, 250])
+    monkeypatch.setattr(os, "urandom", lambda size: (pattern * size)[:size])
+    ids._random.forget()
 
     made = ids.new_id()
 
-    assert len(made) == ids.LENGTH
-    assert _as_number(made) == bits
+    # 248, 255 and 250 are dropped; 61, 123, 185 and 247 are z; 62, 124 and 186 are 0.
+    assert made == ("01z0z0z0z" * 3)[:22]
 
 
-def test_the_random_bits_come_from_urandom_a_buffer_at_a_time(
+def test_the_random_bytes_come_from_urandom_a_buffer_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reads: list[int] = []
-    counter = iter(range(1, 10_000))
+    real = os.urandom
 
     def urandom(size: int) -> bytes:
         reads.append(size)
-        return b"".join(next(counter).to_bytes(16, "big") for _ in range(size // 16))
+        return real(size)
 
     monkeypatch.setattr(os, "urandom", urandom)
     ids._random.forget()
-    made = [_as_number(ids.new_id()) for _ in range(300)]
+    made = {ids.new_id() for _ in range(300)}
 
-    assert made == list(range(1, 301))
-    assert reads == [4096, 4096]
+    assert len(made) == 300
+    assert reads == [4096, 4096]  # some 170 ids per read
 
 
 def test_a_forked_child_never_repeats_its_parents_ids() -> None:
