@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    SkipValidation,
     StrictInt,
     ValidationInfo,
     field_validator,
@@ -217,8 +218,10 @@ class Call(BaseModel):
     environment_id: str
     to: str
     status: CallStatus = CallStatus.QUEUED
-    payload: dict[str, Any] = Field(default_factory=dict)
-    context: dict[str, Any] = Field(default_factory=dict)
+    # Checked where they enter (the API's request, the topic's event); a call is only ever
+    # built from those or from what the store kept of them, so not copied and checked again.
+    payload: SkipValidation[dict[str, Any]] = Field(default_factory=dict)
+    context: SkipValidation[dict[str, Any]] = Field(default_factory=dict)
     is_testing: bool = False
     allow_duplicates: bool = False
     attempt: int = 0

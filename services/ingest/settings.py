@@ -21,7 +21,7 @@ class IngestSettings(BaseSettings):
     campaign_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     # How long accepted requests may gather before they go to the broker as one lot (0: at
     # once). Fewer, fuller batches cost the process less per request; the answer never waits.
-    handoff_linger_ms: float = Field(default=10.0, ge=0, le=1000)
+    handoff_linger_ms: float = Field(default=20.0, ge=0, le=1000)
     allow_private_webhook_targets: bool = Field(
         default=False, validation_alias="WEBHOOK_ALLOW_PRIVATE_TARGETS"
     )
