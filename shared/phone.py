@@ -134,12 +134,6 @@ class _Region:
             self._by_length[length] = kinds
         return kinds is not None and kinds.fullmatch(nsn) is not None
 
-    def claims(self, nsn: str) -> bool:
-        """Whether a number of a shared calling code belongs to this region."""
-        if self.leading_digits is not None:
-            return self.leading_digits.match(nsn) is not None
-        return self.knows(nsn)
-
 
 @dataclass(frozen=True, slots=True)
 class _CallingCode:
@@ -195,7 +189,10 @@ def _canonical_is_valid(raw: str) -> bool | None:
     if rules.only is not None:
         return rules.only.knows(nsn)
     for region, own_code in rules.shared:
-        if region.claims(nsn):
+        if region.leading_digits is None:  # a region without leading digits claims what it knows
+            if region.knows(nsn):
+                return own_code
+        elif region.leading_digits.match(nsn) is not None:
             return own_code and region.knows(nsn)
     return False
 
