@@ -122,7 +122,10 @@ class AutoPipelineRedis(Redis):
 
     async def run_script(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """EVALSHA of a loaded script, the shortest way (a script's reply has no parser)."""
-        packed = _pack(("EVALSHA", sha, len(keys), *keys, *args))
+        try:
+            packed: bytes = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
         return await self._queue(packed, _Waiting(_future(), None, _NO_OPTIONS, False))
 
     def _queue(self, packed: bytes, waiting: _Waiting) -> asyncio.Future[Any]:
@@ -238,8 +241,11 @@ class _Link(asyncio.Protocol):
             options["errors"] = encoder.encoding_errors
         self._reader = hiredis.Reader(**options)
         self._waiting: deque[_Waiting] = deque()
-        # (when written, commands of that write still unanswered), oldest first
-        self._writes: deque[list[float]] = deque()
+        # Commands written and answered on this connection so far, and for each write not
+        # wholly answered yet (oldest first): when it went and the written count after it.
+        self._written = 0
+        self._answered = 0
+        self._writes: deque[tuple[float, int]] = deque()
         self._timeout: float | None = connection.socket_timeout
         self._watch: asyncio.TimerHandle | None = None
         # The connection's stream reader has nothing buffered after the greeting; from here
@@ -251,7 +257,8 @@ class _Link(asyncio.Protocol):
 
     def send(self, queued: list[Queued]) -> None:
         self._waiting.extend([waiting for _, waiting in queued])
-        self._writes.append([self.loop.time(), len(queued)])
+        self._written += len(queued)
+        self._writes.append((self.loop.time(), self._written))
         self._transport.write(b"".join([packed for packed, _ in queued]))
         if self._watch is None and self._timeout is not None:
             self._watch = self.loop.call_later(self._timeout, self._check_replies)
@@ -260,19 +267,25 @@ class _Link(asyncio.Protocol):
         reader = self._reader
         reader.feed(data)
         waiting = self._waiting
-        writes = self._writes
         settle = self._client._settle
+        answered = 0
         while waiting:
             entry = waiting[0]
             reply = reader.gets(False) if entry.raw else reader.gets()
             if reply is _NOT_ENOUGH_DATA:
-                return
+                break
             waiting.popleft()
-            head = writes[0]
-            head[1] -= 1
-            if not head[1]:
-                writes.popleft()
-            settle(entry, reply)
+            answered += 1
+            future = entry.future
+            if entry.callback is None and not isinstance(reply, ResponseError):
+                if not future.done():  # a caller that gave up is not answered
+                    future.set_result(reply)
+            else:
+                settle(entry, reply)
+        self._answered += answered
+        writes = self._writes
+        while writes and writes[0][1] <= self._answered:
+            writes.popleft()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._break(RedisConnectionError(f"connection to Redis lost: {exc or 'closed by Redis'}"))
