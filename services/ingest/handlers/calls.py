@@ -173,19 +173,17 @@ async def _store_against(runtime: Runtime, campaign: Campaign, body: Any, curren
 
 
 def _created_body(call: Call, campaign: Campaign) -> dict[str, Any]:
-    created_at = to_iso(call.created_at)
+    # The instants are UTC (the clock's and the rules' own), so the JSON writer gives them in
+    # the API's form without a `to_iso` each.
     return {
         "campaign_call": {
             "id": call.id,
             "campaign_id": call.campaign_id,
             "to": call.to,
             "status": call.status.value,
-            # Most calls may ring at once: the same instant, written once.
-            "scheduled_at": (
-                created_at if call.scheduled_at == call.created_at else to_iso(call.scheduled_at)
-            ),
+            "scheduled_at": call.scheduled_at,
             "scheduling_reason": call.scheduling_reason,
-            "created_at": created_at,
+            "created_at": call.created_at,
         },
         "campaign": {"id": campaign.id, "name": campaign.name, "status": campaign.status.value},
     }

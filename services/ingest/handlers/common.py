@@ -17,7 +17,12 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    """`body` as JSON; a UTC datetime in it is written as `to_iso` writes it (RFC 3339, `Z`)."""
+    return web.Response(
+        body=orjson.dumps(body, option=orjson.OPT_UTC_Z),
+        status=status,
+        content_type="application/json",
+    )
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
