@@ -15,7 +15,7 @@ from shared.dnc_redis import DncStore
 from shared.state_redis import CallStore, CatalogStore
 
 if TYPE_CHECKING:
-    # The middleware module reads this module's keys; import its store for typing only.
+    # The Idempotency-Key module reads this module's keys; import its store for typing only.
     from services.ingest.idempotency import IdempotencyStore
 
 
@@ -36,5 +36,6 @@ class Runtime:
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
-# The environment the bearer token belongs to, set by the auth middleware.
+# The environment the bearer token belongs to, set by each API route's token check
+# (`app.api_route`).
 ENVIRONMENT: web.RequestKey[str] = web.RequestKey("environment_id", str)
