@@ -252,7 +252,7 @@ class DncStore:
                 keys.dnc_list(environment_id, scope or "environment"),
                 keys.number_cooldown(environment_id, number),
             ],
-            args=[scope or "", to_us(now), number],
+            args=[scope or "", str(to_us(now)), number],
         )
         entry = entry_from_json(raw_entry) if raw_entry else None
         return entry, rest_until(raw_until, now)

@@ -68,6 +68,7 @@ _NOT_ENOUGH_DATA = object()
 
 
 _NO_OPTIONS: dict[str, Any] = {}
+_COUNTS = tuple(str(count) for count in range(32))  # key counts as text: cheaper to encode
 
 
 class _Waiting:
@@ -123,7 +124,8 @@ class AutoPipelineRedis(Redis):
     async def run_script(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """EVALSHA of a loaded script, the shortest way (a script's reply has no parser)."""
         try:
-            packed: bytes = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
+            count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
+            packed: bytes = hiredis.pack_command(("EVALSHA", sha, count, *keys, *args))
         except TypeError as exc:
             raise DataError(str(exc)) from exc
         return await self._queue(packed, _Waiting(_future(), None, _NO_OPTIONS, False))

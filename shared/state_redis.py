@@ -330,7 +330,8 @@ class CallStore:
         With `campaign_version` (the campaign's stored `updated_at` when the call was checked
         against it), nothing is stored if the campaign changed since: `campaign_changed`."""
         now_ms = to_ms(now or call.created_at)
-        created_us = to_us(call.created_at)
+        # Numbers go as text: hiredis writes an int argument at about twice the cost.
+        created_us = str(to_us(call.created_at))
         if call.campaign_id not in self._indexed:
             # Before the call is stored: the sweeper must find its campaign, whatever happens.
             await self._redis.sadd(keys.campaigns_with_handoffs(), call.campaign_id)
@@ -343,19 +344,21 @@ class CallStore:
                 call.id,
                 call.to,
                 "0" if call.allow_duplicates else "1",
-                now_ms,
-                now_ms + reservation_ttl_ms,
+                str(now_ms),
+                str(now_ms + reservation_ttl_ms),
                 "1" if call.is_testing else "0",
                 _call_body(call),
                 campaign_version or "",
                 # The call hash's values, in ACCEPT_CALL's order (its header names them).
                 call.environment_id,
                 call.status.value,
-                call.attempt,
-                created_us if call.scheduled_at == call.created_at else to_us(call.scheduled_at),
+                str(call.attempt),
+                created_us
+                if call.scheduled_at == call.created_at
+                else str(to_us(call.scheduled_at)),
                 call.scheduling_reason,
                 created_us,
-                created_us if call.updated_at == call.created_at else to_us(call.updated_at),
+                created_us if call.updated_at == call.created_at else str(to_us(call.updated_at)),
             ],
         )
         outcome = result[0]

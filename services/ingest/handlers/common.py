@@ -27,7 +27,9 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 async def read_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 422 under `body`."""
-    if request.content_type != "application/json":
+    # Most clients send the bare type: compared as sent before aiohttp parses the header.
+    sent = request.headers.get("Content-Type")
+    if sent != "application/json" and request.content_type != "application/json":
         raise Invalid({"body": ["The request body must be JSON (Content-Type: application/json)."]})
     raw = await request.read()
     try:
