@@ -21,6 +21,7 @@ than the round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -168,7 +169,8 @@ class AutoPipelineRedis(Redis):
     async def _open_link(self) -> _Link:
         old, self._link = self._link, None
         if old is not None:
-            await old.close()
+            with contextlib.suppress(Exception):  # it is gone either way
+                await old.close()
         # A connection made and greeted (AUTH, SELECT, ...) exactly as the pool would make it.
         pool = self.connection_pool
         connection = pool.connection_class(**pool.connection_kwargs)
@@ -230,6 +232,7 @@ class _Link(asyncio.Protocol):
     def __init__(self, connection: AbstractConnection, client: AutoPipelineRedis) -> None:
         self.loop = asyncio.get_running_loop()
         self.open = True
+        self._error: Exception = RedisConnectionError("connection to Redis closed")
         self._connection = connection
         self._client = client
         options: dict[str, Any] = {
@@ -258,6 +261,10 @@ class _Link(asyncio.Protocol):
         self._transport.set_protocol(self)
 
     def send(self, queued: list[Queued]) -> None:
+        if not self.open:  # broke while this turn waited for it: nothing would answer
+            for _, waiting in queued:
+                _fail(waiting.future, self._error)
+            return
         self._waiting.extend([waiting for _, waiting in queued])
         self._written += len(queued)
         self._writes.append((self.loop.time(), self._written))
@@ -305,6 +312,7 @@ class _Link(asyncio.Protocol):
 
     def _break(self, error: Exception) -> None:
         self.open = False
+        self._error = error
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None

@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection, _Link
+from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection, _Link, _Waiting
 from shared.settings import RedisSettings
 from shared.state_redis import create_redis
 from tests.conftest import RedisServer
@@ -182,3 +182,19 @@ async def test_after_redis_drops_the_shared_connection_the_next_turn_opens_anoth
         assert await client.client_id() != first
     finally:
         await admin.aclose()
+
+
+async def test_a_turn_that_reaches_a_connection_after_it_broke_fails_at_once(
+    client: AutoPipelineRedis,
+) -> None:
+    await client.ping()
+    link = client._link
+    assert link is not None
+    link.connection_lost(None)  # as the loop reports a connection Redis closed
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    link.send([(b"*1\r\n$4\r\nPING\r\n", _Waiting(future, None, {}, False))])
+
+    with pytest.raises(RedisConnectionError):
+        await asyncio.wait_for(future, 1)
+    assert await client.ping() is True  # the next turn opens another connection
