@@ -25,7 +25,7 @@ import contextlib
 import inspect
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 from redis.asyncio import Redis
@@ -124,11 +124,8 @@ class AutoPipelineRedis(Redis):
 
     async def run_script(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """EVALSHA of a loaded script, the shortest way (a script's reply has no parser)."""
-        try:
-            count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
-            packed: bytes = hiredis.pack_command(("EVALSHA", sha, count, *keys, *args))
-        except TypeError as exc:
-            raise DataError(str(exc)) from exc
+        count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
+        packed = _encode(("EVALSHA", sha, count, *keys, *args))
         return await self._queue(packed, _Waiting(_future(), None, _NO_OPTIONS, False))
 
     def _queue(self, packed: bytes, waiting: _Waiting) -> asyncio.Future[Any]:
@@ -183,7 +180,8 @@ class AutoPipelineRedis(Redis):
         return self._link
 
     def _settle(self, waiting: _Waiting, reply: Any) -> None:
-        """Answers a caller as `Redis.parse_response` would have parsed its reply."""
+        """Answers a caller whose reply is an error or has a parser, as `Redis.parse_response`
+        would have (a plain reply is handed over by the read loop itself)."""
         options = waiting.options
         if isinstance(reply, ResponseError):
             if EMPTY_RESPONSE in options:
@@ -192,9 +190,7 @@ class AutoPipelineRedis(Redis):
                 _fail(waiting.future, reply)
             return
         callback = waiting.callback
-        if callback is None:
-            _succeed(waiting.future, reply)
-            return
+        assert callback is not None, "the read loop answers plain replies"
         if EMPTY_RESPONSE in options:
             options = {name: value for name, value in options.items() if name != EMPTY_RESPONSE}
         try:
@@ -334,8 +330,13 @@ def _pack(args: tuple[Any, ...]) -> bytes:
             args = (*name.split(), *args[1:])
     elif b" " in name:
         args = (*name.split(), *args[1:])
+    return _encode(args)
+
+
+def _encode(words: tuple[Any, ...]) -> bytes:
+    """One command in RESP, by hiredis; an argument it cannot encode is redis-py's DataError."""
     try:
-        packed: bytes = hiredis.pack_command(args)
+        packed: bytes = hiredis.pack_command(words)
     except TypeError as exc:
         raise DataError(str(exc)) from exc
     return packed
@@ -352,19 +353,15 @@ class _Script(AsyncScript):
     """A registered script whose plain calls go straight to `execute_command` (and so into the
     turn's pipeline); calls on an explicit pipeline take redis-py's own path."""
 
-    def __init__(self, client: AutoPipelineRedis, script: str | bytes) -> None:
-        super().__init__(client, script)
-        self._client = client
-
     async def __call__(
         self,
         keys: Any = None,
         args: Any = None,
         client: Any = None,
     ) -> Any:
-        if client is not None and client is not self._client:
+        redis = cast(AutoPipelineRedis, self.registered_client)  # `register_script` made it
+        if client is not None and client is not redis:
             return await super().__call__(keys, args, client)
-        redis = self._client
         keys = keys or ()
         args = args or ()
         try:

@@ -147,14 +147,22 @@ async def test_requests_no_route_takes_need_a_token_under_the_api_and_none_elsew
     assert (response.status, body["code"]) == (404, "NOT_FOUND")
 
 
-async def test_a_request_no_route_takes_changes_nothing_even_with_an_idempotency_key(
+async def _claims_made(redis: Redis) -> int:
+    """How many SETs Redis has run: an Idempotency-Key is claimed with one."""
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_set", {}).get("calls", 0))
+
+
+async def test_an_idempotency_key_on_a_request_no_route_takes_is_never_claimed(
     ingest: IngestClient, redis: Redis
 ) -> None:
     before = await snapshot(redis)
+    claims = await _claims_made(redis)
     response = await ingest.client.post(
         "/api/v1/nowhere", json={}, headers={**AUTH, "Idempotency-Key": "k-1"}
     )
     assert response.status == 404
+    assert await _claims_made(redis) == claims
     assert await snapshot(redis) == before
 
 
