@@ -28,13 +28,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import hiredis
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.settings import RedisSettings
 
 # Commands that hold or change the connection they run on, and so never share one.
 _DIRECT = frozenset(
@@ -396,3 +398,18 @@ class HiredisPackingConnection(Connection):
         """The whole pipeline as one buffer (redis-py's version cuts it into chunks, a copy
         the socket write does not need)."""
         return [b"".join([_pack(tuple(command)) for command in commands])]
+
+
+def create_redis(settings: RedisSettings) -> Redis:
+    """A client whose pool makes callers wait for a free connection instead of failing, and
+    which sends the commands of one event-loop turn together (see `shared.redis_client`)."""
+    pool = BlockingConnectionPool.from_url(
+        settings.url,
+        decode_responses=True,
+        max_connections=settings.max_connections,
+        timeout=10,
+        # Plain TCP only: a `rediss://` or `unix://` URL names its own connection class.
+        connection_class=HiredisPackingConnection,
+    )
+    # The client owns its pool: closing the client disconnects every pooled connection.
+    return AutoPipelineRedis.from_pool(pool)

@@ -9,30 +9,13 @@ from functools import cached_property
 from typing import Any, Literal, cast
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from shared import keys, redis_scripts
 from shared.clock import from_us, to_iso, to_ms, to_us
 from shared.deliveries_redis import DeliveryStore
 from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Webhook
-from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection
-from shared.settings import RedisSettings
-
-
-def create_redis(settings: RedisSettings) -> Redis:
-    """A client whose pool makes callers wait for a free connection instead of failing, and
-    which sends the commands of one event-loop turn together (see `shared.redis_client`)."""
-    pool = BlockingConnectionPool.from_url(
-        settings.url,
-        decode_responses=True,
-        max_connections=settings.max_connections,
-        timeout=10,
-        # Plain TCP only: a `rediss://` or `unix://` URL names its own connection class.
-        connection_class=HiredisPackingConnection,
-    )
-    # The client owns its pool: closing the client disconnects every pooled connection.
-    return AutoPipelineRedis.from_pool(pool)
 
 
 @dataclass(frozen=True, slots=True)

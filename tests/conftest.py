@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 
 from devstack.processes import Managed, broker_command, free_port, redis_command, wait_for_port
 from shared.bus import ensure_topics
+from shared.redis_client import create_redis
 from shared.settings import KafkaSettings, RedisSettings
-from shared.state_redis import create_redis
 
 
 @dataclass

@@ -17,7 +17,8 @@ from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.limits_redis import DialLimits
-from shared.state_redis import CallStore, CatalogStore, create_redis
+from shared.redis_client import create_redis
+from shared.state_redis import CallStore, CatalogStore
 from shared.topics import CALLS_DUE
 
 

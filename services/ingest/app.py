@@ -26,7 +26,8 @@ from shared.bus import BulkSender, create_broker
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.phone import warm_up
-from shared.state_redis import CallStore, CatalogStore, create_redis
+from shared.redis_client import create_redis
+from shared.state_redis import CallStore, CatalogStore
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

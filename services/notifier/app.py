@@ -19,7 +19,8 @@ from services.notifier.settings import NotifierSettings
 from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.deliveries_redis import DeliveryStore
-from shared.state_redis import CallStore, CatalogStore, create_redis
+from shared.redis_client import create_redis
+from shared.state_redis import CallStore, CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
 
 

@@ -18,7 +18,8 @@ from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.limits_redis import DialLimits, NumberCooldowns
 from shared.phone import warm_up
-from shared.state_redis import CallStore, CatalogStore, create_redis
+from shared.redis_client import create_redis
+from shared.state_redis import CallStore, CatalogStore
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
 
 

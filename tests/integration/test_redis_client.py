@@ -12,9 +12,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.redis_client import AutoPipelineRedis, HiredisPackingConnection, _Link, _Waiting
+from shared.redis_client import (
+    AutoPipelineRedis,
+    HiredisPackingConnection,
+    _Link,
+    _Waiting,
+    create_redis,
+)
 from shared.settings import RedisSettings
-from shared.state_redis import create_redis
 from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.integration
