@@ -13,6 +13,14 @@ unchanged.
 Commands that block or change the connection's state go through the pool, as do explicit
 pipelines and transactions (they need a connection of their own).
 
+On a Redis Cluster (`create_redis` asks the server named by the URL whether it is one) the
+same batching runs per node: `AutoPipelineCluster` is redis-py's `RedisCluster` (its topology,
+slot map and node addresses) whose keyed commands are routed by hash slot and written, one
+turn's worth per node, on one shared connection per node. A reply of `MOVED` updates redis-py's
+slot map and sends the command again to the new owner; `ASK` sends it once to the importing
+node after `ASKING`; `TRYAGAIN` and `CLUSTERDOWN` wait a moment and try again. Commands without
+a key (or with keys the command table cannot place) take redis-py's own cluster path.
+
 `HiredisPackingConnection` encodes commands with hiredis's C encoder; redis-py's asyncio
 connection does it in Python, which for a script call with a few dozen arguments costs more
 than the round trip.
@@ -23,17 +31,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, Final, Protocol, cast
 
 import hiredis
+from redis import Redis as SyncRedis
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    DataError,
+    InvalidResponse,
+    MovedError,
+    NoScriptError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.settings import RedisSettings
@@ -93,6 +114,41 @@ class _Waiting:
 
 
 Queued = tuple[bytes, _Waiting]
+
+
+def _answer(waiting: _Waiting, reply: Any, held: set[asyncio.Task[Any]]) -> None:
+    """Answers a caller whose reply is an error or has a parser, as `Redis.parse_response`
+    would have (a plain reply is handed over by the read loop itself)."""
+    options = waiting.options
+    if isinstance(reply, ResponseError):
+        if EMPTY_RESPONSE in options:
+            _succeed(waiting.future, options[EMPTY_RESPONSE])
+        else:
+            _fail(waiting.future, reply)
+        return
+    callback = waiting.callback
+    assert callback is not None, "the read loop answers plain replies"
+    if EMPTY_RESPONSE in options:
+        options = {name: value for name, value in options.items() if name != EMPTY_RESPONSE}
+    try:
+        parsed = callback(reply, **options)
+    except Exception as exc:
+        _fail(waiting.future, exc)
+        return
+    if inspect.isawaitable(parsed):
+        task = asyncio.ensure_future(_settle_later(waiting.future, parsed))
+        held.add(task)
+        task.add_done_callback(held.discard)
+    else:
+        _succeed(waiting.future, parsed)
+
+
+class _Client(Protocol):
+    """What a shared connection reports to the client that opened it."""
+
+    def _settle(self, waiting: _Waiting, reply: Any) -> None: ...
+
+    def _lost(self) -> None: ...
 
 
 class AutoPipelineRedis(Redis):
@@ -182,30 +238,10 @@ class AutoPipelineRedis(Redis):
         return self._link
 
     def _settle(self, waiting: _Waiting, reply: Any) -> None:
-        """Answers a caller whose reply is an error or has a parser, as `Redis.parse_response`
-        would have (a plain reply is handed over by the read loop itself)."""
-        options = waiting.options
-        if isinstance(reply, ResponseError):
-            if EMPTY_RESPONSE in options:
-                _succeed(waiting.future, options[EMPTY_RESPONSE])
-            else:
-                _fail(waiting.future, reply)
-            return
-        callback = waiting.callback
-        assert callback is not None, "the read loop answers plain replies"
-        if EMPTY_RESPONSE in options:
-            options = {name: value for name, value in options.items() if name != EMPTY_RESPONSE}
-        try:
-            parsed = callback(reply, **options)
-        except Exception as exc:
-            _fail(waiting.future, exc)
-            return
-        if inspect.isawaitable(parsed):
-            task = asyncio.ensure_future(_settle_later(waiting.future, parsed))
-            self._held.add(task)
-            task.add_done_callback(self._held.discard)
-        else:
-            _succeed(waiting.future, parsed)
+        _answer(waiting, reply, self._held)
+
+    def _lost(self) -> None:
+        """The shared connection broke; the next turn opens another."""
 
     def register_script(self, script: str | bytes) -> AsyncScript:  # type: ignore[override]
         return _Script(self, script)
@@ -227,7 +263,7 @@ class _Link(asyncio.Protocol):
     socket timeout, every caller still waiting gets a timeout error and the connection is
     dropped (replies may still be on their way on it); the next turn opens another."""
 
-    def __init__(self, connection: AbstractConnection, client: AutoPipelineRedis) -> None:
+    def __init__(self, connection: AbstractConnection, client: _Client) -> None:
         self.loop = asyncio.get_running_loop()
         self.open = True
         self._error: Exception = RedisConnectionError("connection to Redis closed")
@@ -309,6 +345,8 @@ class _Link(asyncio.Protocol):
             self._watch = self.loop.call_at(due, self._check_replies)
 
     def _break(self, error: Exception) -> None:
+        if self.open:
+            self._client._lost()
         self.open = False
         self._error = error
         if self._watch is not None:
@@ -320,6 +358,7 @@ class _Link(asyncio.Protocol):
             _fail(entry.future, error)
 
     async def close(self) -> None:
+        self.open = False  # closed on purpose: not a loss to report
         self._break(RedisConnectionError("the client was closed"))
         await self._connection.disconnect(nowait=True)
 
@@ -351,6 +390,241 @@ async def _settle_later(future: asyncio.Future[Any], parsed: Any) -> None:
         _fail(future, exc)
 
 
+class _Routed(_Waiting):
+    """A command waiting on a cluster node: what to send again should the node redirect it."""
+
+    __slots__ = ("packed", "redirects", "slot")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Any],
+        callback: Callable[..., Any] | None,
+        options: dict[str, Any],
+        raw: bool,
+        packed: bytes,
+        slot: int,
+    ) -> None:
+        super().__init__(future, callback, options, raw)
+        self.packed = packed
+        self.slot = slot
+        self.redirects = 0
+
+
+# Where a command's keys are, from the server's command table: (first, last, step), `last`
+# negative counting from the end; None sends the command down redis-py's own cluster path.
+_KeySpan = tuple[int, int, int] | None
+_UNPLACED: Final = (0, 0, 0)
+_ASKING: Final = _encode(("ASKING",))
+# Redirections one command may follow, as many as redis-py's own cluster client allows.
+_MAX_REDIRECTS: Final = RedisCluster.RedisClusterRequestTTL
+
+
+class AutoPipelineCluster(RedisCluster):
+    """`RedisCluster` whose keyed commands, issued in the same loop turn, share one write per
+    node on one connection per node.
+
+    The topology, the slot map and the node addresses are redis-py's (`nodes_manager`); a
+    command goes to the primary that owns its first key's slot. Every key of a command must
+    share that slot (hash tags), as Redis Cluster itself requires; a multi-key command whose
+    keys span slots takes redis-py's path, which splits it by slot where the command allows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._queued: list[_Routed] = []
+        self._links: dict[str, _Link] = {}
+        self._linking: dict[str, asyncio.Task[_Link]] = {}
+        self._held: set[asyncio.Task[Any]] = set()
+        # command name as given -> (where its keys are, reply parser or None)
+        self._routes: dict[Any, tuple[_KeySpan, Callable[..., Any] | None]] = {}
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        command = args[0]
+        route = self._routes.get(command)
+        if route is None:
+            if self._initialize:
+                await self.initialize()
+            route = self._routes[command] = (
+                self._key_span(command),
+                self.response_callbacks.get(command),
+            )
+        span, callback = route
+        if span is None or "target_nodes" in options or len(args) <= span[0]:
+            return await super().execute_command(*args, **options)
+        first, last, step = span
+        slot = self.keyslot(args[first])
+        if last != first:
+            end = len(args) + last + 1 if last < 0 else last + 1
+            if any(self.keyslot(key) != slot for key in args[first + step : end : step]):
+                return await super().execute_command(*args, **options)
+        raw = False
+        if options:
+            options.pop("keys", None)
+            raw = options.pop(NEVER_DECODE, None) is not None
+        return await self._queue(_Routed(_future(), callback, options, raw, _pack(args), slot))
+
+    async def run_script(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """EVALSHA of a loaded script on the node that owns its keys' slot."""
+        if not keys:
+            raise DataError("a script call on a cluster needs a key to route by")
+        count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
+        packed = _encode(("EVALSHA", sha, count, *keys, *args))
+        return await self._queue(
+            _Routed(_future(), None, _NO_OPTIONS, False, packed, self.keyslot(keys[0]))
+        )
+
+    def _key_span(self, command: Any) -> _KeySpan:
+        name = command.decode() if isinstance(command, bytes) else str(command)
+        if name.upper() in _DIRECT or name in self.command_flags or " " in name:
+            return None
+        info = self.commands_parser.commands.get(name.lower())
+        if not isinstance(info, dict) or "movablekeys" in info.get("flags", ()):
+            return None
+        span = (int(info["first_key_pos"]), int(info["last_key_pos"]), int(info["step_count"]))
+        return None if span[0] <= 0 or span[2] <= 0 or span == _UNPLACED else span
+
+    def _queue(self, waiting: _Routed) -> asyncio.Future[Any]:
+        self._queued.append(waiting)
+        if len(self._queued) == 1:
+            waiting.future.get_loop().call_soon(self._flush)
+        return waiting.future
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        if self._initialize:  # the topology is unknown or stale: learn it first
+            self._hold(self._dispatch_when_known(queued))
+        else:
+            self._dispatch(queued)
+
+    async def _dispatch_when_known(self, queued: list[_Routed]) -> None:
+        try:
+            await self.initialize()
+        except Exception as exc:
+            for waiting in queued:
+                _fail(waiting.future, exc)
+            return
+        self._dispatch(queued)
+
+    def _dispatch(self, queued: list[_Routed]) -> None:
+        """Sends each command to the node that owns its slot, one write per node."""
+        by_node: dict[str, tuple[ClusterNode, list[Queued]]] = {}
+        owner = self.nodes_manager.get_node_from_slot
+        for waiting in queued:
+            try:
+                node = owner(waiting.slot)
+            except SlotNotCoveredError as exc:
+                self._initialize = True
+                _fail(waiting.future, exc)
+                continue
+            entry = by_node.get(node.name)
+            if entry is None:
+                entry = by_node[node.name] = (node, [])
+            entry[1].append((waiting.packed, waiting))
+        for node, commands in by_node.values():
+            self._send(node, commands)
+
+    def _send(self, node: ClusterNode, commands: list[Queued]) -> None:
+        link = self._links.get(node.name)
+        if link is not None and link.open and link.loop is asyncio.get_running_loop():
+            link.send(commands)
+        else:
+            self._hold(self._send_when_linked(node, commands))
+
+    async def _send_when_linked(self, node: ClusterNode, commands: list[Queued]) -> None:
+        try:
+            link = await asyncio.shield(self._linked(node))
+        except asyncio.CancelledError:
+            for _, waiting in commands:
+                waiting.future.cancel()
+            raise
+        except Exception as exc:
+            self._initialize = True  # the node may be gone: look at the cluster again
+            for _, waiting in commands:
+                _fail(waiting.future, exc)
+            return
+        link.send(commands)
+
+    def _linked(self, node: ClusterNode) -> asyncio.Task[_Link]:
+        linking = self._linking.get(node.name)
+        if linking is None or linking.done():
+            linking = self._linking[node.name] = asyncio.ensure_future(self._open_link(node))
+        return linking
+
+    async def _open_link(self, node: ClusterNode) -> _Link:
+        old = self._links.pop(node.name, None)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+        # Made and greeted (AUTH, ...) exactly as redis-py makes this node's connections.
+        connection = node.connection_class(**node.connection_kwargs)
+        try:
+            await connection.connect()  # type: ignore[no-untyped-call]
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        link = self._links[node.name] = _Link(connection, self)
+        return link
+
+    def _settle(self, waiting: _Waiting, reply: Any) -> None:
+        if (
+            isinstance(reply, (MovedError, AskError, TryAgainError, ClusterDownError))
+            and isinstance(waiting, _Routed)
+            and waiting.redirects < _MAX_REDIRECTS
+            and not waiting.future.done()
+        ):
+            waiting.redirects += 1
+            self._hold(self._redirect(waiting, reply))
+            return
+        _answer(waiting, reply, self._held)
+
+    async def _redirect(self, waiting: _Routed, error: ResponseError) -> None:
+        """Sends a command again where the cluster said it belongs (or once it is ready)."""
+        try:
+            if isinstance(error, AskError):
+                # The slot is moving: this one command goes to the importing node, once.
+                node = self.nodes_manager.get_node(host=error.host, port=error.port)
+                if node is None:
+                    self._initialize = True
+                    await self.initialize()
+                    node = self.nodes_manager.get_node(host=error.host, port=error.port)
+                if node is None:
+                    raise error
+                ignored = _Waiting(_future(), None, _NO_OPTIONS, False)
+                self._send(node, [(_ASKING, ignored), (waiting.packed, waiting)])
+                return
+            if isinstance(error, MovedError):
+                await self.nodes_manager.move_slot(error)  # the slot's owner from now on
+            elif isinstance(error, TryAgainError):
+                await asyncio.sleep(0.05)  # a multi-key command during a slot's move
+            else:
+                await asyncio.sleep(0.25)  # the cluster is down (a failover): look again
+                self._initialize = True
+                await self.initialize()
+            self._queue(waiting)
+        except Exception as exc:
+            _fail(waiting.future, exc)
+
+    def _lost(self) -> None:
+        # A node's connection broke: it may have failed over or left; learn the topology
+        # again before the next turn is sent.
+        self._initialize = True
+
+    def _hold(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._held.add(task)
+        task.add_done_callback(self._held.discard)
+
+    def register_script(self, script: str | bytes) -> AsyncScript:  # type: ignore[override]
+        return _Script(self, script)
+
+    async def aclose(self) -> None:
+        if self._held:
+            await asyncio.gather(*self._held, return_exceptions=True)
+        links, self._links = self._links, {}
+        for link in links.values():
+            await link.close()
+        await super().aclose()
+
+
 class _Script(AsyncScript):
     """A registered script whose plain calls go straight to `execute_command` (and so into the
     turn's pipeline); calls on an explicit pipeline take redis-py's own path."""
@@ -361,8 +635,15 @@ class _Script(AsyncScript):
         args: Any = None,
         client: Any = None,
     ) -> Any:
-        redis = cast(AutoPipelineRedis, self.registered_client)  # `register_script` made it
+        # `register_script` of one of the two clients above made it.
+        redis = cast(AutoPipelineRedis, self.registered_client)
         if client is not None and client is not redis:
+            if isinstance(client, ClusterPipeline):
+                # A cluster pipeline sends EVALSHA to nodes that may never have seen the
+                # script and cannot load it on NOSCRIPT: it queues the script itself. (Not
+                # awaited: awaiting a cluster pipeline empties its queue.)
+                keys = keys or ()
+                return client.eval(cast(str, self.script), len(keys), *keys, *(args or ()))
             return await super().__call__(keys, args, client)
         keys = keys or ()
         args = args or ()
@@ -401,8 +682,18 @@ class HiredisPackingConnection(Connection):
 
 
 def create_redis(settings: RedisSettings) -> Redis:
-    """A client whose pool makes callers wait for a free connection instead of failing, and
-    which sends the commands of one event-loop turn together (see `shared.redis_client`)."""
+    """A client that sends the commands of one event-loop turn together (see
+    `shared.redis_client`): `AutoPipelineCluster` when the server the URL names is a node of a
+    Redis Cluster, else `AutoPipelineRedis`, whose pool makes callers wait for a free
+    connection instead of failing.
+
+    The cluster client has the same command methods; it is typed as `Redis` so that the stores
+    need not care which one they were given."""
+    if is_cluster(settings.url):
+        cluster = AutoPipelineCluster.from_url(
+            settings.url, decode_responses=True, max_connections=settings.max_connections
+        )
+        return cast(Redis, cluster)
     pool = BlockingConnectionPool.from_url(
         settings.url,
         decode_responses=True,
@@ -413,3 +704,23 @@ def create_redis(settings: RedisSettings) -> Redis:
     )
     # The client owns its pool: closing the client disconnects every pooled connection.
     return AutoPipelineRedis.from_pool(pool)
+
+
+def is_cluster(url: str, wait_seconds: float = 30.0) -> bool:
+    """Whether the server at `url` is a node of a Redis Cluster (`cluster_enabled` in INFO).
+
+    Asked once, when a service builds its client; a server that is not up yet is asked again
+    for up to `wait_seconds`, so services may start before Redis does."""
+    probe = SyncRedis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                info = probe.info("cluster")
+                return bool(int(info.get("cluster_enabled", 0)))
+            except (RedisConnectionError, RedisTimeoutError):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        probe.close()
