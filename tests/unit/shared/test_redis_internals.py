@@ -6,6 +6,7 @@ one of these, this fails before any service does."""
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, NodesManager, RedisCluster
 from redis.asyncio.connection import Connection
@@ -19,8 +20,9 @@ from shared.redis_client import AutoPipelineCluster, AutoPipelineRedis
 def test_a_connection_keeps_its_parser_and_stream_writer_where_the_client_reads_them() -> None:
     connection = Connection(host="127.0.0.1", port=1)
     assert callable(connection._parser.parse_error)
-    assert connection._parser.parse_error("MOVED 3999 127.0.0.1:6381").__class__ is MovedError
-    assert connection._parser.parse_error("ASK 3999 127.0.0.1:6381").__class__ is AskError
+    parse_error: Any = connection._parser.parse_error
+    assert parse_error("MOVED 3999 127.0.0.1:6381").__class__ is MovedError
+    assert parse_error("ASK 3999 127.0.0.1:6381").__class__ is AskError
     assert hasattr(connection, "_writer")
     assert connection._writer is None  # set by connect()
 
