@@ -204,7 +204,11 @@ class AutoPipelineRedis(Redis):
 
     async def _send_when_linked(self, queued: list[Queued]) -> None:
         try:
-            link = await asyncio.shield(self._linked())
+            link = self._link
+            # The connection this turn waited for may have opened since it was queued: it is
+            # used, never replaced (replacing it would fail the commands already on it).
+            if link is None or not link.open or link.loop is not asyncio.get_running_loop():
+                link = await asyncio.shield(self._linked())
         except asyncio.CancelledError:
             for _, waiting in queued:
                 waiting.future.cancel()
@@ -531,7 +535,9 @@ class AutoPipelineCluster(RedisCluster):
 
     async def _send_when_linked(self, node: ClusterNode, commands: list[Queued]) -> None:
         try:
-            link = await asyncio.shield(self._linked(node))
+            link = self._links.get(node.name)
+            if link is None or not link.open or link.loop is not asyncio.get_running_loop():
+                link = await asyncio.shield(self._linked(node))
         except asyncio.CancelledError:
             for _, waiting in commands:
                 waiting.future.cancel()

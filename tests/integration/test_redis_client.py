@@ -203,3 +203,24 @@ async def test_a_turn_that_reaches_a_connection_after_it_broke_fails_at_once(
     with pytest.raises(RedisConnectionError):
         await asyncio.wait_for(future, 1)
     assert await client.ping() is True  # the next turn opens another connection
+
+
+async def test_turns_queued_while_the_first_connection_opens_all_use_it(
+    redis_server: RedisServer,
+) -> None:
+    """A cold client under a burst: turns issued over many loop iterations while the first
+    connection is being opened are all sent on it; none replaces it (which would fail the
+    commands already written on it: "the client was closed")."""
+    for _ in range(5):
+        redis = create_redis(RedisSettings(url=redis_server.url))
+
+        async def get(i: int) -> Any:
+            for _ in range(i % 40):  # spread the callers over 40 loop iterations
+                await asyncio.sleep(0)
+            return await redis.get(f"burst:{i % 7}")
+
+        try:
+            answers = await asyncio.gather(*(get(i) for i in range(400)), return_exceptions=True)
+        finally:
+            await redis.aclose()
+        assert [a for a in answers if isinstance(a, BaseException)] == []
