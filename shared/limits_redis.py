@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -116,14 +117,20 @@ class NumberCooldowns:
         if len(names) == 1:
             raws: list[str | None] = [cast(str | None, await self._redis.get(names[0]))]
         else:
-            # Keys of one environment share a hash tag: one MGET each, in one round trip.
+            # Keys of one environment share a hash tag: one MGET each, all issued in one turn
+            # (so one round trip per Redis node).
             positions: dict[str, list[int]] = {}
             for index, (environment_id, _) in enumerate(pairs):
                 positions.setdefault(environment_id, []).append(index)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for indexes in positions.values():
-                    pipe.mget([names[i] for i in indexes])
-                replies = cast(list[list[str | None]], await pipe.execute())
+            replies = cast(
+                list[list[str | None]],
+                await asyncio.gather(
+                    *(
+                        self._redis.mget([names[i] for i in indexes])
+                        for indexes in positions.values()
+                    )
+                ),
+            )
             raws = [None] * len(names)
             for indexes, values in zip(positions.values(), replies, strict=True):
                 for index, value in zip(indexes, values, strict=True):
