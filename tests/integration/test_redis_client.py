@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -211,16 +211,18 @@ async def test_turns_queued_while_the_first_connection_opens_all_use_it(
     """A cold client under a burst: turns issued over many loop iterations while the first
     connection is being opened are all sent on it; none replaces it (which would fail the
     commands already written on it: "the client was closed")."""
+
+    async def get(redis: Redis, i: int) -> Any:
+        for _ in range(i % 40):  # spread the callers over 40 loop iterations
+            await asyncio.sleep(0)
+        return await redis.get(f"burst:{i % 7}")
+
     for _ in range(5):
         redis = create_redis(RedisSettings(url=redis_server.url))
-
-        async def get(i: int) -> Any:
-            for _ in range(i % 40):  # spread the callers over 40 loop iterations
-                await asyncio.sleep(0)
-            return await redis.get(f"burst:{i % 7}")
-
         try:
-            answers = await asyncio.gather(*(get(i) for i in range(400)), return_exceptions=True)
+            answers = await asyncio.gather(
+                *(get(redis, i) for i in range(400)), return_exceptions=True
+            )
         finally:
             await redis.aclose()
         assert [a for a in answers if isinstance(a, BaseException)] == []
