@@ -30,8 +30,8 @@ from services.scheduler.domain.dnc import (
 )
 from shared import keys
 from shared.clock import to_iso, to_us
-from shared.limits_redis import rest_until
 from shared.models import Campaign
+from shared.store.limits import rest_until
 
 # Numbers per script call in batch operations: bounds Lua's unpack and each call's run time.
 CHUNK: Final = 1000
