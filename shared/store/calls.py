@@ -6,14 +6,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import orjson
 from redis.asyncio import Redis
 
-from shared import keys, redis_scripts
+from shared import keys
 from shared.clock import from_us, to_iso, to_ms, to_us
 from shared.models import Call, CallStatus
+from shared.store import lua
+
+_ACCEPT_CALL: Final = lua.source(__package__, "accept_call.lua")
+_CONFIRM_RESERVATION: Final = lua.source(__package__, "confirm_reservation.lua")
+_CLAIM_DUE: Final = lua.source(__package__, "claim_due.lua")
+_REQUEUE_EXPIRED: Final = lua.source(__package__, "requeue_expired.lua")
+_APPLY_OUTCOME: Final = lua.source(__package__, "apply_outcome.lua")
+_MARK_STARTED: Final = lua.source(__package__, "mark_started.lua")
+_CANCEL_QUEUED: Final = lua.source(__package__, "cancel_queued.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +93,7 @@ _INDEXED_LIMIT = 100_000
 
 
 def _accept_keys(call: Call) -> list[str]:
-    """ACCEPT_CALL's keys: what accepting a call writes (its hash, its body, the campaign's
+    """accept_call.lua's keys: what accepting a call writes (its hash, its body, the campaign's
     registry, listing, stats and hand-off set) and the campaign it is checked against."""
     return [
         keys.call(call.campaign_id, call.id),
@@ -111,13 +120,13 @@ class CallStore:
     def __init__(self, redis: Redis, due_shards: int) -> None:
         self._redis = redis
         self.due_shards = due_shards
-        self._accept = redis.register_script(redis_scripts.ACCEPT_CALL)
-        self._confirm = redis.register_script(redis_scripts.CONFIRM_RESERVATION)
-        self._claim = redis.register_script(redis_scripts.CLAIM_DUE)
-        self._requeue = redis.register_script(redis_scripts.REQUEUE_EXPIRED)
-        self._apply_outcome = redis.register_script(redis_scripts.APPLY_OUTCOME)
-        self._mark_started = redis.register_script(redis_scripts.MARK_STARTED)
-        self._cancel = redis.register_script(redis_scripts.CANCEL_QUEUED)
+        self._accept = redis.register_script(_ACCEPT_CALL)
+        self._confirm = redis.register_script(_CONFIRM_RESERVATION)
+        self._claim = redis.register_script(_CLAIM_DUE)
+        self._requeue = redis.register_script(_REQUEUE_EXPIRED)
+        self._apply_outcome = redis.register_script(_APPLY_OUTCOME)
+        self._mark_started = redis.register_script(_MARK_STARTED)
+        self._cancel = redis.register_script(_CANCEL_QUEUED)
         # Campaigns this process has entered in the hand-off index (entered once, then known).
         self._indexed: set[str] = set()
 
@@ -154,7 +163,7 @@ class CallStore:
                 "1" if call.is_testing else "0",
                 _call_body(call),
                 campaign_version or "",
-                # The call hash's values, in ACCEPT_CALL's order (its header names them).
+                # The call hash's values, in the order accept_call.lua's header names them.
                 call.environment_id,
                 call.status.value,
                 str(call.attempt),
