@@ -53,23 +53,6 @@ end
 return 0
 """
 
-# KEYS: campaign hash
-# ARGV: new status, updated_at, allowed previous statuses...
-# Compare-and-set of a campaign's status; returns {1, old} or {0, current}.
-TRANSITION_CAMPAIGN: Final = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then
-  return {0, ''}
-end
-for i = 3, #ARGV do
-  if ARGV[i] == current then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2])
-    return {1, current}
-  end
-end
-return {0, current}
-"""
-
 # KEYS: idempotency entry
 # ARGV: the claim record this request wrote, the finished record ('' to release), keep_ms
 # Settles a claim only while it is still this request's (its lease may have run out and been
@@ -83,17 +66,6 @@ if ARGV[2] == '' then
 else
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 end
-return 1
-"""
-
-# KEYS: campaign webhooks hash
-# ARGV: webhook id, the JSON read, the JSON to store
-# Compare-and-set of one webhook, so two edits never overwrite each other unseen; 1 if stored.
-REPLACE_WEBHOOK: Final = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 

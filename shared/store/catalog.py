@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import cached_property
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from shared import keys, redis_scripts
+from shared import keys
 from shared.clock import to_iso, to_ms
 from shared.models import Agent, Campaign, CampaignStatus, Webhook
+from shared.store import lua
 from shared.store.deliveries import DeliveryStore
+
+_TRANSITION_CAMPAIGN: Final = lua.source(__package__, "transition_campaign.lua")
+_UPDATE_RULES: Final = lua.source(__package__, "update_rules.lua")
+_REPLACE_WEBHOOK: Final = lua.source(__package__, "replace_webhook.lua")
 
 _NOT_RULES = {"id", "environment_id", "status", "created_at", "updated_at"}
 _CAMPAIGN_CACHE_SIZE = 10_000
@@ -43,7 +48,8 @@ class CatalogStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._transition = redis.register_script(redis_scripts.TRANSITION_CAMPAIGN)
+        self._transition = redis.register_script(_TRANSITION_CAMPAIGN)
+        self._update_rules = redis.register_script(_UPDATE_RULES)
         self._campaigns: dict[str, tuple[tuple[str | None, ...], Campaign]] = {}
 
     async def save_agent(self, agent: Agent) -> None:
@@ -112,14 +118,9 @@ class CatalogStore:
 
     async def update_rules(self, campaign: Campaign) -> bool:
         """Stores edited rules of a campaign that still exists; the status is left alone."""
-        updated = await self._redis.eval(
-            "if redis.call('EXISTS', KEYS[1]) == 1 then"
-            " redis.call('HSET', KEYS[1], 'rules', ARGV[1], 'updated_at', ARGV[2]) return 1 end"
-            " return 0",
-            1,
-            keys.campaign(campaign.id),
-            _rules_json(campaign),
-            to_iso(campaign.updated_at),
+        updated = await self._update_rules(
+            keys=[keys.campaign(campaign.id)],
+            args=[_rules_json(campaign), to_iso(campaign.updated_at)],
         )
         return bool(updated)
 
@@ -184,7 +185,7 @@ class CatalogStore:
 
     @cached_property
     def _replace_webhook(self) -> AsyncScript:
-        return self._redis.register_script(redis_scripts.REPLACE_WEBHOOK)
+        return self._redis.register_script(_REPLACE_WEBHOOK)
 
     @cached_property
     def webhook_deliveries(self) -> DeliveryStore:
