@@ -4,55 +4,6 @@ from __future__ import annotations
 
 from typing import Final
 
-# KEYS: campaign dial-slot zset (member call_id:attempt, score lease deadline ms),
-#       campaign dial-rate zset (member call_id:attempt, score release time ms)
-# ARGV: now_ms, max_concurrent, per_minute, lease_ms, member, member, ...
-# Grants the first members that fit both limits; returns {granted, next_rate_slot_ms}.
-# A slot whose lease ran out (its dialer stopped renewing it) no longer counts.
-ACQUIRE_DIAL_SLOTS: Final = """
-local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60000)
-local in_use = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-local recent = redis.call('ZCARD', KEYS[2])
-local room = math.min(tonumber(ARGV[2]) - in_use, tonumber(ARGV[3]) - recent)
-local granted = 0
-for i = 5, #ARGV do
-  if granted >= room then
-    break
-  end
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[i])
-  redis.call('ZADD', KEYS[2], now, ARGV[i])
-  granted = granted + 1
-end
-local next_rate = 0
-if recent + granted >= tonumber(ARGV[3]) then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  if oldest[2] then
-    next_rate = tonumber(oldest[2]) + 60000
-  end
-end
-return {granted, next_rate}
-"""
-
-# KEYS: campaign dial-slot zset
-# ARGV: now_ms, lease_ms, member
-# The dialer keeps its slot while the call lasts; returns 0 if the slot was already gone.
-RENEW_DIAL_SLOT: Final = """
-return redis.call('ZADD', KEYS[1], 'XX', 'CH', tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[3])
-"""
-
-# KEYS: number cooldown key
-# ARGV: until_ms, ttl_ms
-# Extends a number's post-completion hold, never shortens it.
-EXTEND_COOLDOWN: Final = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
 # KEYS: idempotency entry
 # ARGV: the claim record this request wrote, the finished record ('' to release), keep_ms
 # Settles a claim only while it is still this request's (its lease may have run out and been

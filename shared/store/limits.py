@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Final, cast
 
 from redis.asyncio import Redis
 
-from shared import keys, redis_scripts
+from shared import keys
 from shared.clock import from_ms, to_ms
+from shared.store import lua
+
+_ACQUIRE_DIAL_SLOTS: Final = lua.source(__package__, "acquire_dial_slots.lua")
+_RENEW_DIAL_SLOT: Final = lua.source(__package__, "renew_dial_slot.lua")
+_EXTEND_COOLDOWN: Final = lua.source(__package__, "extend_cooldown.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +36,8 @@ class DialLimits:
     def __init__(self, redis: Redis, lease_ms: int) -> None:
         self._redis = redis
         self.lease_ms = lease_ms
-        self._acquire = redis.register_script(redis_scripts.ACQUIRE_DIAL_SLOTS)
-        self._renew = redis.register_script(redis_scripts.RENEW_DIAL_SLOT)
+        self._acquire = redis.register_script(_ACQUIRE_DIAL_SLOTS)
+        self._renew = redis.register_script(_RENEW_DIAL_SLOT)
 
     async def acquire(
         self,
@@ -96,7 +101,7 @@ class NumberCooldowns:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._extend = redis.register_script(redis_scripts.EXTEND_COOLDOWN)
+        self._extend = redis.register_script(_EXTEND_COOLDOWN)
 
     async def hold_until(
         self, environment_id: str, e164: str, until: datetime, now: datetime
