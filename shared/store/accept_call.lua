@@ -52,7 +52,7 @@ if ARGV[3] == '1' then
       return {'duplicate', holder}
     end
   end
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[1] .. '|' .. ARGV[5])
+  redis.call('HSET', KEYS[3], ARGV[2], holder_value(ARGV[1], ARGV[5]))
 end
 local fields = {'env', ARGV[9], 'to', ARGV[2], 'status', ARGV[10], 'attempt', ARGV[11],
                 'scheduled', ARGV[12], 'reason', ARGV[13], 'created', ARGV[14],

@@ -19,11 +19,11 @@ if held then
 end
 if holder == ARGV[1] then
   if deadline then
-    redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '|')
+    redis.call('HSET', KEYS[2], ARGV[2], holder_value(ARGV[1], ''))
   end
 elseif redis.call('HGET', KEYS[1], 'allow_duplicates') ~= '1'
     and (not held or (deadline and deadline <= tonumber(ARGV[3]))) then
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '|')
+  redis.call('HSET', KEYS[2], ARGV[2], holder_value(ARGV[1], ''))
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('HSETNX', KEYS[1], 'enqueued', '1')
