@@ -7,10 +7,10 @@ Layout (every key of one environment under the hash tag `{<environment_id>}`):
 - ``keys.dnc_scopes(env)``: set of the scopes whose list holds entries, so a number can be
   looked up on every list of the environment.
 
-Expiry is checked on every read against the caller's `now`, to the microsecond, exactly like
-``services.scheduler.domain.dnc.is_active``: an entry whose `expires_at` is not after `now`
-does not block and is removed by the same script that read it (never read-then-write).
-Expired entries that are never read again stay until removed.
+Expiry is checked on every read against the caller's `now`, to the microsecond, by the
+scripts' shared read (`dnc_read.lua`, the only code of that rule): an entry whose `expires_at`
+is not after `now` does not block and is removed by the same script that read it (never
+read-then-write). Expired entries that are never read again stay until removed.
 """
 
 from __future__ import annotations
