@@ -68,9 +68,6 @@ class DialLimits:
     async def free(self, campaign_id: str, member: str) -> None:
         await self._redis.zrem(keys.dial_slots(campaign_id), member)
 
-    async def in_use(self, campaign_id: str, now: datetime) -> int:
-        return int(await self._redis.zcount(keys.dial_slots(campaign_id), f"({to_ms(now)}", "+inf"))
-
     async def lost(self, now: datetime, limit: int = 1000) -> list[LostSlot]:
         """Slots whose lease ran out, across campaigns; campaigns left with none are dropped."""
         campaign_ids = cast(list[str], await self._redis.smembers(keys.campaigns_with_slots()))
