@@ -52,7 +52,8 @@ from shared.ids import new_id
 from shared.models import Agent, Call, Campaign, CampaignStatus
 from shared.redis_client import create_redis
 from shared.settings import RedisSettings
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_DUE, call_key
 from tests.support import ALWAYS_OPEN
 

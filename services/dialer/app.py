@@ -15,10 +15,11 @@ from services.dialer.handlers import DialerRuntime, DialHandler
 from services.dialer.settings import DialerSettings
 from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
-from shared.dnc_redis import DncStore
-from shared.limits_redis import DialLimits
 from shared.redis_client import create_redis
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
+from shared.store.dnc import DncStore
+from shared.store.limits import DialLimits
 from shared.topics import CALLS_DUE
 
 

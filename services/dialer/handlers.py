@@ -15,11 +15,12 @@ from services.dialer.domain.telephony import PlaceCall, Telephony, render_prompt
 from shared import keys
 from shared.bus import publish_events, send_to_dlq
 from shared.clock import Clock
-from shared.dnc_redis import DncStore
 from shared.events import CallDue, CallEventType, call_event
-from shared.limits_redis import DialLimits
 from shared.models import Call, CallStatus, CampaignStatus
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
+from shared.store.dnc import DncStore
+from shared.store.limits import DialLimits
 from shared.topics import CALLS_DUE
 
 log = logging.getLogger(__name__)

@@ -24,10 +24,11 @@ from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
 from shared.bus import BulkSender, create_broker
 from shared.clock import Clock, SystemClock
-from shared.dnc_redis import DncStore
 from shared.phone import warm_up
 from shared.redis_client import create_redis
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
+from shared.store.dnc import DncStore
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

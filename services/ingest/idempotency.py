@@ -25,7 +25,8 @@ from redis.asyncio import Redis
 from services.ingest.domain.errors import ApiError, Invalid
 from services.ingest.handlers.common import json_response
 from services.ingest.keys import ENVIRONMENT, RUNTIME
-from shared import keys, redis_scripts
+from shared import keys
+from shared.store import lua
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -173,6 +174,8 @@ def replay(stored: StoredResponse) -> web.Response:
 
 # --- Redis ------------------------------------------------------------------------------------
 
+_SETTLE_IDEMPOTENT_REQUEST: Final = lua.source(__package__, "settle_idempotent_request.lua")
+
 
 class IdempotencyStore:
     """Claims, answers and releases of Idempotency-Keys; one atomic command each."""
@@ -181,7 +184,7 @@ class IdempotencyStore:
         self._redis = redis
         self._lease_ms = lease_ms
         self._keep_ms = keep_ms
-        self._settle = redis.register_script(redis_scripts.SETTLE_IDEMPOTENT_REQUEST)
+        self._settle = redis.register_script(_SETTLE_IDEMPOTENT_REQUEST)
 
     async def claim(self, key: str, body_fingerprint: str) -> Outcome:
         record = claim_record(body_fingerprint, secrets.token_hex(16))

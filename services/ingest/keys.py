@@ -11,8 +11,9 @@ from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.tokens import TokenRegistry
 from shared.clock import Clock
-from shared.dnc_redis import DncStore
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
+from shared.store.dnc import DncStore
 
 if TYPE_CHECKING:
     # The Idempotency-Key module reads this module's keys; import its store for typing only.

@@ -18,9 +18,10 @@ from services.notifier.retry_loop import RetryLoop
 from services.notifier.settings import NotifierSettings
 from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
-from shared.deliveries_redis import DeliveryStore
 from shared.redis_client import create_redis
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
+from shared.store.deliveries import DeliveryStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
 
 

@@ -21,9 +21,9 @@ from services.notifier.domain.retries import (
 )
 from services.notifier.domain.signing import signature_headers
 from shared.clock import Clock
-from shared.deliveries_redis import DeliveryRef, DeliveryStore
 from shared.models import Webhook
-from shared.state_redis import CatalogStore
+from shared.store.catalog import CatalogStore
+from shared.store.deliveries import DeliveryRef, DeliveryStore
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from services.notifier.dispatch import Dispatcher
 from shared.clock import Clock
-from shared.deliveries_redis import DeliveryRef, DeliveryStore
+from shared.store.deliveries import DeliveryRef, DeliveryStore
 
 log = logging.getLogger(__name__)
 

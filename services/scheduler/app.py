@@ -15,11 +15,12 @@ from services.scheduler.handlers import OutcomeHandler, RequestHandler, Schedule
 from services.scheduler.settings import SchedulerSettings
 from shared.bus import BulkSender, batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
-from shared.dnc_redis import DncStore
-from shared.limits_redis import DialLimits, NumberCooldowns
 from shared.phone import warm_up
 from shared.redis_client import create_redis
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
+from shared.store.dnc import DncStore
+from shared.store.limits import DialLimits, NumberCooldowns
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
 
 

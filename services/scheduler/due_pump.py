@@ -17,7 +17,7 @@ from shared.clock import from_ms
 from shared.events import CallEventType, call_due, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
-from shared.state_redis import DueClaim
+from shared.store.calls import DueClaim
 from shared.topics import CALLS_DUE, call_key
 
 log = logging.getLogger(__name__)

@@ -29,13 +29,14 @@ from services.scheduler.domain.windows import Closed, next_allowed_time
 from shared import keys
 from shared.bus import BulkSender, publish_events, send_to_dlq
 from shared.clock import Clock, to_iso
-from shared.dnc_redis import DncStore
 from shared.events import CallEvent, CallEventType, CallRequested, call_event
 from shared.ids import derived_id
-from shared.limits_redis import DialLimits, NumberCooldowns
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, to_e164
-from shared.state_redis import CallStore, CatalogStore, Requeued
+from shared.store.calls import CallStore, Requeued
+from shared.store.catalog import CatalogStore
+from shared.store.dnc import DncStore
+from shared.store.limits import DialLimits, NumberCooldowns
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from services.scheduler.settings import SchedulerSettings
 from shared.events import CallEvent, CallEventType, CallRequested
 from shared.models import Agent, Call, Campaign, CampaignRules, CampaignStatus
 from shared.settings import KafkaSettings, RedisSettings
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
 from tests.clock import MovableClock
 from tests.support import ALWAYS_OPEN
 

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import to_ms
 from shared.models import Call, CallStatus
-from shared.state_redis import CallStore
+from shared.store.calls import CallStore
 
 pytestmark = pytest.mark.integration
 

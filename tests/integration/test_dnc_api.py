@@ -22,8 +22,8 @@ from services.scheduler.domain.dnc import (
 )
 from shared import keys
 from shared.clock import to_iso
-from shared.dnc_redis import DncStore
 from shared.models import CampaignRules
+from shared.store.dnc import DncStore
 from tests.conftest import KafkaServer, RedisServer
 from tests.integration.conftest import ingest_settings
 from tests.support import ALWAYS_OPEN, AUTH, TOKEN

@@ -22,9 +22,9 @@ from services.notifier.dispatch import WEBHOOK_DISABLED
 from services.notifier.domain.targets import REFUSED_TARGET
 from services.notifier.settings import NotifierSettings
 from shared.bus import DLQ_TOPIC_HEADER
-from shared.deliveries_redis import DeliveryRef, DeliveryStore
 from shared.events import CallEvent, CallEventType, CampaignEventType, campaign_event, event_id_for
 from shared.settings import KafkaSettings
+from shared.store.deliveries import DeliveryRef, DeliveryStore
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CAMPAIGN_EVENTS, call_key
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import IngestClient

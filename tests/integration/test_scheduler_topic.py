@@ -17,7 +17,8 @@ from shared.bus import DLQ_ERROR_HEADER
 from shared.events import CallEvent, CallEventType
 from shared.models import Agent, Campaign, CampaignRules, CampaignStatus
 from shared.settings import KafkaSettings
-from shared.state_redis import CallStore, CatalogStore
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CALLS_REQUESTED
 from tests.conftest import KafkaServer, RedisServer
 from tests.support import ALWAYS_OPEN, read_topic

@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 
 from services.scheduler.domain.dnc import DncEntry, EntrySource
 from shared import keys
-from shared.dnc_redis import DncStore
 from shared.events import CallDue, CallEventType
 from shared.models import CampaignStatus
-from shared.state_redis import CatalogStore
+from shared.store.catalog import CatalogStore
+from shared.store.dnc import DncStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS, CALLS_REQUESTED
 from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import to_ms
 from shared.events import CallDue, CallEventType
-from shared.state_redis import CallStore
+from shared.store.calls import CallStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS
 from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until

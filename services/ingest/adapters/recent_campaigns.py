@@ -22,7 +22,7 @@ from services.scheduler.domain.policy import calling_policy
 from services.scheduler.domain.windows import CallingPolicy
 from shared.clock import to_iso
 from shared.models import Campaign
-from shared.state_redis import CatalogStore
+from shared.store.catalog import CatalogStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,7 @@
-"""Do-not-call rules: which list a campaign checks, when an entry counts, when to auto-add.
+"""Do-not-call rules: which list a campaign checks, when to auto-add.
+
+When an entry stops counting (at its `expires_at` exactly) is decided where entries are read,
+in Redis: `shared/store/dnc_read.lua`.
 
 A list is named by its *scope*: ``"environment"`` for the environment-wide list, or
 ``"campaign:<campaign_id>"`` for one campaign's own list. Entries live inside one environment;
@@ -68,11 +71,6 @@ class DncEntry:
     @property
     def campaign_id(self) -> str | None:
         return campaign_id_of(self.scope)
-
-
-def is_active(entry: DncEntry, now: datetime) -> bool:
-    """Whether the entry blocks at `now`: an entry stops counting at its `expires_at` exactly."""
-    return entry.expires_at is None or now < entry.expires_at
 
 
 def list_scope(rules: CampaignRules, campaign_id: str) -> str:

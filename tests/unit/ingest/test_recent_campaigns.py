@@ -8,7 +8,7 @@ from typing import Any, cast
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.scheduler.domain.policy import calling_policy
 from shared.models import Campaign
-from shared.state_redis import CatalogStore
+from shared.store.catalog import CatalogStore
 from tests.support import ALWAYS_OPEN
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

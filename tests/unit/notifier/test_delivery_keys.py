@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared import keys
-from shared.deliveries_redis import DeliveryRef
+from shared.store.deliveries import DeliveryRef
 
 
 def hash_tag(key: str) -> str:

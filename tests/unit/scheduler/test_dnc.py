@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ from services.scheduler.domain.dnc import (
     auto_dnc_reason,
     campaign_id_of,
     campaign_scope,
-    is_active,
     list_scope,
     scope_for,
 )
@@ -81,33 +80,6 @@ def test_list_scope_names_the_list_whether_or_not_checks_are_on(
     overrides: dict[str, Any], expected: str
 ) -> None:
     assert list_scope(rules(**overrides), CAMPAIGN) == expected
-
-
-@pytest.mark.parametrize(
-    ("expires_at", "now", "active"),
-    [
-        pytest.param(None, NOW, True, id="never-expires"),
-        pytest.param(NOW + timedelta(seconds=1), NOW, True, id="expires-later"),
-        pytest.param(NOW + timedelta(microseconds=1), NOW, True, id="one-microsecond-left"),
-        pytest.param(NOW, NOW, False, id="expires-exactly-now"),
-        pytest.param(NOW - timedelta(microseconds=1), NOW, False, id="just-expired"),
-        pytest.param(NOW - timedelta(days=1), NOW, False, id="long-expired"),
-        pytest.param(
-            datetime(2026, 3, 2, 8, 0, 1, tzinfo=timezone(timedelta(hours=-4))),
-            NOW,
-            True,
-            id="other-offset-later",
-        ),
-        pytest.param(
-            datetime(2026, 3, 2, 8, 0, 0, tzinfo=timezone(timedelta(hours=-4))),
-            NOW,
-            False,
-            id="other-offset-same-instant",
-        ),
-    ],
-)
-def test_is_active(expires_at: datetime | None, now: datetime, active: bool) -> None:
-    assert is_active(entry(expires_at), now) is active
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Final, cast
 
 from redis.asyncio import Redis
 
-from shared import keys, redis_scripts
+from shared import keys
 from shared.clock import from_ms, to_ms
+from shared.store import lua
+
+_ACQUIRE_DIAL_SLOTS: Final = lua.source(__package__, "acquire_dial_slots.lua")
+_RENEW_DIAL_SLOT: Final = lua.source(__package__, "renew_dial_slot.lua")
+_EXTEND_COOLDOWN: Final = lua.source(__package__, "extend_cooldown.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +37,8 @@ class DialLimits:
     def __init__(self, redis: Redis, lease_ms: int) -> None:
         self._redis = redis
         self.lease_ms = lease_ms
-        self._acquire = redis.register_script(redis_scripts.ACQUIRE_DIAL_SLOTS)
-        self._renew = redis.register_script(redis_scripts.RENEW_DIAL_SLOT)
+        self._acquire = redis.register_script(_ACQUIRE_DIAL_SLOTS)
+        self._renew = redis.register_script(_RENEW_DIAL_SLOT)
 
     async def acquire(
         self,
@@ -63,9 +68,6 @@ class DialLimits:
 
     async def free(self, campaign_id: str, member: str) -> None:
         await self._redis.zrem(keys.dial_slots(campaign_id), member)
-
-    async def in_use(self, campaign_id: str, now: datetime) -> int:
-        return int(await self._redis.zcount(keys.dial_slots(campaign_id), f"({to_ms(now)}", "+inf"))
 
     async def lost(self, now: datetime, limit: int = 1000) -> list[LostSlot]:
         """Slots whose lease ran out, across campaigns; campaigns left with none are dropped."""
@@ -97,7 +99,7 @@ class NumberCooldowns:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._extend = redis.register_script(redis_scripts.EXTEND_COOLDOWN)
+        self._extend = redis.register_script(_EXTEND_COOLDOWN)
 
     async def hold_until(
         self, environment_id: str, e164: str, until: datetime, now: datetime

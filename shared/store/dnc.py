@@ -7,10 +7,10 @@ Layout (every key of one environment under the hash tag `{<environment_id>}`):
 - ``keys.dnc_scopes(env)``: set of the scopes whose list holds entries, so a number can be
   looked up on every list of the environment.
 
-Expiry is checked on every read against the caller's `now`, to the microsecond, exactly like
-``services.scheduler.domain.dnc.is_active``: an entry whose `expires_at` is not after `now`
-does not block and is removed by the same script that read it (never read-then-write).
-Expired entries that are never read again stay until removed.
+Expiry is checked on every read against the caller's `now`, to the microsecond, by the
+scripts' shared read (`dnc_read.lua`, the only code of that rule): an entry whose `expires_at`
+is not after `now` does not block and is removed by the same script that read it (never
+read-then-write). Expired entries that are never read again stay until removed.
 """
 
 from __future__ import annotations
@@ -30,121 +30,18 @@ from services.scheduler.domain.dnc import (
 )
 from shared import keys
 from shared.clock import to_iso, to_us
-from shared.limits_redis import rest_until
 from shared.models import Campaign
+from shared.store import lua
+from shared.store.limits import rest_until
 
 # Numbers per script call in batch operations: bounds Lua's unpack and each call's run time.
 CHUNK: Final = 1000
 
-# KEYS: scopes set, list hash
-# ARGV: scope, field, value, field, value, ...
-# Registers the scope and writes the entries in one step, so a list never exists unregistered.
-_ADD: Final = """
-redis.call('SADD', KEYS[1], ARGV[1])
-local fields = {}
-for i = 2, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
-return redis.call('HSET', KEYS[2], unpack(fields))
-"""
-
-# The shared Lua part: the entry under ARGV-given number in `key`, or false when absent or
-# expired at `now` (microseconds); an expired entry is deleted on the way.
-_READ_ONE: Final = """
-local function read(key, number, now)
-  local raw = redis.call('HGET', key, number)
-  if not raw then
-    return false, false
-  end
-  local expires = cjson.decode(raw)['expires_us']
-  if now and type(expires) == 'number' and now >= expires then
-    redis.call('HDEL', key, number)
-    return false, true
-  end
-  return raw, false
-end
-"""
-
-# KEYS: scopes set, list hash
-# ARGV: scope, now_us, number, number, ...
-# Returns the live entries' JSON in the order of the numbers (nil where none).
-_READ_LIST: Final = (
-    _READ_ONE
-    + """
-local now = tonumber(ARGV[2])
-local out = {}
-local dropped = false
-for i = 3, #ARGV do
-  local raw, expired = read(KEYS[2], ARGV[i], now)
-  out[#out + 1] = raw
-  dropped = dropped or expired
-end
-if dropped and redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('SREM', KEYS[1], ARGV[1])
-end
-return out
-"""
-)
-
-# KEYS: scopes set, list hash (any key of the environment when no list applies), the number's
-#       post-completion cooldown key (`keys.number_cooldown`)
-# ARGV: scope ('' = no list applies), now_us, number
-# Everything a new call request is checked against in the environment, in one step: the
-# number's live entry JSON on the list (nil where none) and its cooldown deadline in ms (nil).
-_CHECK_NEW_CALL: Final = (
-    _READ_ONE
-    + """
-local entry = false
-if ARGV[1] ~= '' then
-  local raw, expired = read(KEYS[2], ARGV[3], tonumber(ARGV[2]))
-  entry = raw
-  if expired and redis.call('EXISTS', KEYS[2]) == 0 then
-    redis.call('SREM', KEYS[1], ARGV[1])
-  end
-end
-return {entry, redis.call('GET', KEYS[3])}
-"""
-)
-
-# KEYS: scopes set, list hash, list hash, ...
-# ARGV: now_us ('' = no expiry check), number, scope of KEYS[2], scope of KEYS[3], ...
-# Returns the number's entry JSON on each list, in the order of the lists (nil where none).
-_READ_EVERY_LIST: Final = (
-    _READ_ONE
-    + """
-local now = tonumber(ARGV[1])
-local out = {}
-for i = 2, #KEYS do
-  local raw, expired = read(KEYS[i], ARGV[2], now)
-  out[#out + 1] = raw
-  if expired and redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('SREM', KEYS[1], ARGV[i + 1])
-  end
-end
-return out
-"""
-)
-
-# KEYS: scopes set, list hash, list hash, ...
-# ARGV: now_us ('' = count every entry), number, scope of KEYS[2], scope of KEYS[3], ...
-# Deletes the number from every given list; returns how many live entries went.
-_REMOVE: Final = (
-    _READ_ONE
-    + """
-local now = tonumber(ARGV[1])
-local removed = 0
-for i = 2, #KEYS do
-  local raw = read(KEYS[i], ARGV[2], now)
-  if raw then
-    removed = removed + redis.call('HDEL', KEYS[i], ARGV[2])
-  end
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('SREM', KEYS[1], ARGV[i + 1])
-  end
-end
-return removed
-"""
-)
+_ADD: Final = lua.source(__package__, "dnc_add.lua")
+_READ_LIST: Final = lua.source(__package__, "dnc_read_list.lua")
+_CHECK_NEW_CALL: Final = lua.source(__package__, "dnc_check_new_call.lua")
+_READ_EVERY_LIST: Final = lua.source(__package__, "dnc_read_every_list.lua")
+_REMOVE: Final = lua.source(__package__, "dnc_remove.lua")
 
 
 def entry_json(entry: DncEntry) -> str:

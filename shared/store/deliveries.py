@@ -14,7 +14,13 @@ from typing import Final, Literal, cast
 
 from redis.asyncio import Redis
 
-from shared import keys, redis_scripts
+from shared import keys
+from shared.store import lua
+
+_BEGIN_WEBHOOK_DELIVERY: Final = lua.source(__package__, "begin_webhook_delivery.lua")
+_CLAIM_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "claim_webhook_attempt.lua")
+_RECORD_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "record_webhook_attempt.lua")
+_CLAIM_WEBHOOK_RETRIES: Final = lua.source(__package__, "claim_webhook_retries.lua")
 
 KEEP_ATTEMPTS: Final = 1000
 KEEP_MS: Final = 7 * 24 * 3600 * 1000
@@ -81,10 +87,10 @@ class DeliveryStore:
         self._redis = redis
         self.keep_attempts = keep_attempts
         self.keep_ms = keep_ms
-        self._begin = redis.register_script(redis_scripts.BEGIN_WEBHOOK_DELIVERY)
-        self._claim = redis.register_script(redis_scripts.CLAIM_WEBHOOK_ATTEMPT)
-        self._record = redis.register_script(redis_scripts.RECORD_WEBHOOK_ATTEMPT)
-        self._claim_retries = redis.register_script(redis_scripts.CLAIM_WEBHOOK_RETRIES)
+        self._begin = redis.register_script(_BEGIN_WEBHOOK_DELIVERY)
+        self._claim = redis.register_script(_CLAIM_WEBHOOK_ATTEMPT)
+        self._record = redis.register_script(_RECORD_WEBHOOK_ATTEMPT)
+        self._claim_retries = redis.register_script(_CLAIM_WEBHOOK_RETRIES)
 
     # --- deliveries -------------------------------------------------------------------------
 

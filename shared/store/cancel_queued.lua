@@ -1,0 +1,28 @@
+-- Cancels a call that has not started dialing: moves its status and stats, frees its number.
+-- A call cancelled before it was ever queued no longer waits to be handed on either.
+--
+-- KEYS[1]   call hash
+-- KEYS[2]   the campaign's active-number hash (duplicate registry)
+-- KEYS[3]   the campaign's stats hash
+-- KEYS[4]   the campaign's hand-off set
+-- ARGV[1]   call_id
+-- ARGV[2]   number (E.164)
+-- ARGV[3]   new status
+-- ARGV[4]   updated (µs)
+-- Returns {1, 'queued'} if cancelled, else {0, current status} ('' when there is no call).
+
+-- include: move_stat.lua
+-- include: holder.lua
+
+local before = redis.call('HGET', KEYS[1], 'status')
+if not before then
+  return {0, ''}
+end
+if before ~= 'queued' then
+  return {0, before}
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'updated', ARGV[4])
+move_stat(KEYS[3], redis.call('HGET', KEYS[1], 'is_testing'), before, ARGV[3])
+release_number(KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return {1, before}
