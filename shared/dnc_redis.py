@@ -8,7 +8,7 @@ Layout (every key of one environment under the hash tag `{<environment_id>}`):
   looked up on every list of the environment.
 
 Expiry is checked on every read against the caller's `now`, to the microsecond, exactly like
-``services.scheduler.domain.dnc.is_active``: an entry whose `expires_at` is not after `now`
+``shared.rules.dnc.is_active``: an entry whose `expires_at` is not after `now`
 does not block and is removed by the same script that read it (never read-then-write).
 Expired entries that are never read again stay until removed.
 """
@@ -22,16 +22,16 @@ from typing import Any, Final, cast
 import orjson
 from redis.asyncio import Redis
 
-from services.scheduler.domain.dnc import (
+from shared import keys
+from shared.clock import to_iso, to_us
+from shared.limits_redis import rest_until
+from shared.models import Campaign
+from shared.rules.dnc import (
     DncEntry,
     EntrySource,
     applicable_scope,
     campaign_id_of,
 )
-from shared import keys
-from shared.clock import to_iso, to_us
-from shared.limits_redis import rest_until
-from shared.models import Campaign
 
 # Numbers per script call in batch operations: bounds Lua's unpack and each call's run time.
 CHUNK: Final = 1000

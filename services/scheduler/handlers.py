@@ -11,21 +11,13 @@ import orjson
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.scheduler.domain.dnc import auto_dnc_entry
-from services.scheduler.domain.policy import (
-    CLOSED_STATUSES,
-    calling_policy,
-    recipient_zones,
-    retry_policy,
-    schedule_first_attempt,
-)
+from services.scheduler.domain.auto_dnc import auto_dnc_entry
 from services.scheduler.domain.retry import (
-    Outcome,
     Retry,
     decide_after_attempt,
     post_completion_hold_until,
+    retry_policy,
 )
-from services.scheduler.domain.windows import Closed, next_allowed_time
 from shared import keys
 from shared.bus import BulkSender, publish_events, send_to_dlq
 from shared.clock import Clock, to_iso
@@ -35,6 +27,14 @@ from shared.ids import derived_id
 from shared.limits_redis import DialLimits, NumberCooldowns
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, to_e164
+from shared.rules.outcomes import Outcome
+from shared.rules.policy import (
+    CLOSED_STATUSES,
+    calling_policy,
+    recipient_zones,
+    schedule_first_attempt,
+)
+from shared.rules.windows import Closed, next_allowed_time
 from shared.state_redis import CallStore, CatalogStore, Requeued
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
 

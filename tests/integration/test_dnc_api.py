@@ -13,17 +13,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from services.ingest.app import Deps, create_app
-from services.scheduler.domain.dnc import (
+from shared import keys
+from shared.clock import to_iso
+from shared.dnc_redis import DncStore
+from shared.models import CampaignRules
+from shared.rules.dnc import (
     ENVIRONMENT_SCOPE,
     DncEntry,
     EntrySource,
     applicable_scope,
     campaign_scope,
 )
-from shared import keys
-from shared.clock import to_iso
-from shared.dnc_redis import DncStore
-from shared.models import CampaignRules
 from tests.conftest import KafkaServer, RedisServer
 from tests.integration.conftest import ingest_settings
 from tests.support import ALWAYS_OPEN, AUTH, TOKEN

@@ -9,11 +9,11 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
 
-from services.scheduler.domain.dnc import DncEntry, EntrySource
 from shared import keys
 from shared.dnc_redis import DncStore
 from shared.events import CallDue, CallEventType
 from shared.models import CampaignStatus
+from shared.rules.dnc import DncEntry, EntrySource
 from shared.state_redis import CatalogStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS, CALLS_REQUESTED
 from tests.clock import MovableClock

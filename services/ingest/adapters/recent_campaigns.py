@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.scheduler.domain.policy import calling_policy
-from services.scheduler.domain.windows import CallingPolicy
 from shared.clock import to_iso
 from shared.models import Campaign
+from shared.rules.policy import calling_policy
+from shared.rules.windows import CallingPolicy
 from shared.state_redis import CatalogStore
 
 

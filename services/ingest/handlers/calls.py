@@ -21,17 +21,17 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import ENVIRONMENT, Runtime
-from services.scheduler.domain.policy import (
-    CLOSED_STATUSES,
-    recipient_zones,
-    schedule_first_attempt,
-)
-from services.scheduler.domain.windows import Closed
 from shared.clock import to_iso
 from shared.events import CallEventType, call_event
 from shared.ids import new_id
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, to_e164
+from shared.rules.policy import (
+    CLOSED_STATUSES,
+    recipient_zones,
+    schedule_first_attempt,
+)
+from shared.rules.windows import Closed
 
 MAX_BATCH = 1000
 # How often one request is checked again because its campaign changed while it was stored.

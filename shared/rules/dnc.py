@@ -1,4 +1,4 @@
-"""Do-not-call rules: which list a campaign checks, when an entry counts, when to auto-add.
+"""Do-not-call rules: which list a campaign checks and when an entry counts.
 
 A list is named by its *scope*: ``"environment"`` for the environment-wide list, or
 ``"campaign:<campaign_id>"`` for one campaign's own list. Entries live inside one environment;
@@ -90,45 +90,3 @@ def applicable_scope(rules: CampaignRules, campaign_id: str) -> str | None:
     if not rules.do_not_call_enabled:
         return None
     return list_scope(rules, campaign_id)
-
-
-def _matches(value: str, triggers: list[str]) -> bool:
-    wanted = value.strip().casefold()
-    return any(trigger.strip().casefold() == wanted for trigger in triggers)
-
-
-def auto_dnc_reason(rules: CampaignRules, outcome: str, error: str | None) -> str | None:
-    """Why an attempt that ended with `outcome` (and `error`) puts its number on the list.
-
-    None unless `auto_add_to_dnc_enabled` and the outcome is one of `auto_dnc_trigger_statuses`
-    or the error one of `auto_dnc_trigger_errors` (compared ignoring case). The outcome wins
-    when both match. Reasons read ``"outcome:<outcome>"`` or ``"error:<error>"``.
-    """
-    if not rules.auto_add_to_dnc_enabled:
-        return None
-    if outcome and _matches(outcome, rules.auto_dnc_trigger_statuses):
-        return f"outcome:{outcome}"
-    if error and _matches(error, rules.auto_dnc_trigger_errors):
-        return f"error:{error}"
-    return None
-
-
-def auto_dnc_entry(
-    rules: CampaignRules,
-    campaign_id: str,
-    number: str,
-    outcome: str,
-    error: str | None,
-    now: datetime,
-) -> DncEntry | None:
-    """The entry to add after an attempt, on the campaign's list, or None when nothing to add."""
-    reason = auto_dnc_reason(rules, outcome, error)
-    if reason is None:
-        return None
-    return DncEntry(
-        number=number,
-        scope=list_scope(rules, campaign_id),
-        source=EntrySource.AUTO,
-        reason=reason,
-        created_at=now,
-    )
