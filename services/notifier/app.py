@@ -10,9 +10,6 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
-from services.notifier.adapters.webhook_http import HttpWebhookSender
-from services.notifier.dispatch import Dispatcher, WebhookSender
-from services.notifier.domain.retries import RetryPolicy
 from services.notifier.handlers import NotifierRuntime, NotifyHandler
 from services.notifier.retry_loop import RetryLoop
 from services.notifier.settings import NotifierSettings
@@ -20,8 +17,11 @@ from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.deliveries_redis import DeliveryStore
 from shared.redis_client import create_redis
+from shared.rules.delivery_retries import RetryPolicy
 from shared.state_redis import CallStore, CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
+from shared.webhooks.dispatch import Dispatcher, WebhookSender
+from shared.webhooks.webhook_http import HttpWebhookSender
 
 
 @dataclass(slots=True)

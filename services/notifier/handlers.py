@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.notifier.dispatch import Dispatcher
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from shared.bus import send_to_dlq
 from shared.events import CallEvent, CampaignEvent
 from shared.models import Webhook
 from shared.state_redis import CallStore, CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
+from shared.webhooks.dispatch import Dispatcher
 
 
 @dataclass(slots=True)
