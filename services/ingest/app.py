@@ -23,6 +23,7 @@ from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
 from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
 from shared.bus import BulkSender, create_broker
+from shared.calls.accept import AcceptCall
 from shared.clock import Clock, SystemClock
 from shared.dnc_redis import DncStore
 from shared.phone import warm_up
@@ -149,17 +150,23 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
         catalog = CatalogStore(redis)
         publisher = CallRequestPublisher(broker, sender, linger=settings.handoff_linger_ms / 1000)
         publisher.start()
+        calls = CallStore(redis, settings.due_shards)
+        clock = deps.clock or SystemClock()
+        dnc = DncStore(redis)
+        recent_campaigns = RecentCampaigns(catalog, settings.campaign_cache_seconds)
         app[RUNTIME] = Runtime(
             catalog=catalog,
-            calls=CallStore(redis, settings.due_shards),
+            calls=calls,
             publisher=publisher,
             tokens=TokenRegistry.from_settings(settings.api_tokens, settings.dev_api_token),
-            clock=deps.clock or SystemClock(),
-            reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
+            clock=clock,
             allow_private_webhook_targets=settings.allow_private_webhook_targets,
-            dnc=DncStore(redis),
+            dnc=dnc,
             idempotency=IdempotencyStore(redis),
-            recent_campaigns=RecentCampaigns(catalog, settings.campaign_cache_seconds),
+            recent_campaigns=recent_campaigns,
+            accept_call=AcceptCall(
+                calls, dnc, recent_campaigns, clock, settings.reservation_ttl_seconds * 1000
+            ),
         )
         yield
         await publisher.stop()
