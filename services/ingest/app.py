@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -134,14 +133,6 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         warm_up()
-        # What start-up made (phone metadata, compiled patterns) lives as long as the process:
-        # the collector need not walk it again on every full collection.
-        gc.collect()
-        gc.freeze()
-        # Collect young objects every 50,000 allocations, not 700: under load the requests in
-        # flight keep thousands of objects alive, which the default walks again and again
-        # (3.5% of the call path's instructions). Cycles are rare; they wait a little longer.
-        gc.set_threshold(50_000, 20, 20)
         redis = deps.redis or create_redis(settings.redis)
         broker = deps.broker or create_broker(settings.kafka, "ingest")
         await broker.start()
