@@ -101,6 +101,7 @@ async def _accept(runtime: Runtime, campaign: Campaign, body: Any, *, current: b
 
 
 async def _refusal(runtime: Runtime, refused: Refused, request: NewCall) -> Outcome:
+    """A refusal as the API answers it; the rest are `409 CAMPAIGN_CLOSED`."""
     if refused.reason is Refusal.CAMPAIGN_NOT_FOUND or refused.campaign is None:
         error = not_found("campaign")
         return Outcome(error.status, error.body())
