@@ -31,8 +31,13 @@ DLQ_TOPIC_HEADER = "x-dlq-source-topic"
 DLQ_CONSUMER_HEADER = "x-dlq-consumer"
 
 
+class TryAgain(Exception):
+    """A handler's own failure that passes by itself (e.g. state that kept changing under it)."""
+
+
 # Failures that pass by themselves: the message is processed again after a pause.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TryAgain,
     RedisConnectionError,
     RedisTimeoutError,
     KafkaError,

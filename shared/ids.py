@@ -9,7 +9,7 @@ The characters come from the operating system's CSPRNG (`os.urandom`, as `secret
 (4 × 62) becomes the character at its value modulo 62, so every character is equally likely; a
 byte of 248 or more is dropped. An id is then a slice of that text: one system call per some
 170 ids and no arithmetic per id. A forked child starts with an empty buffer so it never hands
-out its parent's ids.
+out its parent's ids. Each `IdGenerator` keeps its own buffer and its own source of bytes.
 
 An id derived from a name (`derived_id`) writes its uuid5's 128 bits in base62 instead, so the
 same name gives the same id in every process and every release.
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import uuid
+import weakref
+from collections.abc import Callable
 from typing import Final
 
 ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -32,37 +34,52 @@ _CHARACTERS: Final = bytes(ord(ALPHABET[b % len(ALPHABET)]) for b in range(_KEPT
 _DROPPED: Final = bytes(range(_KEPT, 256))
 
 
-class _RandomCharacters:
-    """Characters drawn uniformly from `ALPHABET`, cut from a buffer of `os.urandom` bytes."""
+class IdGenerator:
+    """Random ids cut from a buffer of characters drawn uniformly from `ALPHABET`.
 
-    def __init__(self) -> None:
+    The bytes come from `read` (default `os.urandom`, bound when the class is defined), so a
+    generator draws only from the source it was made with: replacing `os.urandom` later, as a
+    test may, never reaches the module's own generator. A test that needs chosen bytes makes a
+    generator of its own."""
+
+    def __init__(self, read: Callable[[int], bytes] = os.urandom) -> None:
+        self._read = read
         self._text = ""
         self._offset = 0
+        _generators.add(self)
 
-    def take(self, count: int) -> str:
-        if self._offset + count > len(self._text):
-            drawn = os.urandom(_BUFFER).translate(_CHARACTERS, _DROPPED)
-            self._text = drawn.decode("ascii")
-            self._offset = 0
+    def new_id(self) -> str:
+        """A fresh random id of exactly `LENGTH` characters from `ALPHABET`."""
         start = self._offset
-        self._offset += count
-        return self._text[start : self._offset]
+        end = start + LENGTH
+        if end > len(self._text):
+            self._text = self._read(_BUFFER).translate(_CHARACTERS, _DROPPED).decode("ascii")
+            start, end = 0, LENGTH
+        self._offset = end
+        return self._text[start:end]
 
     def forget(self) -> None:
+        """Drops the characters not yet used."""
         self._text = ""
         self._offset = 0
 
 
-_random = _RandomCharacters()
+# Every generator, so that a forked child starts each one empty and never repeats its parent.
+_generators: weakref.WeakSet[IdGenerator] = weakref.WeakSet()
+
+
+def _forget_all() -> None:
+    for generator in list(_generators):
+        generator.forget()
+
+
+os.register_at_fork(after_in_child=_forget_all)
 # Two characters per division: half the big-number arithmetic of one per character.
 _PAIRS: Final = tuple(high + low for high in ALPHABET for low in ALPHABET)
 _PAIR_BASE: Final = len(_PAIRS)
-os.register_at_fork(after_in_child=_random.forget)
 
-
-def new_id() -> str:
-    """A fresh random id of exactly `LENGTH` characters from `ALPHABET`."""
-    return _random.take(LENGTH)
+# The process's ids: one call, no lookup of a generator per id.
+new_id: Final = IdGenerator().new_id
 
 
 def derived_id(namespace: uuid.UUID, name: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
 from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
 from shared.bus import BulkSender, create_broker
+from shared.calls.accept import AcceptCall
 from shared.clock import Clock, SystemClock
 from shared.phone import warm_up
 from shared.redis_client import create_redis
@@ -134,14 +134,6 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         warm_up()
-        # What start-up made (phone metadata, compiled patterns) lives as long as the process:
-        # the collector need not walk it again on every full collection.
-        gc.collect()
-        gc.freeze()
-        # Collect young objects every 50,000 allocations, not 700: under load the requests in
-        # flight keep thousands of objects alive, which the default walks again and again
-        # (3.5% of the call path's instructions). Cycles are rare; they wait a little longer.
-        gc.set_threshold(50_000, 20, 20)
         redis = deps.redis or create_redis(settings.redis)
         broker = deps.broker or create_broker(settings.kafka, "ingest")
         await broker.start()
@@ -150,17 +142,23 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
         catalog = CatalogStore(redis)
         publisher = CallRequestPublisher(broker, sender, linger=settings.handoff_linger_ms / 1000)
         publisher.start()
+        calls = CallStore(redis, settings.due_shards)
+        clock = deps.clock or SystemClock()
+        dnc = DncStore(redis)
+        recent_campaigns = RecentCampaigns(catalog, settings.campaign_cache_seconds)
         app[RUNTIME] = Runtime(
             catalog=catalog,
-            calls=CallStore(redis, settings.due_shards),
+            calls=calls,
             publisher=publisher,
             tokens=TokenRegistry.from_settings(settings.api_tokens, settings.dev_api_token),
-            clock=deps.clock or SystemClock(),
-            reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
+            clock=clock,
             allow_private_webhook_targets=settings.allow_private_webhook_targets,
-            dnc=DncStore(redis),
+            dnc=dnc,
             idempotency=IdempotencyStore(redis),
-            recent_campaigns=RecentCampaigns(catalog, settings.campaign_cache_seconds),
+            recent_campaigns=recent_campaigns,
+            accept_call=AcceptCall(
+                calls, dnc, recent_campaigns, clock, settings.reservation_ttl_seconds * 1000
+            ),
         )
         yield
         await publisher.stop()

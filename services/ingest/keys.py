@@ -10,6 +10,7 @@ from aiohttp import web
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.tokens import TokenRegistry
+from shared.calls.accept import AcceptCall
 from shared.clock import Clock
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
@@ -29,11 +30,11 @@ class Runtime:
     publisher: CallRequestPublisher
     tokens: TokenRegistry
     clock: Clock
-    reservation_ttl_ms: int
     allow_private_webhook_targets: bool
     dnc: DncStore
     idempotency: IdempotencyStore
     recent_campaigns: RecentCampaigns
+    accept_call: AcceptCall
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

@@ -57,8 +57,8 @@ from services.ingest.handlers.dnc import AddNumbers
 from services.ingest.handlers.webhooks import WebhookBody
 from services.ingest.idempotency import HEADER as IDEMPOTENCY_HEADER
 from services.ingest.idempotency import MAX_KEY_LENGTH
-from services.notifier.domain.payloads import WebhookEvent
 from shared.models import CallStatus, CampaignRules, CampaignStatus, CampaignType
+from shared.rules.webhook_payloads import WebhookEvent
 
 API_PREFIX: Final = "/api/v1"
 OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"

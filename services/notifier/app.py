@@ -10,19 +10,19 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
-from services.notifier.adapters.webhook_http import HttpWebhookSender
-from services.notifier.dispatch import Dispatcher, WebhookSender
-from services.notifier.domain.retries import RetryPolicy
 from services.notifier.handlers import NotifierRuntime, NotifyHandler
 from services.notifier.retry_loop import RetryLoop
 from services.notifier.settings import NotifierSettings
 from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.redis_client import create_redis
+from shared.rules.delivery_retries import RetryPolicy
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
+from shared.webhooks.dispatch import Dispatcher, WebhookSender
+from shared.webhooks.webhook_http import HttpWebhookSender
 
 
 @dataclass(slots=True)

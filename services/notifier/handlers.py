@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.notifier.dispatch import Dispatcher
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from shared.bus import send_to_dlq
 from shared.events import CallEvent, CampaignEvent
@@ -16,6 +15,7 @@ from shared.models import Webhook
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
+from shared.webhooks.dispatch import Dispatcher
 
 
 @dataclass(slots=True)

@@ -8,9 +8,9 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from services.notifier.dispatch import Dispatcher
 from shared.clock import Clock
 from shared.store.deliveries import DeliveryRef, DeliveryStore
+from shared.webhooks.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from services.scheduler.due_pump import DuePump
 from services.scheduler.handlers import OutcomeHandler, RequestHandler, SchedulerRuntime
 from services.scheduler.settings import SchedulerSettings
 from shared.bus import BulkSender, batch_consumer, consume_batch, create_broker, records_of
+from shared.calls.accept import AcceptCall, StoredCampaigns
 from shared.clock import Clock, SystemClock
 from shared.phone import warm_up
 from shared.redis_client import create_redis
@@ -35,14 +36,25 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     deps = deps or Deps()
     broker = deps.broker or create_broker(settings.kafka, "scheduler")
     redis = deps.redis or create_redis(settings.redis)
+    catalog = CatalogStore(redis)
+    calls = CallStore(redis, settings.due_shards)
+    clock = deps.clock or SystemClock()
+    dnc = DncStore(redis)
     runtime = SchedulerRuntime(
-        catalog=CatalogStore(redis),
-        calls=CallStore(redis, settings.due_shards),
+        catalog=catalog,
+        calls=calls,
         broker=broker,
-        clock=deps.clock or SystemClock(),
-        reservation_ttl_ms=settings.reservation_ttl_seconds * 1000,
+        clock=clock,
+        # Every request read from the topic is checked against the campaign as stored now.
+        accept_call=AcceptCall(
+            calls,
+            dnc,
+            StoredCampaigns(catalog),
+            clock,
+            settings.reservation_ttl_seconds * 1000,
+        ),
         limits=DialLimits(redis, settings.dial_slot_lease_ms),
-        dnc=DncStore(redis),
+        dnc=dnc,
         cooldowns=NumberCooldowns(redis),
         sender=BulkSender(settings.kafka, "scheduler"),
     )

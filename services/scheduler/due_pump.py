@@ -7,9 +7,6 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from services.scheduler.domain.policy import CLOSED_STATUSES, calling_policy
-from services.scheduler.domain.retry import Outcome
-from services.scheduler.domain.windows import CallingPolicy, Closed, next_allowed_time
 from services.scheduler.handlers import SchedulerRuntime, max_attempts, queue_call
 from shared import keys
 from shared.bus import publish_events
@@ -17,6 +14,9 @@ from shared.clock import from_ms
 from shared.events import CallEventType, call_due, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
+from shared.rules.outcomes import Outcome
+from shared.rules.policy import CLOSED_STATUSES, calling_policy
+from shared.rules.windows import CallingPolicy, Closed, next_allowed_time
 from shared.store.calls import DueClaim
 from shared.topics import CALLS_DUE, call_key
 

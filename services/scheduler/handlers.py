@@ -11,28 +11,25 @@ import orjson
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.scheduler.domain.dnc import auto_dnc_entry
-from services.scheduler.domain.policy import (
-    CLOSED_STATUSES,
-    calling_policy,
-    recipient_zones,
-    retry_policy,
-    schedule_first_attempt,
-)
+from services.scheduler.domain.auto_dnc import auto_dnc_entry
 from services.scheduler.domain.retry import (
-    Outcome,
     Retry,
     decide_after_attempt,
     post_completion_hold_until,
+    retry_policy,
 )
-from services.scheduler.domain.windows import Closed, next_allowed_time
 from shared import keys
-from shared.bus import BulkSender, publish_events, send_to_dlq
+from shared.bus import BulkSender, TryAgain, publish_events, send_to_dlq
+from shared.calls.accept import AcceptCall, NewCall, Refused, Unsettled
 from shared.clock import Clock, to_iso
 from shared.events import CallEvent, CallEventType, CallRequested, call_event
 from shared.ids import derived_id
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, to_e164
+from shared.rules.acceptance import Refusal
+from shared.rules.outcomes import Outcome
+from shared.rules.policy import calling_policy, recipient_zones
+from shared.rules.windows import Closed, next_allowed_time
 from shared.store.calls import CallStore, Requeued
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
@@ -49,7 +46,7 @@ class SchedulerRuntime:
     calls: CallStore
     broker: KafkaBroker
     clock: Clock
-    reservation_ttl_ms: int
+    accept_call: AcceptCall
     limits: DialLimits
     dnc: DncStore
     cooldowns: NumberCooldowns
@@ -105,69 +102,67 @@ class RequestHandler:
             else:
                 await queue_call(self._rt, stored)
             return
-        await self._apply_rules(request, call_id)
+        await self._accept(request, call_id)
 
-    async def _apply_rules(self, request: CallRequested, call_id: str) -> None:
+    async def _accept(self, request: CallRequested, call_id: str) -> None:
+        """The message through the "accept a call" use case: queued, or told as rejected."""
         now = self._rt.clock.now()
         campaign = await self._rt.catalog.get_campaign(request.campaign_id)
+        if campaign is None:
+            await self._reject(request, call_id, request.to, None, Refusal.CAMPAIGN_NOT_FOUND, now)
+            return
         try:
             e164 = to_e164(request.to)
         except InvalidNumber:
-            e164 = request.to
-            reason: str | None = "invalid_number"
-        else:
-            reason = None
+            await self._reject(request, call_id, request.to, campaign, Refusal.INVALID_NUMBER, now)
+            return
+        new_call = NewCall(
+            call_id,
+            e164,
+            request.payload,
+            request.context,
+            request.is_testing,
+            request.allow_duplicates,
+            request.requested_at,
+        )
+        result = await self._rt.accept_call(campaign, new_call, current=True)
+        if isinstance(result, Refused):
+            await self._reject(request, call_id, e164, result.campaign, result.reason, now)
+            return
+        if isinstance(result, Unsettled):
+            raise TryAgain(f"campaign {campaign.id} kept changing while call {call_id} was checked")
+        call = result.call
+        if not result.first:
+            # An earlier delivery of this message stored the call: queue what it stored.
+            stored = await self._rt.calls.get(call.campaign_id, call.id)
+            if stored is None:
+                return
+            call = stored
+        await queue_call(self._rt, call, result.campaign)
+
+    async def _reject(
+        self,
+        request: CallRequested,
+        call_id: str,
+        to: str,
+        campaign: Campaign | None,
+        reason: Refusal,
+        now: datetime,
+    ) -> None:
         call = Call(
             id=call_id,
             campaign_id=request.campaign_id,
             environment_id=campaign.environment_id if campaign else "",
-            to=e164,
+            to=to,
             payload=request.payload,
             context=request.context,
             is_testing=request.is_testing,
             allow_duplicates=request.allow_duplicates,
-            attempt=1,
             scheduled_at=now,
             scheduling_reason="",
             created_at=request.requested_at or now,
             updated_at=now,
         )
-        if campaign is None:
-            await self._reject(call, None, "campaign_not_found", now)
-            return
-        if reason is not None:
-            await self._reject(call, campaign, reason, now)
-            return
-        if campaign.status in CLOSED_STATUSES:
-            await self._reject(call, campaign, "campaign_closed", now)
-            return
-        blocked, held = await self._rt.dnc.check_new_call(campaign, e164, now)
-        if blocked:
-            await self._reject(call, campaign, "do_not_call", now)
-            return
-        decision = schedule_first_attempt(
-            campaign, campaign.status, recipient_zones(campaign, e164), now, held
-        )
-        if isinstance(decision, Closed):
-            await self._reject(call, campaign, "campaign_closed", now)
-            return
-        call = call.model_copy(
-            update={"scheduled_at": decision.at, "scheduling_reason": decision.reason.value}
-        )
-        result = await self._rt.calls.accept(call, self._rt.reservation_ttl_ms, now)
-        if result.outcome == "duplicate":
-            await self._reject(call, campaign, "duplicate", now)
-            return
-        if result.outcome == "exists":
-            stored = await self._rt.calls.get(call.campaign_id, call.id)
-            if stored is None:
-                return
-            call = stored
-        await queue_call(self._rt, call, campaign)
-
-    async def _reject(
-        self, call: Call, campaign: Campaign | None, reason: str, now: datetime
-    ) -> None:
         event = call_event(
             call,
             CallEventType.REJECTED,
@@ -175,7 +170,7 @@ class RequestHandler:
             attempt=0,
             max_attempts=max_attempts(campaign),
             status="rejected",
-            reason=reason,
+            reason=reason.value,
         )
         await publish_events(self._rt.broker, [event])
 

@@ -22,15 +22,15 @@ from typing import Any, Final, cast
 import orjson
 from redis.asyncio import Redis
 
-from services.scheduler.domain.dnc import (
+from shared import keys
+from shared.clock import to_iso, to_us
+from shared.models import Campaign
+from shared.rules.dnc import (
     DncEntry,
     EntrySource,
     applicable_scope,
     campaign_id_of,
 )
-from shared import keys
-from shared.clock import to_iso, to_us
-from shared.models import Campaign
 from shared.store import lua
 from shared.store.limits import rest_until
 

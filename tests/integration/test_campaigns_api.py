@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from services.scheduler.domain.campaign_status import ALLOWED_MOVES
+from services.ingest.domain.campaign_status import ALLOWED_MOVES
 from shared.models import CampaignStatus
 from tests.integration.conftest import OTHER_AUTH, IngestClient
 

@@ -13,16 +13,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from services.ingest.app import Deps, create_app
-from services.scheduler.domain.dnc import (
+from shared import keys
+from shared.clock import to_iso
+from shared.models import CampaignRules
+from shared.rules.dnc import (
     ENVIRONMENT_SCOPE,
     DncEntry,
     EntrySource,
     applicable_scope,
     campaign_scope,
 )
-from shared import keys
-from shared.clock import to_iso
-from shared.models import CampaignRules
 from shared.store.dnc import DncStore
 from tests.conftest import KafkaServer, RedisServer
 from tests.integration.conftest import ingest_settings

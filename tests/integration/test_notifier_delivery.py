@@ -18,14 +18,14 @@ from standardwebhooks.webhooks import Webhook as SignatureVerifier
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
 from services.notifier.app import create_app as create_notifier
-from services.notifier.dispatch import WEBHOOK_DISABLED
-from services.notifier.domain.targets import REFUSED_TARGET
 from services.notifier.settings import NotifierSettings
 from shared.bus import DLQ_TOPIC_HEADER
 from shared.events import CallEvent, CallEventType, CampaignEventType, campaign_event, event_id_for
+from shared.rules.webhook_targets import REFUSED_TARGET
 from shared.settings import KafkaSettings
 from shared.store.deliveries import DeliveryRef, DeliveryStore
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CAMPAIGN_EVENTS, call_key
+from shared.webhooks.dispatch import WEBHOOK_DISABLED
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import IngestClient
 from tests.support import TOKEN, Receiver, read_topic

@@ -9,10 +9,10 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
 
-from services.scheduler.domain.dnc import DncEntry, EntrySource
 from shared import keys
 from shared.events import CallDue, CallEventType
 from shared.models import CampaignStatus
+from shared.rules.dnc import DncEntry, EntrySource
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS, CALLS_REQUESTED

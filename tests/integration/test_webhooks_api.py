@@ -12,8 +12,8 @@ from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
-from services.notifier.domain.payloads import EVENT_NAMES
-from services.notifier.domain.targets import REFUSED_TARGET
+from shared.rules.webhook_payloads import EVENT_NAMES
+from shared.rules.webhook_targets import REFUSED_TARGET
 from tests.conftest import KafkaServer, RedisServer
 from tests.integration.conftest import OTHER_AUTH, IngestClient
 from tests.support import TOKEN, Receiver

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.scheduler.domain.retry import Outcome
+from shared.rules.outcomes import Outcome
 
 
 @dataclass(frozen=True, slots=True)

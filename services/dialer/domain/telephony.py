@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.scheduler.domain.retry import Outcome
+from shared.rules.outcomes import Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,22 +16,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from services.scheduler.domain.policy import calling_policy
-from services.scheduler.domain.windows import CallingPolicy
-from shared.clock import to_iso
+from shared.calls.accept import CampaignRead
 from shared.models import Campaign
 from shared.store.catalog import CatalogStore
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignRead:
-    """What the call path derives from one read of a campaign."""
-
-    campaign: Campaign
-    policy: CallingPolicy
-    version: str  # the stored `updated_at`, as the store compares it
 
 
 class RecentCampaigns:
@@ -67,7 +55,7 @@ class RecentCampaigns:
         kept = self._derived.get(campaign.id)
         if kept is not None and kept.campaign is campaign:
             return kept
-        read = CampaignRead(campaign, calling_policy(campaign), to_iso(campaign.updated_at))
+        read = CampaignRead.of(campaign)
         if campaign.id not in self._derived and len(self._derived) >= self._size:
             self._derived.pop(next(iter(self._derived)))  # the oldest kept
         self._derived[campaign.id] = read

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from services.ingest.domain.errors import INVALID_DATA
-from services.notifier.domain.attempts import Trigger
-from services.notifier.domain.retries import DeliveryState
-from services.scheduler.domain.dnc import EntrySource
-from services.scheduler.domain.windows import SchedulingReason
 from shared.models import CallStatus, CampaignRules, CampaignStatus, WebhookHeader
+from shared.rules.delivery_attempts import Trigger
+from shared.rules.delivery_retries import DeliveryState
+from shared.rules.dnc import EntrySource
+from shared.rules.windows import SchedulingReason
 
 View = TypeVar("View")
 HHMMSS = r"^(?:[01]\d|2[0-3]):[0-5]\d:00$|^24:00:00$"

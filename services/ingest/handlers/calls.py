@@ -21,25 +21,20 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import ENVIRONMENT, Runtime
-from services.scheduler.domain.policy import (
-    CLOSED_STATUSES,
-    recipient_zones,
-    schedule_first_attempt,
-)
-from services.scheduler.domain.windows import Closed
+from shared.calls.accept import Accepted, NewCall, Refused
 from shared.clock import to_iso
 from shared.events import CallEventType, call_event
 from shared.ids import new_id
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, to_e164
+from shared.rules.acceptance import Refusal
 
 MAX_BATCH = 1000
-# How often one request is checked again because its campaign changed while it was stored.
-_CHECKS = 3
 _REQUIRED = "The to field is required."
 _INVALID = "The to must be a valid phone number."
 _ON_DNC = "The to is on the do-not-call list."
 _CLOSED = ApiError(409, "The campaign is not accepting calls.", "CAMPAIGN_CLOSED")
+_CHANGING = ApiError(503, "The campaign is changing; retry shortly.", "UNAVAILABLE")
 
 
 def _validate_to(body: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
@@ -63,11 +58,10 @@ class Outcome:
 
     status: int
     body: dict[str, Any]
-    call: Call | None = None
 
 
-def _validate(body: Any) -> tuple[str, MakeCall]:
-    """The request's number in E.164 and its other fields; raises Invalid."""
+def _new_call(body: Any) -> NewCall:
+    """The request as the use case takes it, under a new id; raises Invalid."""
     if not isinstance(body, dict):
         raise Invalid({"body": ["The call must be a JSON object."]})
     errors: dict[str, list[str]] = {}
@@ -78,87 +72,49 @@ def _validate(body: Any) -> tuple[str, MakeCall]:
         errors.update(validation_errors(exc))
     if errors or e164 is None:
         raise Invalid(errors)
-    return e164, fields
+    return NewCall(
+        new_id(),
+        e164,
+        fields.payload,
+        fields.context,
+        fields.is_testing,
+        fields.allow_duplicates,
+    )
 
 
-class _RefusedByCampaign(Exception):
-    """A refusal that follows from the campaign's state or rules, not from the request alone."""
+async def _accept(runtime: Runtime, campaign: Campaign, body: Any, *, current: bool) -> Outcome:
+    """One call request through the "accept a call" use case, answered as the API documents.
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(status)
-        self.outcome = Outcome(status, body)
-
-
-class _CampaignChanged(Exception):
-    """The campaign the request was checked against is no longer the stored one."""
-
-
-async def _store(runtime: Runtime, campaign: Campaign, body: Any, *, current: bool) -> Outcome:
-    """Validates and stores one call (taking the number's reservation); nothing is sent yet.
-
-    A campaign read a moment ago (`current` false) may have changed since. A call is stored
-    only if the campaign is still the version it was checked against, and a refusal that
-    follows from the campaign is given only after checking against a fresh read.
-    """
-    for _ in range(_CHECKS):
-        try:
-            return await _store_against(runtime, campaign, body, current)
-        except _CampaignChanged:
-            fresh = await runtime.recent_campaigns.refresh(campaign.id)
-            if fresh is None or fresh.environment_id != campaign.environment_id:
-                error = not_found("campaign")
-                return Outcome(error.status, error.body())
-            campaign, current = fresh, True
-    error = ApiError(503, "The campaign is changing; retry shortly.", "UNAVAILABLE")
-    return Outcome(503, error.body())
-
-
-async def _store_against(runtime: Runtime, campaign: Campaign, body: Any, current: bool) -> Outcome:
-    """Checks one request against every rule, decides when it may first ring and stores it."""
+    An accepted call is passed on to the scheduler. It is accepted already: it was stored
+    marked as waiting for the scheduler, which queues it even if this message never arrives."""
     try:
-        e164, fields = _validate(body)
+        request = _new_call(body)
     except Invalid as exc:
         return Outcome(422, exc.body())
-    now = runtime.clock.now()
-    try:
-        if campaign.status in CLOSED_STATUSES:
-            raise _RefusedByCampaign(409, _CLOSED.body())
-        blocked, held = await runtime.dnc.check_new_call(campaign, e164, now)
-        if blocked:
-            raise _RefusedByCampaign(422, Invalid({"to": [_ON_DNC]}).body())
-        read = runtime.recent_campaigns.derived(campaign)
-        decision = schedule_first_attempt(
-            campaign, campaign.status, recipient_zones(campaign, e164), now, held, read.policy
-        )
-        if isinstance(decision, Closed):
-            raise _RefusedByCampaign(409, _CLOSED.body())
-    except _RefusedByCampaign as exc:
-        if not current:
-            raise _CampaignChanged from exc
-        return exc.outcome
-    call = Call(
-        id=new_id(),
-        campaign_id=campaign.id,
-        environment_id=campaign.environment_id,
-        to=e164,
-        payload=fields.payload,
-        context=fields.context,
-        is_testing=fields.is_testing,
-        allow_duplicates=fields.allow_duplicates,
-        attempt=1,
-        scheduled_at=decision.at,
-        scheduling_reason=decision.reason.value,
-        created_at=now,
-        updated_at=now,
-    )
-    accepted = await runtime.calls.accept(
-        call, runtime.reservation_ttl_ms, campaign_version=read.version
-    )
-    if accepted.outcome == "campaign_changed":
-        raise _CampaignChanged
-    if accepted.outcome == "duplicate" and accepted.other:
-        existing = await runtime.calls.get(campaign.id, accepted.other)
-        summary: dict[str, Any] = {"id": accepted.other, "campaign_id": campaign.id, "to": call.to}
+    result = await runtime.accept_call(campaign, request, current=current)
+    if isinstance(result, Accepted):
+        runtime.publisher.hand_on(result.call)
+        return Outcome(201, _created_body(result.call, result.campaign))
+    if isinstance(result, Refused):
+        return await _refusal(runtime, result, request)
+    return Outcome(_CHANGING.status, _CHANGING.body())
+
+
+async def _refusal(runtime: Runtime, refused: Refused, request: NewCall) -> Outcome:
+    """A refusal as the API answers it; the rest are `409 CAMPAIGN_CLOSED`."""
+    if refused.reason is Refusal.CAMPAIGN_NOT_FOUND or refused.campaign is None:
+        error = not_found("campaign")
+        return Outcome(error.status, error.body())
+    if refused.reason is Refusal.DO_NOT_CALL:
+        return Outcome(422, Invalid({"to": [_ON_DNC]}).body())
+    if refused.reason is Refusal.DUPLICATE:
+        campaign_id = refused.campaign.id
+        summary: dict[str, Any] = {
+            "id": refused.holder,
+            "campaign_id": campaign_id,
+            "to": request.to,
+        }
+        existing = await runtime.calls.get(campaign_id, refused.holder) if refused.holder else None
         if existing is not None:
             summary.update(status=existing.status.value, created_at=to_iso(existing.created_at))
         return Outcome(
@@ -169,7 +125,7 @@ async def _store_against(runtime: Runtime, campaign: Campaign, body: Any, curren
                 "existing_call": summary,
             },
         )
-    return Outcome(201, _created_body(call, campaign), call)
+    return Outcome(_CLOSED.status, _CLOSED.body())
 
 
 def _created_body(call: Call, campaign: Campaign) -> dict[str, Any]:
@@ -189,22 +145,14 @@ def _created_body(call: Call, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def _hand_off(runtime: Runtime, outcome: Outcome) -> Outcome:
-    """Passes a stored call on to the scheduler. It is accepted already: it was stored marked as
-    waiting for the scheduler, which queues it even if this message never arrives."""
-    if outcome.call is not None:
-        runtime.publisher.hand_on(outcome.call)
-    return outcome
-
-
 async def make_call(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
-    # The campaign as read a moment ago: `_store` makes sure it has not changed since.
+    # The campaign as read a moment ago: the use case makes sure it has not changed since.
     campaign = await runtime.recent_campaigns.get(request.match_info["campaign_id"])
     if campaign is None or campaign.environment_id != request[ENVIRONMENT]:
         raise not_found("campaign")
     body = await read_object(request)
-    outcome = _hand_off(runtime, await _store(runtime, campaign, body, current=False))
+    outcome = await _accept(runtime, campaign, body, current=False)
     return json_response(outcome.body, status=outcome.status)
 
 
@@ -220,10 +168,7 @@ async def make_calls(request: web.Request) -> web.Response:
     campaign = await campaign_in_env(request)
     batch = parse(CallBatch, await read_object(request))
     # Stored one after another so that, for a number repeated in the batch, the first wins.
-    outcomes = [
-        _hand_off(runtime, await _store(runtime, campaign, item, current=True))
-        for item in batch.calls
-    ]
+    outcomes = [await _accept(runtime, campaign, item, current=True) for item in batch.calls]
     results = [
         {"index": index, "status": outcome.status, "body": outcome.body}
         for index, outcome in enumerate(outcomes)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from services.ingest.domain.campaign_status import allowed_sources, lifecycle_event
 from services.ingest.domain.errors import ApiError, Invalid, not_found, validation_errors
 from services.ingest.domain.pagination import PageRequest
 from services.ingest.domain.requests import ChangeCampaignStatus, CreateCampaign
@@ -22,11 +23,10 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import ENVIRONMENT, Runtime
-from services.scheduler.domain.campaign_status import allowed_sources, lifecycle_event
-from services.scheduler.domain.policy import CLOSED_STATUSES
 from shared.events import CallEventType, call_event, campaign_event
 from shared.ids import new_id
 from shared.models import Agent, CallStatus, Campaign, CampaignRules, CampaignStatus, CampaignType
+from shared.rules.policy import CLOSED_STATUSES
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.ingest.domain.errors import ApiError, Invalid, not_found
 from services.ingest.handlers.common import json_response, parse, read_object, runtime_of
 from services.ingest.keys import ENVIRONMENT
-from services.scheduler.domain.dnc import DncEntry, EntrySource, scope_for
 from shared.clock import to_iso
 from shared.phone import InvalidNumber, to_e164
+from shared.rules.dnc import DncEntry, EntrySource, scope_for
 
 MAX_NUMBERS: Final = 10_000
 INVALID_NUMBER: Final = "The to must be a valid phone number."

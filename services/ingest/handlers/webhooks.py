@@ -22,13 +22,13 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import Runtime
-from services.notifier.adapters.webhook_http import HttpWebhookSender
-from services.notifier.dispatch import DeliveryBusy, DeliveryNotFound, Dispatcher
-from services.notifier.domain.payloads import EVENT_NAMES
-from services.notifier.domain.targets import is_refused_host
 from shared.clock import to_iso
 from shared.ids import new_id
 from shared.models import Campaign, Webhook
+from shared.rules.webhook_payloads import EVENT_NAMES
+from shared.rules.webhook_targets import is_refused_host
+from shared.webhooks.dispatch import DeliveryBusy, DeliveryNotFound, Dispatcher
+from shared.webhooks.webhook_http import HttpWebhookSender
 
 _PRIVATE_TARGET = "The webhook url may not point at a private address."
 

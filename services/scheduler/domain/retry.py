@@ -8,15 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
-
-class Outcome(StrEnum):
-    COMPLETED = "completed"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    VOICEMAIL = "voicemail"
-    FAILED = "failed"
+from shared.models import CampaignRules
+from shared.rules.outcomes import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +35,18 @@ class Retry:
 @dataclass(frozen=True, slots=True)
 class Terminal:
     status: Outcome
+
+
+def retry_policy(rules: CampaignRules) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=rules.max_retries,
+        retry_cooldown_hours=rules.retry_cooldown_hours,
+        success_cooldown_hours=rules.success_cooldown_hours,
+        voicemail_cooldown_hours=rules.voicemail_cooldown_hours,
+        no_answer_cooldown_hours=rules.no_answer_cooldown_hours,
+        busy_cooldown_hours=rules.busy_cooldown_hours,
+        failed_cooldown_hours=rules.failed_cooldown_hours,
+    )
 
 
 def cooldown_for(policy: RetryPolicy, outcome: Outcome) -> timedelta:

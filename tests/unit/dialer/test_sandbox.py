@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from services.dialer.domain.sandbox import SandboxOutcome, sandbox_outcome
-from services.scheduler.domain.retry import Outcome
+from shared.rules.outcomes import Outcome
 
 COMPLETED = SandboxOutcome(Outcome.COMPLETED, answered=True)
 

@@ -31,10 +31,10 @@ from services.ingest.openapi import (
     documented_routes,
 )
 from services.ingest.settings import IngestSettings
-from services.notifier.domain.attempts import AttemptRecord, Trigger
-from services.notifier.domain.retries import DeliveryState
-from services.scheduler.domain.dnc import DncEntry, EntrySource, campaign_scope, scope_for
 from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Webhook
+from shared.rules.delivery_attempts import AttemptRecord, Trigger
+from shared.rules.delivery_retries import DeliveryState
+from shared.rules.dnc import DncEntry, EntrySource, campaign_scope, scope_for
 
 NOW = datetime(2026, 3, 2, 14, 30, 5, 123456, tzinfo=UTC)
 METHODS = ("get", "post", "put", "patch", "delete")

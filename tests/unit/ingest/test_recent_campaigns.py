@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
-from services.scheduler.domain.policy import calling_policy
 from shared.models import Campaign
+from shared.rules.policy import calling_policy
 from shared.store.catalog import CatalogStore
 from tests.support import ALWAYS_OPEN
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import base64
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -9,12 +8,7 @@ import orjson
 import pytest
 from pydantic import TypeAdapter
 
-from services.notifier.domain.payloads import (
-    auth_headers,
-    call_event_body,
-    campaign_event_body,
-    wants,
-)
+from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from shared.events import CallEventType, CampaignEventType, call_event, campaign_event, event_id_for
 from shared.models import (
     Call,
@@ -23,8 +17,8 @@ from shared.models import (
     CampaignRules,
     CampaignStatus,
     Webhook,
-    WebhookHeader,
 )
+from shared.rules.webhook_payloads import EVENT_NAMES, TEST_EVENT
 from tests.support import ALWAYS_OPEN
 
 NOW = datetime(2026, 3, 2, 15, 4, 5, tzinfo=UTC)
@@ -161,6 +155,17 @@ def test_disabled_webhook_gets_nothing(event_type: str) -> None:
     assert wants(webhook, event_type) is False
 
 
+def test_every_listable_event_reaches_a_webhook_that_lists_it() -> None:
+    for name in EVENT_NAMES:
+        assert wants(make_webhook(events=[name]), name), name
+
+
+def test_no_webhook_subscribes_to_the_test_event() -> None:
+    hook = make_webhook(events=list(EVENT_NAMES), include_call_events=True)
+
+    assert not wants(hook, TEST_EVENT)
+
+
 # --- call_event_body ---------------------------------------------------------------------
 
 
@@ -295,83 +300,6 @@ def test_non_utc_timestamps_are_converted_to_utc() -> None:
 
     assert body["created_at"] == "2026-03-02T15:04:05Z"
     assert body["next_attempt_at"] == "2026-03-03T15:04:05Z"
-
-
-# --- auth_headers ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("scheme", "value", "expected"),
-    [
-        pytest.param("none", None, {}, id="none"),
-        pytest.param("none", "ignored", {}, id="none-with-value"),
-        pytest.param("bearer", "tok_123", {"Authorization": "Bearer tok_123"}, id="bearer"),
-        pytest.param("bearer", None, {}, id="bearer-without-value"),
-        pytest.param("bearer", "", {}, id="bearer-empty-value"),
-        pytest.param(
-            "basic",
-            "user:pa:ss",
-            {"Authorization": "Basic " + base64.b64encode(b"user:pa:ss").decode()},
-            id="basic-user-password",
-        ),
-        pytest.param(
-            "basic",
-            "dXNlcjpwYXNz",
-            {"Authorization": "Basic dXNlcjpwYXNz"},
-            id="basic-pre-encoded",
-        ),
-        pytest.param("api_key", "k_42", {"X-API-Key": "k_42"}, id="api-key"),
-        pytest.param("custom", "Token abc", {"Authorization": "Token abc"}, id="custom"),
-    ],
-)
-def test_auth_headers_per_scheme(scheme: str, value: str | None, expected: dict[str, str]) -> None:
-    webhook = make_webhook(authorization_scheme=scheme, authorization_value=value)
-
-    assert auth_headers(webhook) == expected
-
-
-def test_basic_user_password_round_trips() -> None:
-    webhook = make_webhook(authorization_scheme="basic", authorization_value="zoë:p@ss")
-
-    token = auth_headers(webhook)["Authorization"].removeprefix("Basic ")
-
-    assert base64.b64decode(token).decode() == "zoë:p@ss"
-
-
-@pytest.mark.parametrize(
-    ("scheme", "value", "auth"),
-    [
-        pytest.param("none", None, {}, id="none"),
-        pytest.param("bearer", "t", {"Authorization": "Bearer t"}, id="bearer"),
-        pytest.param("api_key", "k", {"X-API-Key": "k"}, id="api-key"),
-    ],
-)
-def test_custom_headers_are_sent_with_the_auth_header(
-    scheme: str, value: str | None, auth: dict[str, str]
-) -> None:
-    webhook = make_webhook(
-        authorization_scheme=scheme,
-        authorization_value=value,
-        custom_headers=[
-            WebhookHeader(key="X-Tenant", value="acme"),
-            WebhookHeader(key="X-Trace", value=""),
-        ],
-    )
-
-    assert auth_headers(webhook) == {"X-Tenant": "acme", "X-Trace": "", **auth}
-
-
-def test_auth_headers_do_not_change_the_webhook() -> None:
-    webhook = make_webhook(
-        authorization_scheme="bearer",
-        authorization_value="t",
-        custom_headers=[WebhookHeader(key="X-Tenant", value="acme")],
-    )
-
-    auth_headers(webhook)["X-Tenant"] = "changed"
-
-    assert webhook.custom_headers == [WebhookHeader(key="X-Tenant", value="acme")]
-    assert auth_headers(webhook) == {"X-Tenant": "acme", "Authorization": "Bearer t"}
 
 
 def _campaign() -> Campaign:

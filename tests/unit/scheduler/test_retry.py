@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.scheduler.domain.retry import (
-    Outcome,
     Retry,
     RetryPolicy,
     Terminal,
@@ -13,6 +12,7 @@ from services.scheduler.domain.retry import (
     decide_after_attempt,
     post_completion_hold_until,
 )
+from shared.rules.outcomes import Outcome
 
 NOW = datetime(2026, 5, 4, 14, 30, 15, 250_000, tzinfo=UTC)
 PER_OUTCOME = RetryPolicy(

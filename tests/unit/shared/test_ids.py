@@ -49,49 +49,61 @@ def test_every_character_is_equally_likely() -> None:
     assert all(abs(count - expected) < 6 * 83 for count in counts.values()), counts
 
 
-def test_each_byte_below_248_is_one_character_and_the_others_are_dropped(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_each_byte_below_248_is_one_character_and_the_others_are_dropped() -> None:
     pattern = bytes([0, 1, 248, 61, 255, 62, 123, 124, 185, 186, 247, 250])
-    monkeypatch.setattr(os, "urandom", lambda size: (pattern * size)[:size])
-    ids._random.forget()
+    generator = ids.IdGenerator(lambda size: (pattern * size)[:size])
 
-    made = ids.new_id()
+    made = generator.new_id()
 
     # 248, 255 and 250 are dropped; 61, 123, 185 and 247 are z; 62, 124 and 186 are 0.
     assert made == ("01z0z0z0z" * 3)[:22]
 
 
-def test_the_random_bytes_come_from_urandom_a_buffer_at_a_time(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_random_bytes_are_read_a_buffer_at_a_time() -> None:
     reads: list[int] = []
-    real = os.urandom
 
     def urandom(size: int) -> bytes:
         reads.append(size)
-        return real(size)
+        return os.urandom(size)
 
-    monkeypatch.setattr(os, "urandom", urandom)
-    ids._random.forget()
-    made = {ids.new_id() for _ in range(300)}
+    generator = ids.IdGenerator(urandom)
+    made = {generator.new_id() for _ in range(300)}
 
     assert len(made) == 300
     assert reads == [4096, 4096]  # some 170 ids per read
 
 
+def test_replacing_urandom_never_reaches_the_modules_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "urandom", lambda size: bytes(size))
+
+    # Enough ids to read the system's bytes again at least twice while urandom is replaced.
+    made = {ids.new_id() for _ in range(500)}
+
+    assert len(made) == 500
+
+
+def test_generators_keep_apart() -> None:
+    zeros = ids.IdGenerator(lambda size: bytes(size))
+
+    assert zeros.new_id() == "0" * ids.LENGTH
+    assert ids.new_id() != "0" * ids.LENGTH
+
+
 def test_a_forked_child_never_repeats_its_parents_ids() -> None:
-    ids.new_id()  # the parent now holds a buffer of unused bits
+    own = ids.IdGenerator()
+    ids.new_id()  # the parent now holds buffers of unused characters
+    own.new_id()
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
-        os.write(writer, ids.new_id().encode())
+        os.write(writer, (ids.new_id() + own.new_id()).encode())
         os._exit(0)
     os.close(writer)
     os.waitpid(child, 0)
     from_child = os.read(reader, 64).decode()
     os.close(reader)
-    assert from_child != ids.new_id()
+    assert from_child[: ids.LENGTH] != ids.new_id()
+    assert from_child[ids.LENGTH :] != own.new_id()
 
 
 def test_a_derived_id_is_the_same_for_the_same_name_only() -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from services.notifier.domain.signing import sign, signature_headers, signing_key
+from shared.rules.webhook_signing import sign, signature_headers, signing_key
 
 # The example from the Standard Webhooks specification and its reference libraries.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -8,10 +8,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.notifier.adapters.webhook_http import DeliveryResult
-from services.notifier.domain.attempts import AttemptRecord, Trigger
-from services.notifier.domain.payloads import TEST_EVENT, auth_headers, webhook_test_body
-from services.notifier.domain.retries import (
+from shared.clock import Clock
+from shared.models import Webhook
+from shared.rules.delivery_attempts import AttemptRecord, Trigger
+from shared.rules.delivery_retries import (
     AfterAttempt,
     DeliveryState,
     RetryPolicy,
@@ -19,11 +19,11 @@ from services.notifier.domain.retries import (
     after_manual_attempt,
     delivery_id_for,
 )
-from services.notifier.domain.signing import signature_headers
-from shared.clock import Clock
-from shared.models import Webhook
+from shared.rules.webhook_payloads import TEST_EVENT, auth_headers, webhook_test_body
+from shared.rules.webhook_signing import signature_headers
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryRef, DeliveryStore
+from shared.webhooks.webhook_http import DeliveryResult
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.scheduler.domain.retry import RetryPolicy
-from services.scheduler.domain.windows import (
+from shared.models import CampaignRules, CampaignStatus, TimeRange, hhmm_seconds
+from shared.phone import time_zones
+from shared.rules.windows import (
     CallingPolicy,
     Closed,
     DailyRange,
@@ -13,8 +14,6 @@ from services.scheduler.domain.windows import (
     SchedulingReason,
     next_allowed_time,
 )
-from shared.models import CampaignRules, CampaignStatus, TimeRange, hhmm_seconds
-from shared.phone import time_zones
 
 CLOSED_STATUSES = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 
@@ -39,18 +38,6 @@ def calling_policy(rules: CampaignRules) -> CallingPolicy:
         recipient_local_hours=(
             _daily(rules.recipient_local_hours) if rules.recipient_local_hours else None
         ),
-    )
-
-
-def retry_policy(rules: CampaignRules) -> RetryPolicy:
-    return RetryPolicy(
-        max_retries=rules.max_retries,
-        retry_cooldown_hours=rules.retry_cooldown_hours,
-        success_cooldown_hours=rules.success_cooldown_hours,
-        voicemail_cooldown_hours=rules.voicemail_cooldown_hours,
-        no_answer_cooldown_hours=rules.no_answer_cooldown_hours,
-        busy_cooldown_hours=rules.busy_cooldown_hours,
-        failed_cooldown_hours=rules.failed_cooldown_hours,
     )
 
 

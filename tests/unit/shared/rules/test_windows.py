@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scheduler.domain.windows import (
+from shared.rules.windows import (
     CallingPolicy,
     Closed,
     DailyRange,

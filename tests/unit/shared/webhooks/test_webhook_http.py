@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from services.notifier.adapters.webhook_http import (
+from shared.rules.webhook_targets import REFUSED_TARGET
+from shared.webhooks.webhook_http import (
     GuardedResolver,
     HttpWebhookSender,
     RefusedTarget,
 )
-from services.notifier.domain.targets import REFUSED_TARGET
 from tests.support import Receiver
 
 

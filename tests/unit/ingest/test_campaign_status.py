@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.scheduler.domain.campaign_status import ALLOWED_MOVES, lifecycle_event
+from services.ingest.domain.campaign_status import ALLOWED_MOVES, lifecycle_event
 from shared.events import CampaignEventType as E
 from shared.models import CampaignStatus as S
 

@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from services.notifier.domain.attempts import AttemptRecord, Trigger
-from services.notifier.domain.retries import DeliveryState
+from shared.rules.delivery_attempts import AttemptRecord, Trigger
+from shared.rules.delivery_retries import DeliveryState
 
 NOW = datetime(2026, 3, 2, 15, 4, 5, 250000, tzinfo=UTC)
 

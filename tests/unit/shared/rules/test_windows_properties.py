@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.scheduler.domain.windows import (
+from shared.rules.windows import (
     SEARCH_HORIZON_DAYS,
     CallingPolicy,
     Closed,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notifier.domain.targets import is_refused_address, is_refused_host, literal_address
+from shared.rules.webhook_targets import is_refused_address, is_refused_host, literal_address
 
 
 @pytest.mark.parametrize(

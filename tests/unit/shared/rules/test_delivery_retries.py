@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notifier.domain.retries import (
+from shared.rules.delivery_retries import (
     AfterAttempt,
     DeliveryState,
     RetryPolicy,

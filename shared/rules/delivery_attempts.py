@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from services.notifier.domain.retries import DeliveryState
 from shared.clock import to_iso
+from shared.rules.delivery_retries import DeliveryState
 
 
 class Trigger(StrEnum):

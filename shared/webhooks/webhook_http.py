@@ -12,7 +12,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from services.notifier.domain.targets import REFUSED_TARGET, is_refused_address, literal_address
+from shared.rules.webhook_targets import REFUSED_TARGET, is_refused_address, literal_address
 
 
 @dataclass(frozen=True, slots=True)
