@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -36,6 +37,7 @@ from shared.settings import KafkaSettings
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".run" / "logs"
 CLUSTER_FOLDER = ROOT / ".run" / "redis-cluster"
+_START_ATTEMPTS = 3
 
 
 class _Stop(Exception):
@@ -48,6 +50,32 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 def _pick_port(preferred: int) -> int:
     return preferred if not port_is_open("127.0.0.1", preferred) else free_port()
+
+
+def _start_server(
+    name: str,
+    command: Callable[[int], list[str]],
+    preferred: int,
+    env: dict[str, str],
+    started: list[Managed],
+) -> int:
+    """Starts a server on its usual port if that is free, else on any free port, and again on
+    another if something took the port between the check and the start; returns the port."""
+    port = _pick_port(preferred)
+    for attempt in range(_START_ATTEMPTS):
+        server = Managed(name, command(port), env, LOGS / f"{name}.log").start()
+        assert server.process is not None
+        try:
+            wait_for_port("127.0.0.1", port, 30, server.process)
+        except RuntimeError:
+            server.stop()
+            if attempt == _START_ATTEMPTS - 1:
+                raise
+            port = free_port()
+            continue
+        started.append(server)
+        return port
+    raise AssertionError("unreachable")
 
 
 def _copies(env: dict[str, str]) -> int:
@@ -84,11 +112,7 @@ def main() -> int:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     try:
         if "KAFKA_BOOTSTRAP_SERVERS" not in env:
-            port = _pick_port(9092)
-            broker = Managed("broker", broker_command(port), env, LOGS / "broker.log").start()
-            started.append(broker)
-            assert broker.process is not None
-            wait_for_port("127.0.0.1", port, 30, broker.process)
+            port = _start_server("broker", broker_command, 9092, env, started)
             env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
         redis_note = ""
         if "REDIS_URL" not in env and env.get("REDIS_CLUSTER", "") not in ("", "0"):
@@ -97,11 +121,7 @@ def main() -> int:
             env["REDIS_URL"] = cluster.url
             redis_note = "  (a cluster: " + ", ".join(n.address for n in cluster.nodes) + ")"
         if "REDIS_URL" not in env:
-            port = _pick_port(6380)
-            redis = Managed("redis", redis_command(port), env, LOGS / "redis.log").start()
-            started.append(redis)
-            assert redis.process is not None
-            wait_for_port("127.0.0.1", port, 30, redis.process)
+            port = _start_server("redis", redis_command, 6380, env, started)
             env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])))
         api_host = env.get("API_HOST", "127.0.0.1")
