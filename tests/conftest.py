@@ -1,6 +1,7 @@
 """Shared fixtures: a real Kafka-compatible broker and a real Redis, each on a free port.
 
-KAFKA_BOOTSTRAP_SERVERS / REDIS_URL, when set, point the tests at existing servers instead.
+KAFKA_BOOTSTRAP_SERVERS / REDIS_URL, when set, point the tests at existing servers instead
+(then the tests run in one process: they would share and empty those servers at once).
 
 Redis comes in two backends: `single` (one server) and `cluster` (a Redis Cluster of three
 masters). The tests that take `redis_server` run on every backend named by the ini option
@@ -29,6 +30,8 @@ from shared.redis_client import create_redis
 from shared.settings import KafkaSettings, RedisSettings
 
 REDIS_BACKENDS = ("single", "cluster")
+# Servers named in the environment instead of started per test.
+EXISTING_SERVERS = ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "REDIS_CLUSTER_URL")
 _START_ATTEMPTS = 3
 
 
@@ -49,6 +52,14 @@ def pytest_configure(config: pytest.Config) -> None:
     unknown = set(_configured_backends(config)) - set(REDIS_BACKENDS)
     if unknown:
         raise pytest.UsageError(f"redis_backends: unknown {sorted(unknown)}; know {REDIS_BACKENDS}")
+    shared = [name for name in EXISTING_SERVERS if os.environ.get(name)]
+    parallel = getattr(config.option, "numprocesses", None)
+    if shared and parallel and not hasattr(config, "workerinput"):
+        # Every test would use (and empty) the same servers at once.
+        raise pytest.UsageError(
+            f"{', '.join(shared)} name servers every test shares: run the tests in one process "
+            "(make test TEST_WORKERS=0, or pytest -n 0)"
+        )
 
 
 def _configured_backends(config: pytest.Config) -> list[str]:

@@ -60,3 +60,14 @@ def test_an_unknown_backend_is_refused(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--collect-only", "-o", "redis_backends=single sentinel")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*redis_backends: unknown*sentinel*"])
+
+
+def test_servers_named_in_the_environment_keep_the_tests_in_one_process(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(pytester)
+    monkeypatch.setenv("REDIS_CLUSTER_URL", "redis://127.0.0.1:1/0")
+    result = pytester.runpytest("--collect-only", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*REDIS_CLUSTER_URL name servers every test shares*"])
+    assert pytester.runpytest("--collect-only", "-n", "0").ret == pytest.ExitCode.OK
