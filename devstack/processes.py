@@ -31,15 +31,53 @@ def port_is_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _listening_sockets(port: int) -> set[str]:
+    """Inodes of the sockets listening on `port` (any address), from Linux's /proc tables."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local address "0100007F:1F90", state 0A = LISTEN, inode
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` itself holds a socket listening on `port` (Linux only)."""
+    sockets = _listening_sockets(port)
+    if not sockets:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:[") and link[8:-1] in sockets:
+                return True
+    return False
+
+
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    """Waits until `process` listens on the port; raises RuntimeError if it exits first.
+
+    On Linux the listener must be `process` itself, so a server that lost the port to another
+    one started meanwhile is seen to fail instead of being mistaken for the other."""
+    own_listener = sys.platform.startswith("linux") and Path("/proc/net/tcp").exists()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before listening")
-        if port_is_open(host, port):
+        if listens_on(process.pid, port) if own_listener else port_is_open(host, port):
             return
         time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s")
+    raise TimeoutError(f"{process.args!r} did not listen on {host}:{port} within {timeout}s")
 
 
 def die_with_parent() -> None:

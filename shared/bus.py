@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.events import CallEvent
+from shared.observability import FIELDS
 from shared.partitioner import KeyPartitioner, partition_of
 from shared.settings import KafkaSettings
 from shared.topics import ALL_TOPICS, CALLS_DLQ, CALLS_EVENTS, call_key
@@ -86,6 +87,7 @@ async def consume_batch(
     sharing a key run one after another; the rest run concurrently, `concurrency` at a time.
     A transient failure cancels the batch and raises, so the whole batch is delivered again;
     every handler is idempotent, so the records already done are no-ops the second time.
+    A batch done is logged in one line (`log_batch`).
     """
     groups: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
     for index, record in enumerate(records):
@@ -109,6 +111,35 @@ async def consume_batch(
     async with asyncio.TaskGroup() as tasks:
         for group in groups.values():
             tasks.create_task(run(group))
+    log_batch(records, topic)
+
+
+def log_batch(records: Sequence[ConsumerRecord[bytes, bytes]], topic: str) -> None:
+    """One line per handled batch: which copy (the log's instance) handled which offsets."""
+    if not records or not log.isEnabledFor(logging.INFO):
+        return
+    spans: dict[int, list[int]] = {}
+    for record in records:
+        span = spans.get(record.partition)
+        if span is None:
+            spans[record.partition] = [record.offset, record.offset]
+        else:
+            span[0] = min(span[0], record.offset)
+            span[1] = max(span[1], record.offset)
+    log.info(
+        "handled %d records of %s: %s",
+        len(records),
+        topic,
+        " ".join(f"{p}@{first}-{last}" for p, (first, last) in sorted(spans.items())),
+        extra={
+            FIELDS: {
+                "event": "batch_handled",
+                "topic": topic,
+                "records": len(records),
+                "offsets": {str(p): span for p, span in sorted(spans.items())},
+            }
+        },
+    )
 
 
 def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:

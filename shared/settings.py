@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,8 +36,15 @@ class RedisSettings(BaseSettings):
     max_connections: int = Field(default=64, ge=1)
 
 
+def default_instance() -> str:
+    """This process's name among the copies of its service: host name and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 class ObservabilitySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
 
     level: str = "INFO"
     json_logs: bool = Field(default=False, alias="LOG_JSON")
+    # Which copy of the service wrote a log line: every line carries it.
+    instance: str = Field(default_factory=default_instance, alias="SERVICE_INSTANCE", min_length=1)

@@ -60,6 +60,7 @@ class Stack:
         env = self.env()
         port = api_port or self.api_port
         env["API_PORT"] = str(port)
+        env["SERVICE_INSTANCE"] = f"{name}-{len(copies)}"
         process = Managed(name, service_command(name), env, log, ROOT).start()
         copies.append(process)
         if name == "ingest":
@@ -73,6 +74,10 @@ class Stack:
     def stop(self) -> None:
         for process in self.all():
             process.stop()
+
+    def log_of(self, name: str, copy: int) -> Path:
+        """The log of copy `copy` (counted from 0) of service `name`."""
+        return self.logs / f"{name}-{copy}.log"
 
     def logs_text(self) -> str:
         return "\n".join(

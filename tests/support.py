@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -162,3 +163,35 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def consumer_groups(bootstrap: str, group_ids: list[str]) -> dict[str, tuple[str, int]]:
+    """Each consumer group's state (`Stable` once every member has its partitions) and size."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found: dict[str, tuple[str, int]] = {}
+        # One group per request: the local broker garbles an answer about several.
+        for group_id in group_ids:
+            for response in await admin.describe_consumer_groups([group_id]):
+                for group in response.to_object()["groups"]:
+                    found[group["group"]] = (group["state"], len(group["members"]))
+        return found
+    finally:
+        await admin.close()
+
+
+async def wait_for_stable_groups(
+    bootstrap: str, members: dict[str, int], within: float = 30.0
+) -> None:
+    """Waits until each named consumer group is stable with the given number of members, so
+    work sent from now on is shared by all of them."""
+    wanted = {group: ("Stable", count) for group, count in members.items()}
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        found = await consumer_groups(bootstrap, list(members))
+        if found == wanted:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"consumer groups {found}, not {wanted}, after {within}s")
+        await asyncio.sleep(0.1)
