@@ -22,7 +22,8 @@ from shared.redis_client import (
 from shared.settings import RedisSettings
 from tests.conftest import RedisServer
 
-pytestmark = pytest.mark.integration
+# The single-server client; its cluster counterpart is tested in test_redis_cluster_client.py.
+pytestmark = [pytest.mark.integration, pytest.mark.redis_backends("single")]
 
 
 @pytest.fixture
