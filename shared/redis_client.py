@@ -397,7 +397,7 @@ async def _settle_later(future: asyncio.Future[Any], parsed: Any) -> None:
 class _Routed(_Waiting):
     """A command waiting on a cluster node: what to send again should the node redirect it."""
 
-    __slots__ = ("packed", "redirects", "slot")
+    __slots__ = ("packed", "redirects", "slot", "wait_until")
 
     def __init__(
         self,
@@ -412,6 +412,7 @@ class _Routed(_Waiting):
         self.packed = packed
         self.slot = slot
         self.redirects = 0
+        self.wait_until: float | None = None  # how long TRYAGAIN / CLUSTERDOWN are waited out
 
 
 # Where a command's keys are, from the server's command table: (first, last, step), `last`
@@ -421,6 +422,9 @@ _UNPLACED: Final = (0, 0, 0)
 _ASKING: Final = _encode(("ASKING",))
 # Redirections one command may follow, as many as redis-py's own cluster client allows.
 _MAX_REDIRECTS: Final = RedisCluster.RedisClusterRequestTTL
+# How long a command waits out TRYAGAIN or CLUSTERDOWN: a slot's keys are split between two
+# nodes only while a resharding moves them; a failover takes the cluster's node timeout.
+_WAIT_SECONDS: Final = 10.0
 
 
 class AutoPipelineCluster(RedisCluster):
@@ -574,13 +578,25 @@ class AutoPipelineCluster(RedisCluster):
         if (
             isinstance(reply, (MovedError, AskError, TryAgainError, ClusterDownError))
             and isinstance(waiting, _Routed)
-            and waiting.redirects < _MAX_REDIRECTS
             and not waiting.future.done()
+            and self._may_retry(waiting, reply)
         ):
-            waiting.redirects += 1
             self._hold(self._redirect(waiting, reply))
             return
         _answer(waiting, reply, self._held)
+
+    @staticmethod
+    def _may_retry(waiting: _Routed, error: ResponseError) -> bool:
+        """A command follows at most `_MAX_REDIRECTS` redirections; TRYAGAIN (its keys are
+        split by a slot's move) and CLUSTERDOWN (a failover) are waited out for up to
+        `_WAIT_SECONDS`, however many times they come back meanwhile."""
+        if isinstance(error, (TryAgainError, ClusterDownError)):
+            now = asyncio.get_running_loop().time()
+            if waiting.wait_until is None:
+                waiting.wait_until = now + _WAIT_SECONDS
+            return now < waiting.wait_until
+        waiting.redirects += 1
+        return waiting.redirects <= _MAX_REDIRECTS
 
     async def _redirect(self, waiting: _Routed, error: ResponseError) -> None:
         """Sends a command again where the cluster said it belongs (or once it is ready)."""
@@ -635,6 +651,10 @@ class _Script(AsyncScript):
     """A registered script whose plain calls go straight to `execute_command` (and so into the
     turn's pipeline); calls on an explicit pipeline take redis-py's own path."""
 
+    def __init__(self, registered_client: Redis | RedisCluster, script: str | bytes) -> None:
+        super().__init__(registered_client, script)
+        self._loading: asyncio.Future[str] | None = None
+
     async def __call__(
         self,
         keys: Any = None,
@@ -656,8 +676,18 @@ class _Script(AsyncScript):
         try:
             return await redis.run_script(self.sha, keys, args)
         except NoScriptError:
-            self.sha = await redis.script_load(self.script)
+            self.sha = await asyncio.shield(self._loaded())
             return await redis.run_script(self.sha, keys, args)
+
+    def _loaded(self) -> asyncio.Future[str]:
+        """The script being loaded (on every master of a cluster), loading it if nobody is:
+        the callers that all met NOSCRIPT at once (a restarted or new node) share one load."""
+        loading = self._loading
+        if loading is None or loading.done():
+            redis = cast(AutoPipelineRedis, self.registered_client)
+            loading = asyncio.ensure_future(redis.script_load(self.script))
+            self._loading = loading
+        return loading
 
 
 def _future() -> asyncio.Future[Any]:

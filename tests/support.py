@@ -13,6 +13,8 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -195,3 +197,13 @@ async def wait_for_stable_groups(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"consumer groups {found}, not {wanted}, after {within}s")
         await asyncio.sleep(0.1)
+
+
+async def stored_keys(redis: Redis, pattern: str = "*") -> list[str]:
+    """Every key matching `pattern`, on one server or on every master of a cluster (a plain
+    KEYS on a cluster asks one node only)."""
+    if isinstance(redis, RedisCluster):
+        found = await redis.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
+    else:
+        found = await redis.keys(pattern)
+    return sorted(str(key) for key in found)

@@ -3,6 +3,7 @@ counters and the sharded due queue, read and written through atomic steps."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -189,14 +190,25 @@ class CallStore:
         if not campaign_ids:
             return []
         before_ms = to_ms(stored_before)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for campaign_id in campaign_ids:
-                pipe.zrange(
-                    keys.handoffs(campaign_id), "-inf", before_ms, byscore=True, offset=0, num=limit
+        redis = self._redis
+        replies: list[Any] = await asyncio.gather(
+            *(
+                command
+                for campaign_id in campaign_ids
+                for command in (
+                    redis.zrange(
+                        keys.handoffs(campaign_id),
+                        "-inf",
+                        before_ms,
+                        byscore=True,
+                        offset=0,
+                        num=limit,
+                    ),
+                    redis.zcard(keys.handoffs(campaign_id)),
+                    redis.exists(keys.campaign(campaign_id)),
                 )
-                pipe.zcard(keys.handoffs(campaign_id))
-                pipe.exists(keys.campaign(campaign_id))
-            replies = await pipe.execute()
+            )
+        )
         found: list[tuple[str, str]] = []
         gone: list[str] = []
         for index, campaign_id in enumerate(campaign_ids):
@@ -263,11 +275,13 @@ class CallStore:
             by_shard.setdefault(claim.shard, []).append(claim.member)
         if not by_shard:
             return
-        # One ZREM per shard, all in one round trip.
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for shard, members in by_shard.items():
-                pipe.zrem(keys.due_inflight(shard), *members)
-            await pipe.execute()
+        # One ZREM per shard, issued together (one round trip per Redis node).
+        await asyncio.gather(
+            *(
+                self._redis.zrem(keys.due_inflight(shard), *members)
+                for shard, members in by_shard.items()
+            )
+        )
 
     async def requeue_expired(self, shard: int, now: datetime, limit: int = 1000) -> int:
         count = await self._requeue(
@@ -278,11 +292,17 @@ class CallStore:
     async def get_many(self, pairs: Iterable[tuple[str, str]]) -> list[Call | None]:
         """The calls, each read from its hash and its body key, all in one round trip."""
         wanted = list(pairs)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for campaign_id, call_id in wanted:
-                pipe.hgetall(keys.call(campaign_id, call_id))
-                pipe.get(keys.call_body(campaign_id, call_id))
-            replies: list[Any] = await pipe.execute()
+        redis = self._redis
+        replies: list[Any] = await asyncio.gather(
+            *(
+                command
+                for campaign_id, call_id in wanted
+                for command in (
+                    redis.hgetall(keys.call(campaign_id, call_id)),
+                    redis.get(keys.call_body(campaign_id, call_id)),
+                )
+            )
+        )
         return [
             _call_from_fields(campaign_id, call_id, fields, body) if fields else None
             for (campaign_id, call_id), fields, body in zip(
@@ -360,10 +380,12 @@ class CallStore:
 
     async def statuses(self, campaign_id: str, call_ids: list[str]) -> list[tuple[str, str]]:
         """(status, number) of each call, in one round trip."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for call_id in call_ids:
-                pipe.hmget(keys.call(campaign_id, call_id), ["status", "to"])
-            rows = cast(list[list[str | None]], await pipe.execute())
+        rows = cast(
+            list[list[str | None]],
+            await asyncio.gather(
+                *(self._redis.hmget(keys.call(campaign_id, c), ["status", "to"]) for c in call_ids)
+            ),
+        )
         return [(row[0] or "", row[1] or "") for row in rows]
 
     async def history(self, campaign_id: str, call_id: str) -> dict[str, str]:

@@ -54,10 +54,12 @@ class CatalogStore:
         self._campaigns: dict[str, tuple[tuple[str | None, ...], Campaign]] = {}
 
     async def save_agent(self, agent: Agent) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.agent(agent.id), agent.model_dump_json())
-            pipe.zadd(keys.env_agents(agent.environment_id), {agent.id: to_ms(agent.created_at)})
-            await pipe.execute()
+        await asyncio.gather(
+            self._redis.set(keys.agent(agent.id), agent.model_dump_json()),
+            self._redis.zadd(
+                keys.env_agents(agent.environment_id), {agent.id: to_ms(agent.created_at)}
+            ),
+        )
 
     async def get_agent(self, agent_id: str) -> Agent | None:
         raw = await self._redis.get(keys.agent(agent_id))
@@ -76,13 +78,13 @@ class CatalogStore:
             "created_at": to_iso(campaign.created_at),
             "updated_at": to_iso(campaign.updated_at),
         }
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.campaign(campaign.id), mapping=cast(dict[Any, Any], fields))
-            pipe.zadd(
+        await asyncio.gather(
+            self._redis.hset(keys.campaign(campaign.id), mapping=cast(dict[Any, Any], fields)),
+            self._redis.zadd(
                 keys.env_campaigns(campaign.environment_id),
                 {campaign.id: to_ms(campaign.created_at)},
-            )
-            await pipe.execute()
+            ),
+        )
 
     async def get_campaign(self, campaign_id: str) -> Campaign | None:
         fields = cast(dict[str, str], await self._redis.hgetall(keys.campaign(campaign_id)))
@@ -105,10 +107,10 @@ class CatalogStore:
         return campaign
 
     async def get_campaigns(self, campaign_ids: list[str]) -> list[Campaign]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for campaign_id in campaign_ids:
-                pipe.hgetall(keys.campaign(campaign_id))
-            rows = cast(list[dict[str, str]], await pipe.execute())
+        rows = cast(
+            list[dict[str, str]],
+            await asyncio.gather(*(self._redis.hgetall(keys.campaign(c)) for c in campaign_ids)),
+        )
         return [self._parsed(row) for row in rows if row]
 
     async def get_agents(self, agent_ids: list[str]) -> list[Agent]:

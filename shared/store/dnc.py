@@ -15,6 +15,7 @@ read-then-write). Expired entries that are never read again stay until removed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
@@ -90,7 +91,7 @@ class DncStore:
     async def add_many(self, environment_id: str, scope: str, entries: Iterable[DncEntry]) -> int:
         """Puts entries on one list, replacing any entry of the same number there.
 
-        Pipelined in chunks of `CHUNK`; every entry's `scope` must equal `scope`. Returns how
+        Sent in chunks of `CHUNK`, issued together; every entry's `scope` must equal `scope`. Returns how
         many numbers were new on the list (replaced ones are not counted).
         """
         list_key = keys.dnc_list(environment_id, scope)
@@ -108,10 +109,9 @@ class DncStore:
             chunks.append(chunk)
         if not chunks:
             return 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for fields in chunks:
-                await self._add(keys=[scopes_key, list_key], args=[scope, *fields], client=pipe)
-            added = await pipe.execute()
+        added = await asyncio.gather(
+            *(self._add(keys=[scopes_key, list_key], args=[scope, *fields]) for fields in chunks)
+        )
         return sum(int(count) for count in added)
 
     async def is_blocked(
@@ -159,7 +159,7 @@ class DncStore:
     ) -> dict[str, DncEntry]:
         """The numbers of `numbers` blocked on the `scope` list at `now`, with their entries.
 
-        Pipelined in chunks of `CHUNK`; numbers not in the answer are not blocked.
+        Sent in chunks of `CHUNK`, issued together; numbers not in the answer are not blocked.
         """
         if not numbers:
             return {}
@@ -167,12 +167,12 @@ class DncStore:
         list_key = keys.dnc_list(environment_id, scope)
         now_us = to_us(now)
         chunks = [numbers[i : i + CHUNK] for i in range(0, len(numbers), CHUNK)]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for chunk in chunks:
-                await self._read_list(
-                    keys=[scopes_key, list_key], args=[scope, now_us, *chunk], client=pipe
-                )
-            replies: list[list[str | None]] = await pipe.execute()
+        replies: list[list[str | None]] = await asyncio.gather(
+            *(
+                self._read_list(keys=[scopes_key, list_key], args=[scope, now_us, *chunk])
+                for chunk in chunks
+            )
+        )
         blocked: dict[str, DncEntry] = {}
         for chunk, rows in zip(chunks, replies, strict=True):
             for number, raw in zip(chunk, rows, strict=True):

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.integration.conftest import IngestClient
-from tests.support import AUTH
+from tests.support import AUTH, stored_keys
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 async def snapshot(redis: Redis) -> dict[str, Any]:
     """Every key with its full value, to compare before and after a refused request."""
     state: dict[str, Any] = {}
-    for key in sorted(str(k) for k in await redis.keys("*")):
+    for key in await stored_keys(redis, "*"):
         kind = await redis.type(key)
         if kind == "hash":
             state[key] = await redis.hgetall(key)

@@ -26,7 +26,7 @@ from shared.rules.dnc import (
 from shared.store.dnc import DncStore
 from tests.conftest import KafkaServer, RedisServer
 from tests.integration.conftest import ingest_settings
-from tests.support import ALWAYS_OPEN, AUTH, TOKEN
+from tests.support import ALWAYS_OPEN, AUTH, TOKEN, stored_keys
 
 pytestmark = pytest.mark.integration
 OTHER = {"Authorization": "Bearer other-token"}
@@ -260,7 +260,7 @@ async def test_a_bad_add_body_is_a_422_and_stores_nothing(
 
     assert status == 422
     assert answer == {"success": False, "message": "The given data was invalid.", "errors": errors}
-    assert await redis.keys("*dnc*") == []
+    assert await stored_keys(redis, "*dnc*") == []
 
 
 @pytest.mark.parametrize(
@@ -305,7 +305,7 @@ async def test_an_unknown_campaign_is_a_404(client: TestClient[Any, Any], redis:
         "message": "Campaign not found.",
         "code": "CAMPAIGN_NOT_FOUND",
     }
-    assert await redis.keys("*dnc*") == []
+    assert await stored_keys(redis, "*dnc*") == []
 
 
 async def test_lists_stay_inside_their_environment(
@@ -324,7 +324,7 @@ async def test_lists_stay_inside_their_environment(
     assert (await _add(client, OTHER, numbers=[NUMBER], reason="b"))[0] == 201
     assert (await _remove(client, NUMBER, OTHER))[1]["data"] == {"removed": 1}
     assert (await _lookup(client, NUMBER))[1]["data"] == [_view(reason="a")]
-    dnc_keys = [str(key) for key in await redis.keys("*dnc*")]
+    dnc_keys = await stored_keys(redis, "*dnc*")
     assert dnc_keys
     assert all(key.startswith(f"{keys.PREFIX}:env:{{{ENV}}}:") for key in dnc_keys)
 
@@ -447,7 +447,7 @@ async def test_store_refuses_an_entry_for_another_list(store: DncStore, redis: R
 
     with pytest.raises(ValueError, match="not 'environment'"):
         await store.add_many(ENV, ENVIRONMENT_SCOPE, [entry])
-    assert await redis.keys("*dnc*") == []
+    assert await stored_keys(redis, "*dnc*") == []
 
 
 async def test_store_get_without_now_shows_expired_entries(store: DncStore) -> None:

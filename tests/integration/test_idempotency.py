@@ -30,7 +30,7 @@ from services.ingest.settings import IngestSettings
 from shared import keys
 from shared.topics import CALLS_REQUESTED
 from tests.conftest import KafkaServer, RedisServer, wait_until
-from tests.support import ALWAYS_OPEN, AUTH, TOKEN
+from tests.support import ALWAYS_OPEN, AUTH, TOKEN, stored_keys
 
 pytestmark = pytest.mark.integration
 OTHER = {"Authorization": "Bearer other-token"}
@@ -328,7 +328,7 @@ async def test_a_422_for_a_bad_number_is_stored_and_replayed(
 async def test_an_invalid_key_is_a_422_under_the_header_and_changes_nothing(
     client: TestClient[Any, Any], redis: Redis, value: str, message: str
 ) -> None:
-    before = {str(key) for key in await redis.keys("*")}
+    before = set(await stored_keys(redis, "*"))
     response = await client.post(
         "/api/v1/agents", json={"name": "A", "prompt": "p"}, headers=_with_key(value)
     )
@@ -338,7 +338,7 @@ async def test_an_invalid_key_is_a_422_under_the_header_and_changes_nothing(
         "message": "The given data was invalid.",
         "errors": {"Idempotency-Key": [message]},
     }
-    assert {str(key) for key in await redis.keys("*")} == before
+    assert set(await stored_keys(redis, "*")) == before
 
 
 async def test_the_stored_answer_is_kept_at_most_24_hours(
@@ -380,7 +380,7 @@ async def test_without_the_header_nothing_changes(
     assert first.status == second.status == 201
     assert REPLAYED_HEADER not in second.headers
     assert await redis.zcard(keys.env_agents("env-a")) == 2
-    assert await redis.keys("*:idempotency:*") == []
+    assert await stored_keys(redis, "*:idempotency:*") == []
 
 
 async def test_the_header_is_ignored_on_reads_and_checked_only_after_auth(

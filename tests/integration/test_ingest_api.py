@@ -16,7 +16,7 @@ from shared.events import CallRequested
 from shared.topics import CALLS_REQUESTED
 from tests.conftest import KafkaServer, RedisServer
 from tests.integration.conftest import ingest_settings
-from tests.support import ALWAYS_OPEN, AUTH, TOKEN
+from tests.support import ALWAYS_OPEN, AUTH, TOKEN, stored_keys
 
 pytestmark = pytest.mark.integration
 OTHER = {"Authorization": "Bearer other-token"}
@@ -54,7 +54,7 @@ async def _campaign(client: TestClient[Any, Any], **overrides: Any) -> dict[str,
 
 
 async def _keys(redis: Redis) -> set[str]:
-    return {str(key) for key in await redis.keys("*")}
+    return set(await stored_keys(redis, "*"))
 
 
 @pytest.mark.parametrize(

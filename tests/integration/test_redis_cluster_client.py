@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -195,3 +195,34 @@ async def test_a_node_url_is_enough_to_reach_every_node(redis_cluster: LocalClus
             assert set(await asyncio.gather(*(redis.get(f"u{i}") for i in range(30)))) == {url}
         finally:
             await redis.aclose()
+
+
+async def test_a_script_on_an_explicit_cluster_pipeline_runs_on_every_node(
+    cluster_client: AutoPipelineCluster,
+) -> None:
+    script = cluster_client.register_script("return redis.call('INCR', KEYS[1])")
+    names = [f"p{i}" for i in range(30)]
+    async with cluster_client.pipeline(transaction=False) as pipe:
+        for name in names:
+            await script(keys=[name], client=cast(Any, pipe))
+        assert await pipe.execute() == [1] * len(names)
+
+
+async def test_callers_that_all_meet_noscript_share_one_load(
+    cluster_client: AutoPipelineCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = cluster_client.register_script("return redis.call('INCR', KEYS[1])")
+    await script(keys=["warm"])
+    await cluster_client.script_flush()
+    loads = 0
+    load = AutoPipelineCluster.script_load
+
+    async def counted(self: AutoPipelineCluster, source: Any) -> Any:
+        nonlocal loads
+        loads += 1
+        return await load(self, source)
+
+    monkeypatch.setattr(AutoPipelineCluster, "script_load", counted)
+    names = [f"s{i}" for i in range(500)]  # far more callers than the pool has connections
+    assert await asyncio.gather(*(script(keys=[name]) for name in names)) == [1] * 500
+    assert loads == 1
