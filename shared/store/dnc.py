@@ -91,8 +91,8 @@ class DncStore:
     async def add_many(self, environment_id: str, scope: str, entries: Iterable[DncEntry]) -> int:
         """Puts entries on one list, replacing any entry of the same number there.
 
-        Sent in chunks of `CHUNK`, issued together; every entry's `scope` must equal `scope`. Returns how
-        many numbers were new on the list (replaced ones are not counted).
+        Sent in chunks of `CHUNK`, issued together; every entry's `scope` must equal `scope`.
+        Returns how many numbers were new on the list (replaced ones are not counted).
         """
         list_key = keys.dnc_list(environment_id, scope)
         scopes_key = keys.dnc_scopes(environment_id)
