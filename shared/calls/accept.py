@@ -20,8 +20,8 @@ from typing import Any, Final, Protocol
 
 from shared.clock import Clock, to_iso
 from shared.models import Call, Campaign
-from shared.rules.acceptance import Refusal, decide_first_attempt, takes_calls
-from shared.rules.policy import calling_policy
+from shared.rules.acceptance import Refusal, decide_first_attempt
+from shared.rules.policy import CLOSED_STATUSES, calling_policy
 from shared.rules.windows import CallingPolicy
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
@@ -132,7 +132,8 @@ class AcceptCall:
         # One frame for every check (no helper coroutine): this runs for every API call.
         for _ in range(CHECKS):
             now = self._clock.now()
-            if takes_calls(campaign.status):
+            # A closed campaign refuses without a look at the lists.
+            if campaign.status not in CLOSED_STATUSES:
                 entry, rests_until = await self._dnc.check_new_call(campaign, request.to, now)
                 read = self._campaigns.derived(campaign)
                 decision = decide_first_attempt(

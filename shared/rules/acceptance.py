@@ -6,8 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from shared.models import CampaignRules, CampaignStatus
-from shared.rules.policy import CLOSED_STATUSES, recipient_zones, schedule_first_attempt
-from shared.rules.windows import CallingPolicy, Closed, Schedule
+from shared.rules.policy import CLOSED_STATUSES, calling_policy, recipient_zones
+from shared.rules.windows import (
+    CallingPolicy,
+    Closed,
+    Schedule,
+    SchedulingReason,
+    next_allowed_time,
+)
 
 
 class Refusal(StrEnum):
@@ -18,11 +24,6 @@ class Refusal(StrEnum):
     CAMPAIGN_CLOSED = "campaign_closed"
     DO_NOT_CALL = "do_not_call"
     DUPLICATE = "duplicate"
-
-
-def takes_calls(status: CampaignStatus) -> bool:
-    """Whether a campaign in `status` may still be asked for calls (paused ones hold them)."""
-    return status not in CLOSED_STATUSES
 
 
 def decide_first_attempt(
@@ -37,15 +38,21 @@ def decide_first_attempt(
 ) -> Schedule | Refusal:
     """When a call requested at `now` may first ring, or why it is refused.
 
-    `on_dnc`: the number is on the list the campaign checks; `rests_until`: the number rests
-    after a completed call of its environment until then. A closed campaign refuses before the
-    lists count, and a campaign whose calling windows have ended refuses as closed. `policy`,
-    when given, is `calling_policy(rules)` built earlier."""
+    A `completed` or `cancelled` campaign refuses before the lists count (`on_dnc`: the number
+    is on the list the campaign checks). Otherwise the first instant the calling windows allow,
+    not before `rests_until` (the number rests after a completed call of its environment); a
+    campaign whose windows have ended refuses as closed, and one not `active` takes the call
+    with reason `campaign_paused`. `policy`, when given, is `calling_policy(rules)` built
+    earlier (it is the costly part)."""
     if status in CLOSED_STATUSES:
         return Refusal.CAMPAIGN_CLOSED
     if on_dnc:
         return Refusal.DO_NOT_CALL
-    decision = schedule_first_attempt(
-        rules, status, recipient_zones(rules, e164), now, rests_until, policy
+    decision = next_allowed_time(
+        policy or calling_policy(rules), recipient_zones(rules, e164), now, rests_until
     )
-    return Refusal.CAMPAIGN_CLOSED if isinstance(decision, Closed) else decision
+    if isinstance(decision, Closed):
+        return Refusal.CAMPAIGN_CLOSED
+    if status is not CampaignStatus.ACTIVE:
+        return Schedule(decision.at, SchedulingReason.CAMPAIGN_PAUSED)
+    return decision

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from shared.models import CampaignRules, CampaignStatus, TimeRange, hhmm_seconds
 from shared.phone import time_zones
-from shared.rules.windows import (
-    CallingPolicy,
-    Closed,
-    DailyRange,
-    Schedule,
-    SchedulingReason,
-    next_allowed_time,
-)
+from shared.rules.windows import CallingPolicy, DailyRange
 
 CLOSED_STATUSES = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 
@@ -39,22 +30,3 @@ def calling_policy(rules: CampaignRules) -> CallingPolicy:
             _daily(rules.recipient_local_hours) if rules.recipient_local_hours else None
         ),
     )
-
-
-def schedule_first_attempt(
-    rules: CampaignRules,
-    status: CampaignStatus,
-    recipient_zones: tuple[str, ...],
-    now: datetime,
-    not_before: datetime | None = None,
-    policy: CallingPolicy | None = None,
-) -> Schedule | Closed:
-    """When a newly requested call may first ring, or why the campaign takes no more calls.
-
-    `policy`, when given, is `calling_policy(rules)` built earlier (it is the costly part)."""
-    if status in CLOSED_STATUSES:
-        return Closed(f"campaign_{status.value}")
-    decision = next_allowed_time(policy or calling_policy(rules), recipient_zones, now, not_before)
-    if isinstance(decision, Schedule) and status is not CampaignStatus.ACTIVE:
-        return Schedule(decision.at, SchedulingReason.CAMPAIGN_PAUSED)
-    return decision

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from shared.models import CampaignRules, CampaignStatus
-from shared.rules.acceptance import Refusal, decide_first_attempt, takes_calls
+from shared.rules.acceptance import Refusal, decide_first_attempt
 from shared.rules.policy import calling_policy
 from shared.rules.windows import Schedule, SchedulingReason
 from tests.support import ALWAYS_OPEN
@@ -17,22 +17,6 @@ NUMBER = "+12125550123"
 
 def rules(**overrides: Any) -> CampaignRules:
     return CampaignRules.model_validate({**ALWAYS_OPEN, "agent_id": "agent-1", **overrides})
-
-
-@pytest.mark.parametrize(
-    ("status", "takes"),
-    [
-        (CampaignStatus.DRAFT, True),
-        (CampaignStatus.ACTIVE, True),
-        (CampaignStatus.PAUSED, True),
-        (CampaignStatus.COMPLETED, False),
-        (CampaignStatus.CANCELLED, False),
-    ],
-)
-def test_only_completed_and_cancelled_campaigns_take_no_calls(
-    status: CampaignStatus, takes: bool
-) -> None:
-    assert takes_calls(status) is takes
 
 
 @pytest.mark.parametrize(
@@ -53,6 +37,14 @@ def test_only_completed_and_cancelled_campaigns_take_no_calls(
             {},
             Schedule(NOW, SchedulingReason.CAMPAIGN_PAUSED),
             id="paused-holds-it",
+        ),
+        pytest.param(
+            CampaignStatus.DRAFT,
+            False,
+            None,
+            {},
+            Schedule(NOW, SchedulingReason.CAMPAIGN_PAUSED),
+            id="draft-holds-it",
         ),
         pytest.param(
             CampaignStatus.ACTIVE,
