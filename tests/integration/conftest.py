@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
+from shared.redis_client import _Link
 from tests.conftest import KafkaServer, RedisServer
 from tests.support import ALWAYS_OPEN, AUTH, TOKEN
 
@@ -73,3 +74,17 @@ async def ingest(
     settings = ingest_settings(kafka_server, redis_server)
     async with TestClient(TestServer(create_app(settings))) as client:
         yield IngestClient(client)
+
+
+@pytest.fixture
+def link_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many commands each write of the Redis client's shared connections carries."""
+    sizes: list[int] = []
+    send = _Link.send
+
+    def counted(self: _Link, queued: Any) -> None:
+        sizes.append(len(queued))
+        send(self, queued)
+
+    monkeypatch.setattr(_Link, "send", counted)
+    return sizes

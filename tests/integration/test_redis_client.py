@@ -15,7 +15,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.redis_client import (
     AutoPipelineRedis,
     HiredisPackingConnection,
-    _Link,
     _Waiting,
     create_redis,
 )
@@ -34,32 +33,18 @@ async def client(redis_server: RedisServer) -> AsyncIterator[AutoPipelineRedis]:
     await redis.aclose()
 
 
-@pytest.fixture
-def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many commands each write to Redis carries."""
-    sizes: list[int] = []
-    send = _Link.send
-
-    def counted(self: _Link, queued: Any) -> None:
-        sizes.append(len(queued))
-        send(self, queued)
-
-    monkeypatch.setattr(_Link, "send", counted)
-    return sizes
-
-
 async def test_commands_of_one_turn_share_one_pipeline(
-    client: AutoPipelineRedis, pipelines: list[int]
+    client: AutoPipelineRedis, link_writes: list[int]
 ) -> None:
     await client.mset({f"k{i}": str(i) for i in range(200)})
-    pipelines.clear()
+    link_writes.clear()
     values = await asyncio.gather(*(client.get(f"k{i}") for i in range(200)))
     assert values == [str(i) for i in range(200)]
-    assert pipelines == [200]
+    assert link_writes == [200]
 
 
 async def test_turns_share_one_connection_and_each_caller_gets_its_own_reply(
-    client: AutoPipelineRedis, pipelines: list[int]
+    client: AutoPipelineRedis, link_writes: list[int]
 ) -> None:
     await client.ping()
     before = await client.client_list()
@@ -72,8 +57,8 @@ async def test_turns_share_one_connection_and_each_caller_gets_its_own_reply(
     for values in counted:
         assert values == sorted(values)  # each caller's commands ran in the order it sent them
     assert len(await client.client_list()) == len(before)  # no connection was added
-    assert len(pipelines) >= 50  # one command of each caller per turn
-    assert sum(pipelines) == 2003  # PING, CLIENT LIST twice, INCRs
+    assert len(link_writes) >= 50  # one command of each caller per turn
+    assert sum(link_writes) == 2003  # PING, CLIENT LIST twice, INCRs
 
 
 async def test_one_failing_command_fails_only_its_caller(client: AutoPipelineRedis) -> None:

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from devstack.cluster import LocalCluster, slot_of
-from shared.redis_client import AutoPipelineCluster, _Link, create_redis
+from shared.redis_client import AutoPipelineCluster, create_redis
 from shared.settings import RedisSettings
 
 pytestmark = pytest.mark.integration
@@ -30,20 +30,6 @@ async def cluster_client(redis_cluster: LocalCluster) -> AsyncIterator[AutoPipel
     assert isinstance(redis, AutoPipelineCluster)
     yield redis
     await redis.aclose()
-
-
-@pytest.fixture
-def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many commands each write to a node carries."""
-    sizes: list[int] = []
-    send = _Link.send
-
-    def counted(self: _Link, queued: Any) -> None:
-        sizes.append(len(queued))
-        send(self, queued)
-
-    monkeypatch.setattr(_Link, "send", counted)
-    return sizes
 
 
 @pytest.fixture
@@ -61,16 +47,16 @@ def redirects(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 
 async def test_a_turn_is_one_write_per_node_and_each_caller_gets_its_own_reply(
-    redis_cluster: LocalCluster, cluster_client: AutoPipelineCluster, writes: list[int]
+    redis_cluster: LocalCluster, cluster_client: AutoPipelineCluster, link_writes: list[int]
 ) -> None:
     names = [f"k{i}" for i in range(300)]
     assert len({redis_cluster.owner(slot_of(name)).port for name in names}) == 3
     await asyncio.gather(*(cluster_client.set(name, name.upper()) for name in names))
-    writes.clear()
+    link_writes.clear()
     values = await asyncio.gather(*(cluster_client.get(name) for name in names))
     assert values == [name.upper() for name in names]
-    assert len(writes) == 3  # one write to each node
-    assert sum(writes) == 300
+    assert len(link_writes) == 3  # one write to each node
+    assert sum(link_writes) == 300
     # A multi-key command over several slots is split by redis-py, and still answers once.
     assert await cluster_client.delete(*names) == 300
 
