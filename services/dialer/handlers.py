@@ -11,12 +11,14 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.dialer.domain.telephony import PlaceCall, Telephony, render_prompt
+from services.dialer.domain.telephony import PlaceCall, Telephony
 from shared import keys
 from shared.bus import publish_events, send_to_dlq
 from shared.clock import Clock
 from shared.events import CallDue, CallEventType, call_event
 from shared.models import Call, CallStatus, CampaignStatus
+from shared.rules.outcomes import Outcome
+from shared.rules.prompts import PROMPT_TOO_LARGE, PromptTooLarge, render_prompt
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
@@ -102,6 +104,9 @@ class DialHandler:
             return False
         agent = await self._rt.catalog.get_agent(campaign.agent_id)
         prompt = render_prompt(agent.prompt if agent else "", call.payload)
+        if isinstance(prompt, PromptTooLarge):
+            await self._refuse_prompt(call, due.attempt, campaign.max_retries + 1, now)
+            return False
         task = asyncio.create_task(
             self._place(call, due.attempt, campaign.max_retries + 1, prompt),
             name=f"call-{call.id}-{due.attempt}",
@@ -122,6 +127,25 @@ class DialHandler:
             max_attempts=max_attempts,
             status=CallStatus.BLOCKED.value,
             reason="do_not_call",
+        )
+        await publish_events(self._rt.broker, [event])
+
+    async def _refuse_prompt(
+        self, call: Call, attempt: int, max_attempts: int, now: datetime
+    ) -> None:
+        """The prompt rendered with this call's payload is over the limit: never dialed. The
+        attempt ends `failed` with `prompt_too_large`, an error the retry policy treats as
+        final; the scheduler applies it (and frees the slot) as it does any outcome."""
+        log.warning("prompt of %s attempt %s is over the limit; not dialing", call.id, attempt)
+        event = call_event(
+            call,
+            CallEventType.ATTEMPT_ENDED,
+            now,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            status=Outcome.FAILED.value,
+            outcome=Outcome.FAILED.value,
+            error=PROMPT_TOO_LARGE,
         )
         await publish_events(self._rt.broker, [event])
 

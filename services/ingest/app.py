@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from services.ingest import idempotency
+from services.ingest.adapters.agent_prompts import AgentPrompts
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invalid
@@ -156,6 +157,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             dnc=dnc,
             idempotency=IdempotencyStore(redis),
             recent_campaigns=recent_campaigns,
+            agent_prompts=AgentPrompts(catalog),
             accept_call=AcceptCall(
                 calls, dnc, recent_campaigns, clock, settings.reservation_ttl_seconds * 1000
             ),

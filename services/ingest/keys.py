@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from services.ingest.adapters.agent_prompts import AgentPrompts
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.tokens import TokenRegistry
@@ -34,6 +35,7 @@ class Runtime:
     dnc: DncStore
     idempotency: IdempotencyStore
     recent_campaigns: RecentCampaigns
+    agent_prompts: AgentPrompts
     accept_call: AcceptCall
 
 

@@ -58,6 +58,7 @@ from services.ingest.handlers.webhooks import WebhookBody
 from services.ingest.idempotency import HEADER as IDEMPOTENCY_HEADER
 from services.ingest.idempotency import MAX_KEY_LENGTH
 from shared.models import CallStatus, CampaignRules, CampaignStatus, CampaignType
+from shared.rules.prompts import MAX_PROMPT_BYTES
 from shared.rules.webhook_payloads import WebhookEvent
 
 API_PREFIX: Final = "/api/v1"
@@ -198,7 +199,11 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Agents",
         {201: answer("The agent.", AgentResponse), 422: _invalid()},
         body=CreateAgent,
-        description="`prompt` may hold `{{placeholders}}` filled from a call's `payload`.",
+        description=(
+            "`prompt` may hold `{{placeholders}}` filled from a call's `payload`; it may not be "
+            f"longer than {MAX_PROMPT_BYTES:,} bytes of UTF-8, as written or as a call's payload "
+            "fills it in."
+        ),
     ),
     Operation(
         "GET",
@@ -403,7 +408,10 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
                 DuplicateCall,
                 ErrorBody,
             ),
-            422: _invalid("`to` is missing, invalid or on the do-not-call list, or a field is"),
+            422: _invalid(
+                "`to` is missing, invalid or on the do-not-call list, `payload` makes the agent's "
+                f"prompt longer than {MAX_PROMPT_BYTES:,} bytes, or a field is"
+            ),
             503: answer("`UNAVAILABLE`: the campaign kept changing; retry.", ErrorBody),
         },
         body=MakeCallBody,

@@ -11,8 +11,9 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.events import CallDue, CallEventType
-from shared.models import CampaignStatus
+from shared.models import Agent, CampaignStatus
 from shared.rules.dnc import DncEntry, EntrySource
+from shared.rules.prompts import MAX_PROMPT_BYTES, PROMPT_TOO_LARGE
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS, CALLS_REQUESTED
@@ -124,6 +125,49 @@ async def test_an_invalid_number_error_ends_the_call_at_once(
     assert not failed.will_retry
     assert Events(records).of("call-9", CallEventType.RETRY_SCHEDULED) == []
     assert (await redis.hget(keys.call("campaign-1", "call-9"), "status")) == "failed"
+
+
+async def test_a_call_whose_prompt_is_over_the_limit_fails_without_being_dialed(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    clock = MovableClock()
+    campaign = await seed_campaign(redis, clock.now(), max_retries=3)
+    # Requests published to the topic are not checked against the prompt: the dialer is.
+    agent = Agent(
+        id=campaign.agent_id,
+        environment_id="env-a",
+        name="A",
+        prompt="Hello {{name}}, about {{topic}}.",
+        created_at=clock.now(),
+    )
+    await CatalogStore(redis).save_agent(agent)
+    fill = "x" * (MAX_PROMPT_BYTES // 2)
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
+        await _publish(
+            kafka_server.bootstrap,
+            # Ends in 7: dialed, the sandbox would fail it with a retryable `carrier_error`.
+            request(campaign.id, "+12125550137", "big", payload={"name": fill, "topic": fill}),
+            request(campaign.id, "+12125550130", "small", payload={"name": "Ann", "topic": fill}),
+        )
+        records = await read_topic(
+            kafka_server.bootstrap,
+            CALLS_EVENTS,
+            lambda r: (
+                _has("big", CallEventType.FAILED)(r) and _has("small", CallEventType.COMPLETED)(r)
+            ),
+        )
+    events = Events(records)
+    assert events.of("big", CallEventType.STARTED) == []
+    (failed,) = events.of("big", CallEventType.FAILED)
+    assert (failed.status, failed.error, failed.will_retry) == ("failed", PROMPT_TOO_LARGE, False)
+    assert events.of("big", CallEventType.RETRY_SCHEDULED) == []
+    stored = await redis.hgetall(keys.call(campaign.id, "big"))
+    assert stored["status"] == "failed"
+    assert "started:1" not in stored
+    assert await redis.hget(keys.active_numbers(campaign.id), "+12125550137") is None
+    assert await redis.zscore(keys.dial_slots(campaign.id), keys.slot_member("big", 1)) is None
+    # The same prompt within the limit is dialed.
+    assert len(events.of("small", CallEventType.STARTED)) == 1
 
 
 async def test_a_paused_campaign_holds_its_calls_and_resuming_releases_them(

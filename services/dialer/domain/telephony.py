@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.rules.outcomes import Outcome
 
@@ -28,20 +27,3 @@ class CallResult:
 
 class Telephony(Protocol):
     async def place_call(self, request: PlaceCall) -> CallResult: ...
-
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
-
-
-def render_prompt(template: str, payload: dict[str, Any]) -> str:
-    """Fills `{{name}}` placeholders from the call's payload; unknown ones stay as written."""
-
-    def fill(match: re.Match[str]) -> str:
-        value = payload.get(match.group(1))
-        if value is None:
-            return match.group(0)
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
-    return _PLACEHOLDER.sub(fill, template)

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool, field_validator
 
 from shared.models import CampaignRules, CampaignStatus, WebhookHeader
+from shared.rules.prompts import MAX_PROMPT_BYTES, utf8_size
 
 
 class CreateAgent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1, max_length=255)
-    prompt: str = Field(min_length=1, max_length=100_000)
+    # No more characters than bytes allowed; the validator below counts the bytes.
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_BYTES)
     voice: str | None = Field(default=None, max_length=100)
     language: str | None = Field(default=None, max_length=35)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_within_limit(cls, prompt: str) -> str:
+        # As written, placeholders and all: what a call without a payload would be given.
+        if utf8_size(prompt) > MAX_PROMPT_BYTES:
+            raise ValueError(f"must not be greater than {MAX_PROMPT_BYTES} bytes (UTF-8)")
+        return prompt
 
 
 class CreateCampaign(CampaignRules):

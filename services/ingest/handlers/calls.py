@@ -28,11 +28,15 @@ from shared.ids import new_id
 from shared.models import Call, CallStatus, Campaign
 from shared.phone import InvalidNumber, to_e164
 from shared.rules.acceptance import Refusal
+from shared.rules.prompts import MAX_PROMPT_BYTES
 
 MAX_BATCH = 1000
 _REQUIRED = "The to field is required."
 _INVALID = "The to must be a valid phone number."
 _ON_DNC = "The to is on the do-not-call list."
+_PROMPT_TOO_LARGE = (
+    f"The payload makes the agent's prompt longer than {MAX_PROMPT_BYTES} bytes (UTF-8)."
+)
 _CLOSED = ApiError(409, "The campaign is not accepting calls.", "CAMPAIGN_CLOSED")
 _CHANGING = ApiError(503, "The campaign is changing; retry shortly.", "UNAVAILABLE")
 
@@ -91,6 +95,12 @@ async def _accept(runtime: Runtime, campaign: Campaign, body: Any, *, current: b
         request = _new_call(body)
     except Invalid as exc:
         return Outcome(422, exc.body())
+    # The dialer would end the call `prompt_too_large`: refused now instead. The agent is read
+    # once per process (agents never change), so this costs a dict lookup per request, and a
+    # render (bounded) only when the prompt has placeholders and the payload values.
+    prompt = await runtime.agent_prompts.get(campaign.agent_id)
+    if prompt is not None and not prompt.fits(request.payload):
+        return Outcome(422, Invalid({"payload": [_PROMPT_TOO_LARGE]}).body())
     result = await runtime.accept_call(campaign, request, current=current)
     if isinstance(result, Accepted):
         runtime.publisher.hand_on(result.call)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from shared.models import CampaignRules
 from shared.rules.outcomes import Outcome
+from shared.rules.prompts import PROMPT_TOO_LARGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,9 @@ class RetryPolicy:
     no_answer_cooldown_hours: float | None = None
     busy_cooldown_hours: float | None = None
     failed_cooldown_hours: float | None = None
-    terminal_errors: frozenset[str] = frozenset({"invalid_number"})
+    # Errors a retry cannot mend: the number does not exist; the prompt rendered with the
+    # call's payload is over the limit (the payload never changes between attempts).
+    terminal_errors: frozenset[str] = frozenset({"invalid_number", PROMPT_TOO_LARGE})
 
 
 @dataclass(frozen=True, slots=True)

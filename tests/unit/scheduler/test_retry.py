@@ -81,6 +81,12 @@ def test_cooldown_for(policy: RetryPolicy, outcome: Outcome, hours: float) -> No
             id="failed-terminal-error-stops",
         ),
         pytest.param(
+            Outcome.FAILED,
+            "prompt_too_large",
+            Terminal(Outcome.FAILED),
+            id="prompt-too-large-stops",
+        ),
+        pytest.param(
             Outcome.NO_ANSWER,
             "invalid_number",
             Retry(2, NOW + timedelta(hours=3)),
