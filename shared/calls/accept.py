@@ -132,21 +132,21 @@ class AcceptCall:
         # One frame for every check (no helper coroutine): this runs for every API call.
         for _ in range(CHECKS):
             now = self._clock.now()
-            # A closed campaign refuses without a look at the lists.
-            if campaign.status not in CLOSED_STATUSES:
-                entry, rests_until = await self._dnc.check_new_call(campaign, request.to, now)
-                read = self._campaigns.derived(campaign)
-                decision = decide_first_attempt(
-                    campaign,
-                    campaign.status,
-                    request.to,
-                    now,
-                    on_dnc=entry is not None,
-                    rests_until=rests_until,
-                    policy=read.policy,
-                )
+            # A closed campaign refuses before the lists count: no need to look them up.
+            if campaign.status in CLOSED_STATUSES:
+                entry, rests_until = None, None
             else:
-                decision = Refusal.CAMPAIGN_CLOSED
+                entry, rests_until = await self._dnc.check_new_call(campaign, request.to, now)
+            read = self._campaigns.derived(campaign)
+            decision = decide_first_attempt(
+                campaign,
+                campaign.status,
+                request.to,
+                now,
+                on_dnc=entry is not None,
+                rests_until=rests_until,
+                policy=read.policy,
+            )
             if isinstance(decision, Refusal):
                 if current:
                     return Refused(decision, campaign)
