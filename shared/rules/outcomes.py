@@ -11,3 +11,4 @@ class Outcome(StrEnum):
     BUSY = "busy"
     VOICEMAIL = "voicemail"
     FAILED = "failed"
+    CANCELLED = "cancelled"
