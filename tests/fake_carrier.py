@@ -114,32 +114,36 @@ class FakeCall:
 
 
 @dataclass(frozen=True)
-class _Step:
+class ScenarioStep:
     status: str
     answered_by: str | None = None
     duration: int | None = None
     error_code: int | None = None
 
 
-def scenario(to: str, talk_seconds: int = TALK_SECONDS) -> list[_Step]:
+def scenario(to: str, talk_seconds: int = TALK_SECONDS) -> list[ScenarioStep]:
     """The events of a call to `to`, by its last digit."""
     digit = to[-1]
-    start = [_Step("initiated"), _Step("ringing")]
+    start = [ScenarioStep("initiated"), ScenarioStep("ringing")]
     if digit in "01238":
-        return [*start, _Step("in-progress", "human"), _Step("completed", "human", talk_seconds)]
+        return [
+            *start,
+            ScenarioStep("in-progress", "human"),
+            ScenarioStep("completed", "human", talk_seconds),
+        ]
     if digit == "6":
         return [
             *start,
-            _Step("in-progress", "machine_start"),
-            _Step("completed", "machine_start", talk_seconds),
+            ScenarioStep("in-progress", "machine_start"),
+            ScenarioStep("completed", "machine_start", talk_seconds),
         ]
     if digit == "4":
-        return [*start, _Step("no-answer", duration=0)]
+        return [*start, ScenarioStep("no-answer", duration=0)]
     if digit == "5":
-        return [*start, _Step("busy", duration=0)]
+        return [*start, ScenarioStep("busy", duration=0)]
     if digit == "7":
-        return [*start, _Step("failed", duration=0, error_code=31005)]
-    return [*start, _Step("failed", duration=0, error_code=21217)]
+        return [*start, ScenarioStep("failed", duration=0, error_code=31005)]
+    return [*start, ScenarioStep("failed", duration=0, error_code=21217)]
 
 
 def _error(status: int, code: int | None, message: str, **headers: str) -> web.Response:
@@ -318,7 +322,7 @@ class FakeCarrier:
             return _error(404, 20404, "The requested resource was not found")
         return web.json_response(call.resource(self.account_sid))
 
-    async def _run(self, call: FakeCall, steps: list[_Step]) -> None:
+    async def _run(self, call: FakeCall, steps: list[ScenarioStep]) -> None:
         """Moves the call through its events, sending their callbacks as `callbacks` says."""
         mode = self.callbacks
         events: list[dict[str, str]] = []
