@@ -125,6 +125,16 @@ class CampaignRules(BaseModel):
     recipient_local_hours: TimeRange | None = Field(
         default_factory=lambda: TimeRange(start="08:00", end="21:00")
     )
+    # Checked and turned into E.164 where it enters (the API's campaign bodies), not here: a
+    # stored campaign must stay readable should a phonenumbers update stop knowing the number.
+    from_number: str | None = Field(
+        default=None,
+        description=(
+            "The caller id the carrier presents: a dialable phone number, stored in E.164;"
+            " null: the dialer's default (`TWILIO_FROM_NUMBER`)."
+        ),
+        examples=["+12125550100"],
+    )
 
     @field_validator("days_of_week")
     @classmethod

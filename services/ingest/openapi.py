@@ -23,6 +23,7 @@ from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_sch
 
 from services.ingest.domain.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
 from services.ingest.domain.requests import (
+    CampaignBody,
     ChangeCampaignStatus,
     CreateAgent,
     CreateCampaign,
@@ -57,7 +58,7 @@ from services.ingest.handlers.dnc import AddNumbers
 from services.ingest.handlers.webhooks import WebhookBody
 from services.ingest.idempotency import HEADER as IDEMPOTENCY_HEADER
 from services.ingest.idempotency import MAX_KEY_LENGTH
-from shared.models import CallStatus, CampaignRules, CampaignStatus, CampaignType
+from shared.models import CallStatus, CampaignStatus, CampaignType
 from shared.rules.prompts import MAX_PROMPT_BYTES
 from shared.rules.webhook_payloads import WebhookEvent
 
@@ -97,7 +98,7 @@ def _every_field_optional(schema: dict[str, Any]) -> None:
     schema.pop("required", None)
 
 
-class UpdateCampaign(CampaignRules):
+class UpdateCampaign(CampaignBody):
     """A partial update: the fields sent replace the stored ones, then every rule is checked."""
 
     model_config = ConfigDict(json_schema_extra=_every_field_optional)

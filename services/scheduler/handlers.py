@@ -181,6 +181,7 @@ _OUTCOME_EVENTS = {
     Outcome.BUSY: CallEventType.BUSY,
     Outcome.VOICEMAIL: CallEventType.VOICEMAIL,
     Outcome.FAILED: CallEventType.FAILED,
+    Outcome.CANCELLED: CallEventType.CANCELLED,
 }
 
 

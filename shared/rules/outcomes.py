@@ -11,4 +11,5 @@ class Outcome(StrEnum):
     BUSY = "busy"
     VOICEMAIL = "voicemail"
     FAILED = "failed"
+    # The carrier reports the call cancelled before it was answered; final, never retried.
     CANCELLED = "cancelled"

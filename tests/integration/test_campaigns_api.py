@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 
+import orjson
 import pytest
+from redis.asyncio import Redis
 
 from services.ingest.domain.campaign_status import ALLOWED_MOVES
+from shared import keys
 from shared.models import CampaignStatus
 from tests.integration.conftest import OTHER_AUTH, IngestClient
+from tests.support import ALWAYS_OPEN
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +95,83 @@ async def test_a_partial_update_keeps_what_it_does_not_name(ingest: IngestClient
     assert set(body["errors"]) == {"call_time_ranges.0.end", "max_retries"}
     _, stored = await ingest.call("GET", f"/campaigns/{campaign['id']}")
     assert stored["data"]["max_retries"] == 5
+
+
+INVALID_FROM = {
+    "success": False,
+    "message": "The given data was invalid.",
+    "errors": {"from_number": ["The from number must be a valid phone number."]},
+}
+
+
+async def _from_number(ingest: IngestClient, campaign_id: str) -> object:
+    """The from_number as the campaign read and the campaign list both give it."""
+    status, read = await ingest.call("GET", f"/campaigns/{campaign_id}")
+    assert status == 200, read
+    _, listing = await ingest.call("GET", "/campaigns?per_page=100")
+    (listed,) = [c for c in listing["data"] if c["id"] == campaign_id]
+    assert listed["from_number"] == read["data"]["from_number"]
+    return read["data"]["from_number"]
+
+
+async def test_from_number_is_stored_in_e164_edited_and_cleared(ingest: IngestClient) -> None:
+    campaign = await ingest.campaign(activate=False, from_number="+1 (212) 555-0100")
+    assert campaign["from_number"] == "+12125550100"
+    assert await _from_number(ingest, campaign["id"]) == "+12125550100"
+    path = f"/campaigns/{campaign['id']}"
+
+    status, body = await ingest.call("PUT", path, {"name": "Renamed"})
+    assert status == 200, body
+    assert body["data"]["from_number"] == "+12125550100"
+
+    status, body = await ingest.call("PUT", path, {"from_number": "+44 20 7946 0000"})
+    assert status == 200, body
+    assert body["data"]["from_number"] == "+442079460000"
+    assert await _from_number(ingest, campaign["id"]) == "+442079460000"
+
+    status, body = await ingest.call("PUT", path, {"from_number": "+1 212 555 01"})
+    assert (status, body) == (422, INVALID_FROM)
+    assert await _from_number(ingest, campaign["id"]) == "+442079460000"
+
+    status, body = await ingest.call("PUT", path, {"from_number": None})
+    assert status == 200, body
+    assert body["data"]["from_number"] is None
+    assert await _from_number(ingest, campaign["id"]) is None
+
+
+@pytest.mark.parametrize("from_number", ["12", "", 12125550100, "+999123456789"])
+async def test_a_campaign_with_an_invalid_from_number_is_refused(
+    ingest: IngestClient, from_number: object
+) -> None:
+    agent = await ingest.agent()
+    status, body = await ingest.call(
+        "POST",
+        "/campaigns",
+        {**ALWAYS_OPEN, "agent_id": agent["id"], "from_number": from_number},
+    )
+    assert (status, body) == (422, INVALID_FROM)
+    _, listing = await ingest.call("GET", "/campaigns")
+    assert listing["data"] == []
+
+
+async def test_a_campaign_stored_before_from_number_existed_reads_and_edits(
+    ingest: IngestClient, redis: Redis
+) -> None:
+    campaign = await ingest.campaign(activate=False, from_number="+12125550100")
+    # Rewrite the stored rules as a version without the field wrote them.
+    key = keys.campaign(campaign["id"])
+    stored = await redis.hget(key, "rules")
+    assert stored is not None
+    rules = orjson.loads(stored)
+    del rules["from_number"]
+    await redis.hset(key, "rules", orjson.dumps(rules).decode())
+
+    assert await _from_number(ingest, campaign["id"]) is None
+    status, body = await ingest.call(
+        "PUT", f"/campaigns/{campaign['id']}", {"from_number": "+12125550199"}
+    )
+    assert status == 200, body
+    assert await _from_number(ingest, campaign["id"]) == "+12125550199"
 
 
 ALL_MOVES = list(itertools.product(CampaignStatus, CampaignStatus))

@@ -10,10 +10,12 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
 
 from shared import keys
-from shared.events import CallDue, CallEventType
-from shared.models import Agent, CampaignStatus
+from shared.events import CallDue, CallEvent, CallEventType, call_event
+from shared.models import Agent, CallStatus, CampaignStatus
 from shared.rules.dnc import DncEntry, EntrySource
+from shared.rules.outcomes import Outcome
 from shared.rules.prompts import MAX_PROMPT_BYTES, PROMPT_TOO_LARGE
+from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS, CALLS_REQUESTED
@@ -125,6 +127,72 @@ async def test_an_invalid_number_error_ends_the_call_at_once(
     assert not failed.will_retry
     assert Events(records).of("call-9", CallEventType.RETRY_SCHEDULED) == []
     assert (await redis.hget(keys.call("campaign-1", "call-9"), "status")) == "failed"
+
+
+async def _publish_call_events(bootstrap: str, *events: CallEvent) -> None:
+    """Publishes call events as the dialer does: in order, keyed by call id."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(
+                CALLS_EVENTS, event.model_dump_json().encode(), key=event.call_id.encode()
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_a_cancelled_outcome_ends_the_call_cancelled_without_a_retry(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis
+) -> None:
+    clock = MovableClock()
+    campaign = await seed_campaign(redis, clock.now(), max_retries=3)
+    number = "+12125550102"
+    # No dialer: the test reports the attempt as a carrier that cancelled the call would.
+    async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock, dialer=False):
+        await _publish(kafka_server.bootstrap, request(campaign.id, number, "gone"))
+        await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 1)
+        call = await CallStore(redis, 16).get(campaign.id, "gone")
+        assert call is not None
+        assert await redis.zscore(keys.dial_slots(campaign.id), keys.slot_member("gone", 1))
+        await _publish_call_events(
+            kafka_server.bootstrap,
+            call_event(
+                call,
+                CallEventType.STARTED,
+                clock.now(),
+                attempt=1,
+                max_attempts=4,
+                status=CallStatus.IN_PROGRESS.value,
+            ),
+            call_event(
+                call,
+                CallEventType.ATTEMPT_ENDED,
+                clock.now(),
+                attempt=1,
+                max_attempts=4,
+                status=Outcome.CANCELLED.value,
+                outcome=Outcome.CANCELLED.value,
+            ),
+        )
+        records = await read_topic(
+            kafka_server.bootstrap, CALLS_EVENTS, _has("gone", CallEventType.CANCELLED)
+        )
+    events = Events(records)
+    (cancelled,) = events.of("gone", CallEventType.CANCELLED)
+    assert (cancelled.status, cancelled.outcome) == ("cancelled", "cancelled")
+    assert (cancelled.attempt, cancelled.will_retry, cancelled.next_attempt_at) == (1, False, None)
+    assert events.of("gone", CallEventType.RETRY_SCHEDULED) == []
+    stored = await redis.hgetall(keys.call(campaign.id, "gone"))
+    assert (stored["status"], stored["attempt"]) == ("cancelled", "1")
+    assert await redis.hget(keys.active_numbers(campaign.id), number) is None
+    assert await redis.zscore(keys.dial_slots(campaign.id), keys.slot_member("gone", 1)) is None
+    stats = await redis.hgetall(keys.campaign_stats(campaign.id))
+    assert {name: stats.get(name, "0") for name in ("queued", "in_progress", "cancelled")} == {
+        "queued": "0",
+        "in_progress": "0",
+        "cancelled": "1",
+    }
 
 
 async def test_a_call_whose_prompt_is_over_the_limit_fails_without_being_dialed(

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool, field_validator
 
 from shared.models import CampaignRules, CampaignStatus, WebhookHeader
+from shared.phone import InvalidNumber, to_e164
 from shared.rules.prompts import MAX_PROMPT_BYTES, utf8_size
 
 
@@ -28,7 +29,25 @@ class CreateAgent(BaseModel):
         return prompt
 
 
-class CreateCampaign(CampaignRules):
+class CampaignBody(CampaignRules):
+    """A campaign's rules as the API takes them, on create and on edit."""
+
+    @field_validator("from_number", mode="before")
+    @classmethod
+    def _from_number_e164(cls, raw: object) -> str | None:
+        # Before the type check, so that a number sent as a JSON number reads as an invalid
+        # phone number, as `to` does, rather than as a type error.
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            raise ValueError("must be a valid phone number")
+        try:
+            return to_e164(raw)
+        except InvalidNumber as exc:
+            raise ValueError("must be a valid phone number") from exc
+
+
+class CreateCampaign(CampaignBody):
     pass
 
 

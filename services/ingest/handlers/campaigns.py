@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from services.ingest.domain.campaign_status import allowed_sources, lifecycle_event
 from services.ingest.domain.errors import ApiError, Invalid, not_found, validation_errors
 from services.ingest.domain.pagination import PageRequest
-from services.ingest.domain.requests import ChangeCampaignStatus, CreateCampaign
+from services.ingest.domain.requests import CampaignBody, ChangeCampaignStatus, CreateCampaign
 from services.ingest.domain.stats import campaign_stats
 from services.ingest.handlers.common import (
     campaign_in_env,
@@ -25,7 +25,7 @@ from services.ingest.handlers.common import (
 from services.ingest.keys import ENVIRONMENT, Runtime
 from shared.events import CallEventType, call_event, campaign_event
 from shared.ids import new_id
-from shared.models import Agent, CallStatus, Campaign, CampaignRules, CampaignStatus, CampaignType
+from shared.models import Agent, CallStatus, Campaign, CampaignStatus, CampaignType
 from shared.rules.policy import CLOSED_STATUSES
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,9 @@ async def update_campaign(request: web.Request) -> web.Response:
     current = campaign.model_dump(
         exclude={"id", "environment_id", "status", "created_at", "updated_at"}
     )
-    known = {name: value for name, value in changes.items() if name in CampaignRules.model_fields}
+    known = {name: value for name, value in changes.items() if name in CampaignBody.model_fields}
     try:
-        rules = CampaignRules.model_validate({**current, **known})
+        rules = CampaignBody.model_validate({**current, **known})
     except ValidationError as exc:
         raise Invalid(validation_errors(exc)) from exc
     if rules.agent_id != campaign.agent_id:

@@ -60,6 +60,8 @@ def cooldown_for(policy: RetryPolicy, outcome: Outcome) -> timedelta:
         Outcome.BUSY: policy.busy_cooldown_hours,
         Outcome.VOICEMAIL: policy.voicemail_cooldown_hours,
         Outcome.FAILED: policy.failed_cooldown_hours,
+        # Final, so never waited after; named so that every outcome has an answer.
+        Outcome.CANCELLED: None,
     }[outcome]
     return timedelta(hours=policy.retry_cooldown_hours if hours is None else hours)
 
@@ -72,6 +74,8 @@ def decide_after_attempt(
         raise ValueError(f"attempt numbers start at 1, got {attempt}")
     if outcome is Outcome.COMPLETED:
         return Terminal(Outcome.COMPLETED)
+    if outcome is Outcome.CANCELLED:
+        return Terminal(Outcome.CANCELLED)
     if outcome is Outcome.FAILED and error is not None and error in policy.terminal_errors:
         return Terminal(Outcome.FAILED)
     # The first attempt is not a retry, so attempts 1 .. max_retries may still be followed.

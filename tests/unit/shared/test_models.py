@@ -3,10 +3,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
-from shared.models import CampaignRules, CampaignType, DncSource, TimeRange, hhmm_seconds
+from shared.models import (
+    Campaign,
+    CampaignRules,
+    CampaignType,
+    DncSource,
+    TimeRange,
+    hhmm_seconds,
+)
 
 BASE: dict[str, Any] = {
     "name": "Spring",
@@ -55,6 +63,7 @@ def test_defaults() -> None:
     assert campaign.auto_add_to_dnc_enabled is False
     assert campaign.auto_dnc_trigger_statuses == []
     assert campaign.auto_dnc_trigger_errors == []
+    assert campaign.from_number is None
     for field in ("success", "voicemail", "no_answer", "busy", "failed"):
         assert getattr(campaign, f"{field}_cooldown_hours") is None
 
@@ -309,3 +318,25 @@ def test_other_fields_refused(field: str, value: Any) -> None:
 
 def test_name_of_255_characters_accepted() -> None:
     assert rules(name="x" * 255).name == "x" * 255
+
+
+# --- from_number -------------------------------------------------------------------------
+
+
+def test_a_campaign_stored_without_from_number_reads_as_none() -> None:
+    stored = {
+        **BASE,
+        "id": "c1",
+        "environment_id": "env-a",
+        "status": "active",
+        "created_at": "2026-03-01T00:00:00Z",
+        "updated_at": "2026-03-01T00:00:00Z",
+    }
+
+    assert Campaign.model_validate_json(orjson.dumps(stored)).from_number is None
+
+
+def test_a_stored_from_number_is_read_as_stored() -> None:
+    # The API checked it on the way in; reading it back must not depend on phonenumbers'
+    # metadata of the day.
+    assert rules(from_number="+10000000000").from_number == "+10000000000"
