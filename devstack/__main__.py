@@ -126,16 +126,21 @@ def main() -> int:
         asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])))
         api_host = env.get("API_HOST", "127.0.0.1")
         api_ports = [int(env.get("API_PORT", "8080")) + n for n in range(copies)]
-        taken = [port for port in api_ports if port_is_open(api_host, port)]
-        if taken:
-            print(f"port {taken[0]} is taken; set API_PORT to move the API", flush=True)
-            return 1
+        # Each dialer copy serves carrier callbacks on its own port.
+        dialer_ports = [int(env.get("DIALER_HTTP_PORT", "8082")) + 10 * n for n in range(copies)]
+        for ports, setting in ((api_ports, "API_PORT"), (dialer_ports, "DIALER_HTTP_PORT")):
+            taken = [port for port in ports if port_is_open(api_host, port)]
+            if taken:
+                print(f"port {taken[0]} is taken; set {setting} to move it", flush=True)
+                return 1
         ingests: list[tuple[int, Managed]] = []
         for name in SERVICES:
             for n in range(1, copies + 1):
                 copy_env = {**env, "SERVICE_INSTANCE": f"{name}-{n}"}
                 if name == "ingest":
                     copy_env["API_PORT"] = str(api_ports[n - 1])
+                if name == "dialer":
+                    copy_env["DIALER_HTTP_PORT"] = str(dialer_ports[n - 1])
                 log = LOGS / f"{name}-{n}.log"
                 service = Managed(f"{name}-{n}", service_command(name), copy_env, log, ROOT)
                 started.append(service.start())

@@ -104,6 +104,33 @@ def dial_claim(campaign_id: str, call_id: str, attempt: int) -> str:
     return f"{PREFIX}:{{{campaign_id}}}:claim:{call_id}:{attempt}"
 
 
+def carrier_call(carrier: str, carrier_call_id: str) -> str:
+    """Which attempt a carrier's call id belongs to: `campaign_id|call_id|attempt`."""
+    return f"{PREFIX}:carrier:{{{carrier}:{carrier_call_id}}}"
+
+
+AWAITING_SHARDS: Final = 16
+
+
+def awaiting_shard_of(call_id: str) -> int:
+    return zlib.crc32(call_id.encode()) % AWAITING_SHARDS
+
+
+def awaiting_outcome(shard: int) -> str:
+    """Attempts handed to a carrier whose outcome is not yet reported, by when to look at them
+    next (ms): `campaign_id|call_id|attempt` members."""
+    return f"{PREFIX}:{{awaiting:{shard}}}:calls"
+
+
+def attempt_member(campaign_id: str, call_id: str, attempt: int) -> str:
+    return f"{campaign_id}|{call_id}|{attempt}"
+
+
+def split_attempt_member(member: str) -> tuple[str, str, int]:
+    campaign_id, call_id, attempt = member.split("|")
+    return campaign_id, call_id, int(attempt)
+
+
 def delivered(campaign_id: str, webhook_id: str, event_id: str) -> str:
     return f"{PREFIX}:{{{campaign_id}}}:delivered:{webhook_id}:{event_id}"
 

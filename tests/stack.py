@@ -53,14 +53,21 @@ class Stack:
             self.start_one(name)
         return self
 
-    def start_one(self, name: str, api_port: int | None = None) -> Managed:
-        """Starts one more copy of a service; another ingest copy needs its own `api_port`."""
+    def start_one(
+        self, name: str, api_port: int | None = None, env: dict[str, str] | None = None
+    ) -> Managed:
+        """Starts one more copy of a service; another ingest copy needs its own `api_port`.
+        `env` adds settings of this copy alone (a dialer copy gets a free DIALER_HTTP_PORT)."""
         copies = self.processes.setdefault(name, [])
         log = self.logs / f"{name}-{len(copies)}.log"
+        own = env or {}
         env = self.env()
+        env.update(own)
         port = api_port or self.api_port
         env["API_PORT"] = str(port)
         env["SERVICE_INSTANCE"] = f"{name}-{len(copies)}"
+        if name == "dialer" and "DIALER_HTTP_PORT" not in own:
+            env["DIALER_HTTP_PORT"] = str(free_port())
         process = Managed(name, service_command(name), env, log, ROOT).start()
         copies.append(process)
         if name == "ingest":

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
 
+from aiohttp import web
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
-from services.dialer.adapters.telephony_sandbox import SandboxTelephony
-from services.dialer.domain.telephony import Telephony
-from services.dialer.handlers import DialerRuntime, DialHandler
+from services.dialer.adapters.attempts_redis import AttemptStore
+from services.dialer.adapters.carrier_sandbox import SandboxCarrier
+from services.dialer.adapters.carrier_twilio import (
+    TwilioCarrier,
+    TwilioConfig,
+    open_twilio_carrier,
+)
+from services.dialer.callbacks import create_http_app
+from services.dialer.domain.telephony import Carrier
+from services.dialer.handlers import SANDBOX, DialerRuntime, DialHandler
 from services.dialer.settings import DialerSettings
 from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
@@ -22,41 +34,65 @@ from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits
 from shared.topics import CALLS_DUE
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(slots=True)
 class Deps:
     redis: Redis | None = None
     broker: KafkaBroker | None = None
     clock: Clock | None = None
-    telephony: Telephony | None = None
+    # Carriers to use instead of the configured ones, by name.
+    carriers: dict[str, Carrier] = field(default_factory=dict)
+
+
+def _twilio_config(settings: DialerSettings) -> TwilioConfig:
+    twilio = settings.twilio
+    return TwilioConfig(
+        account_sid=twilio.account_sid,
+        auth_token=twilio.auth_token.get_secret_value(),
+        from_number=twilio.from_number,
+        api_url=twilio.api_url.rstrip("/"),
+        public_url=settings.public_url.rstrip("/"),
+        stream_url=settings.agent_stream_url,
+        ring_timeout_seconds=settings.ring_timeout_seconds,
+        request_timeout_seconds=settings.carrier_request_timeout_seconds,
+        max_attempts=settings.carrier_max_tries,
+    )
 
 
 def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream:
     deps = deps or Deps()
     broker = deps.broker or create_broker(settings.kafka, "dialer")
     redis = deps.redis or create_redis(settings.redis)
-    telephony = deps.telephony or SandboxTelephony(
-        settings.sandbox_ring_ms, settings.sandbox_talk_ms
-    )
+    sandbox = SandboxCarrier(settings.sandbox_ring_ms, settings.sandbox_talk_ms)
+    carriers: dict[str, Carrier] = {SANDBOX: sandbox, **deps.carriers}
+    # Opened with the app (it needs the running loop); the callbacks work from the settings.
+    opened: list[TwilioCarrier] = []
+    twilio_wanted = settings.provider == "twilio" and "twilio" not in carriers
     runtime = DialerRuntime(
         catalog=CatalogStore(redis),
         calls=CallStore(redis, settings.due_shards),
+        attempts=AttemptStore(redis, settings.claim_ttl_seconds * 1000),
         broker=broker,
-        telephony=telephony,
+        carriers=carriers,
+        provider=settings.provider,
         clock=deps.clock or SystemClock(),
-        claim_ttl_ms=settings.claim_ttl_seconds * 1000,
         limits=DialLimits(redis, settings.dial_slot_lease_ms),
         dnc=DncStore(redis),
+        callback_timeout=timedelta(seconds=settings.callback_timeout_seconds),
+        placement_budget=timedelta(seconds=settings.placement_budget_seconds),
+        status_lookups=settings.status_lookups,
     )
     handler = DialHandler(runtime, settings.max_in_flight)
+    if isinstance(carriers[SANDBOX], SandboxCarrier):
+        carriers[SANDBOX].report_to(handler.on_sandbox_event)
 
     kafka = settings.kafka
 
-    @broker.subscriber(
-        CALLS_DUE,
-        group_id=settings.group_id,
-        **batch_consumer(kafka),
-    )
+    subscriber = broker.subscriber(CALLS_DUE, group_id=settings.group_id, **batch_consumer(kafka))
+
+    @subscriber
     async def on_call_due(message: KafkaMessage) -> None:
         await consume_batch(
             broker,
@@ -68,13 +104,45 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
         )
 
     app = FastStream(broker)
+    has_twilio = twilio_wanted or "twilio" in carriers
+    token = settings.twilio.auth_token.get_secret_value() if has_twilio else None
+    runner = web.AppRunner(create_http_app(handler, token, settings.public_url), access_log=None)
+    background: list[asyncio.Task[None]] = []
+
+    @app.on_startup
+    async def serve_http() -> None:
+        if twilio_wanted:
+            twilio = await open_twilio_carrier(_twilio_config(settings))
+            opened.append(twilio)
+            carriers["twilio"] = twilio
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+
+    @app.after_startup
+    async def start_background() -> None:
+        background.append(asyncio.create_task(handler.keep_held_slots(), name="held-slots"))
+        background.append(
+            asyncio.create_task(handler.watch(settings.watch_interval_ms / 1000), name="watch")
+        )
 
     @app.on_shutdown
     async def drain() -> None:
-        await handler.drain(settings.drain_seconds)
+        # Stop fetching first, then let what this copy started finish.
+        consumer = subscriber.consumer
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                consumer.pause(*consumer.assignment())
+        await handler.stop(settings.drain_seconds)
+        await sandbox.drain(settings.drain_seconds)
 
     @app.after_shutdown
-    async def close_redis() -> None:
+    async def close() -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await runner.cleanup()
+        for carrier in opened:
+            await carrier.close()
         if deps.redis is None:
             await redis.aclose()
 

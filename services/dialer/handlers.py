@@ -1,22 +1,32 @@
-"""The dialer's consumer: claims each due attempt once and places it through the provider."""
+"""The dialer's handlers: takes each due attempt once and hands it to a carrier, then turns
+what the carrier reports (a callback to any copy, the sandbox, or a status look-up) into the
+attempt's events, from the state kept in Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.dialer.domain.telephony import PlaceCall, Telephony
+from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending
+from services.dialer.domain.telephony import (
+    Carrier,
+    CarrierEvent,
+    PlaceCall,
+    PlacementFailed,
+    StatusUnavailable,
+)
 from shared import keys
 from shared.bus import publish_events, send_to_dlq
 from shared.clock import Clock
-from shared.events import CallDue, CallEventType, call_event
-from shared.models import Call, CallStatus, CampaignStatus
+from shared.events import CallDue, CallEvent, CallEventType, call_event
+from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.rules.outcomes import Outcome
 from shared.rules.prompts import PROMPT_TOO_LARGE, PromptTooLarge, render_prompt
 from shared.store.calls import CallStore
@@ -27,28 +37,51 @@ from shared.topics import CALLS_DUE
 
 log = logging.getLogger(__name__)
 
+SANDBOX: Final = "sandbox"
+# The carrier could not say how a call went, look-up after look-up.
+OUTCOME_UNKNOWN: Final = "outcome_unknown"
+# How long a failed status look-up waits before the next one.
+_LOOKUP_RETRY: Final = timedelta(seconds=15)
+_WATCH_BATCH: Final = 500
+
 
 @dataclass(slots=True)
 class DialerRuntime:
     catalog: CatalogStore
     calls: CallStore
+    attempts: AttemptStore
     broker: KafkaBroker
-    telephony: Telephony
+    # Every carrier by name; `sandbox` is always there, and takes every test call.
+    carriers: Mapping[str, Carrier]
+    # The carrier real calls go to.
+    provider: str
     clock: Clock
-    claim_ttl_ms: int
     limits: DialLimits
     dnc: DncStore
+    callback_timeout: timedelta
+    placement_budget: timedelta
+    status_lookups: int
 
 
 class DialHandler:
     def __init__(self, runtime: DialerRuntime, max_in_flight: int) -> None:
         self._rt = runtime
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._calls: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Semaphore(max_in_flight)
+        self._placing: set[asyncio.Task[None]] = set()
+        # Attempts this process holds and has not yet handed to a carrier: it keeps their
+        # slots alive, however long they wait here.
+        self._held: dict[AttemptRef, None] = {}
+        self._stopping = False
 
     @property
     def in_flight(self) -> int:
-        return len(self._calls)
+        return len(self._placing)
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(milliseconds=self._rt.limits.lease_ms)
+
+    # -- taking due attempts ----------------------------------------------------------------
 
     async def on_call_due(self, body: bytes, key: bytes | None) -> None:
         try:
@@ -60,14 +93,20 @@ class DialHandler:
         if call is None or call.status is not CallStatus.QUEUED or call.attempt != due.attempt:
             await self._skip_stale(due, call)
             return
-        # Backpressure: the consumer waits here while this process holds its maximum of calls.
-        await self._slots.acquire()
+        ref = AttemptRef(call.campaign_id, call.id, due.attempt)
+        self._held[ref] = None
         started = False
         try:
-            started = await self._start(due, call)
+            # Backpressure: the consumer waits here while this process places its maximum.
+            await self._room.acquire()
+            try:
+                started = await self._start(ref, call)
+            finally:
+                if not started:
+                    self._room.release()
         finally:
             if not started:
-                self._slots.release()
+                self._held.pop(ref, None)
 
     async def _skip_stale(self, due: CallDue, call: Call | None) -> None:
         """A due message for an attempt that is over (or never was): its slot is not in use."""
@@ -80,40 +119,49 @@ class DialHandler:
         if not dialing_elsewhere:
             await self._rt.limits.free(due.campaign_id, keys.slot_member(due.call_id, due.attempt))
 
-    async def _start(self, due: CallDue, call: Call) -> bool:
-        """Claims the attempt and starts the call; False when it is not this process's to dial."""
-        if not await self._rt.calls.claim_attempt(call, due.attempt, self._rt.claim_ttl_ms):
-            log.info("attempt %s of %s already claimed; not dialing again", due.attempt, call.id)
+    async def _start(self, ref: AttemptRef, call: Call) -> bool:
+        """Claims the attempt and starts placing it; False when it is not this process's."""
+        if self._stopping:
+            # This copy is stopping: the call goes back to the scheduler, unclaimed, and another
+            # copy places it.
+            await self._hand_back(ref, call, claimed=False)
             return False
-        member = keys.slot_member(call.id, due.attempt)
-        if not await self._rt.limits.renew(call.campaign_id, member, self._rt.clock.now()):
-            # The slot lapsed before this dialer got to the call, and the scheduler has ended
-            # the attempt as lost: dialing now would contradict that outcome.
-            log.warning("attempt %s of %s was declared lost; not dialing", due.attempt, call.id)
+        now = self._rt.clock.now()
+        began = await self._rt.attempts.begin(ref, now + self.lease)
+        if began == 0:
+            log.info("attempt %s of %s already claimed; not dialing again", ref.attempt, call.id)
+            return False
+        if began < 0:
+            # The slot lapsed before this dialer got to the call: the scheduler has taken it
+            # back (ended or requeued the attempt), so dialing now would contradict it.
+            log.warning("attempt %s of %s lost its slot; not dialing", ref.attempt, call.id)
             return False
         campaign = await self._rt.catalog.get_campaign(call.campaign_id)
         if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
             # Paused after release: hand it back to the scheduler, which holds it.
-            await self._rt.calls.release_attempt(call, due.attempt)
-            await self._rt.limits.free(call.campaign_id, member)
-            await self._rt.calls.requeue(call.campaign_id, call.id, self._rt.clock.now())
+            await self._hand_back(ref, call, claimed=True)
             return False
-        now = self._rt.clock.now()
         if await self._rt.dnc.blocks_call(campaign, call.to, now):
-            await self._block(call, due.attempt, campaign.max_retries + 1, now)
+            await self._block(call, ref.attempt, campaign.max_retries + 1, now)
             return False
         agent = await self._rt.catalog.get_agent(campaign.agent_id)
         prompt = render_prompt(agent.prompt if agent else "", call.payload)
         if isinstance(prompt, PromptTooLarge):
-            await self._refuse_prompt(call, due.attempt, campaign.max_retries + 1, now)
+            await self._refuse_prompt(call, ref.attempt, campaign.max_retries + 1, now)
             return False
         task = asyncio.create_task(
-            self._place(call, due.attempt, campaign.max_retries + 1, prompt),
-            name=f"call-{call.id}-{due.attempt}",
+            self._place(ref, call, campaign, prompt), name=f"call-{call.id}-{ref.attempt}"
         )
-        self._calls.add(task)
-        task.add_done_callback(self._finished)
+        self._placing.add(task)
+        task.add_done_callback(lambda done: self._placed(ref, done))
         return True
+
+    async def _hand_back(self, ref: AttemptRef, call: Call, *, claimed: bool) -> None:
+        """Puts the call back in its due shard for now and gives up its slot (and claim)."""
+        await self._rt.calls.requeue(ref.campaign_id, ref.call_id, self._rt.clock.now())
+        await self._rt.limits.free(ref.campaign_id, ref.slot)
+        if claimed:
+            await self._rt.calls.release_attempt(call, ref.attempt)
 
     async def _block(self, call: Call, attempt: int, max_attempts: int, now: datetime) -> None:
         """The number went on a do-not-call list after the call was queued: never dialed."""
@@ -149,55 +197,248 @@ class DialHandler:
         )
         await publish_events(self._rt.broker, [event])
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._calls.discard(task)
-        self._slots.release()
+    def _placed(self, ref: AttemptRef, task: asyncio.Task[None]) -> None:
+        self._placing.discard(task)
+        self._held.pop(ref, None)
+        self._room.release()
         if not task.cancelled() and task.exception() is not None:
-            log.error("call task failed", exc_info=task.exception())
+            log.error("placing a call failed", exc_info=task.exception())
 
-    async def _place(self, call: Call, attempt: int, max_attempts: int, prompt: str) -> None:
-        async def tell(event_type: CallEventType, status: str, **fields: Any) -> None:
-            event = call_event(
-                call,
-                event_type,
-                self._rt.clock.now(),
-                attempt=attempt,
-                max_attempts=max_attempts,
-                status=status,
-                **fields,
-            )
-            await publish_events(self._rt.broker, [event])
+    def _carrier_for(self, call: Call) -> Carrier:
+        return self._rt.carriers[SANDBOX if call.is_testing else self._rt.provider]
 
-        await tell(CallEventType.STARTED, CallStatus.IN_PROGRESS.value)
-        keeper = asyncio.create_task(self._keep_slot(call, attempt))
-        try:
-            result = await self._rt.telephony.place_call(
-                PlaceCall(call.id, attempt, call.to, prompt, call.is_testing)
-            )
-        finally:
-            keeper.cancel()
-        if result.answered:
-            await tell(CallEventType.ANSWERED, CallStatus.IN_PROGRESS.value)
-        await tell(
-            CallEventType.ATTEMPT_ENDED,
-            result.outcome.value,
-            outcome=result.outcome.value,
-            error=result.error,
-            duration_seconds=result.duration_seconds,
+    async def _place(self, ref: AttemptRef, call: Call, campaign: Campaign, prompt: str) -> None:
+        """Hands the attempt to its carrier; what happens next arrives as carrier events."""
+        carrier = self._carrier_for(call)
+        now = self._rt.clock.now()
+        # Looked at again if nothing is heard by then, whatever becomes of this process.
+        await self._rt.attempts.look_again_at(
+            ref, now + self._rt.placement_budget + self._rt.callback_timeout
         )
+        started = call_event(
+            call,
+            CallEventType.STARTED,
+            now,
+            attempt=ref.attempt,
+            max_attempts=campaign.max_retries + 1,
+            status=CallStatus.IN_PROGRESS.value,
+        )
+        await publish_events(self._rt.broker, [started])
+        request = PlaceCall(
+            call_id=call.id,
+            campaign_id=call.campaign_id,
+            attempt=ref.attempt,
+            to=call.to,
+            from_number=campaign.from_number,
+            prompt=prompt,
+            is_testing=call.is_testing,
+        )
+        try:
+            placed = await carrier.place_call(request)
+        except PlacementFailed as failure:
+            log.warning(
+                "%s did not take attempt %s of %s: %s", carrier.name, ref.attempt, call.id, failure
+            )
+            await self._end(ref, Ending(Outcome.FAILED, error=failure.error), answered=False)
+            return
+        # From here the slot lasts as long as the carrier may keep the outcome waiting.
+        self._held.pop(ref, None)
+        now = self._rt.clock.now()
+        if carrier.name != SANDBOX:
+            await self._rt.attempts.index(ref, carrier.name, placed.carrier_call_id)
+        await self._rt.attempts.record_placement(
+            ref,
+            carrier.name,
+            placed.carrier_call_id,
+            slot_until=now + self._rt.callback_timeout + self.lease,
+        )
+        await self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
 
-    async def _keep_slot(self, call: Call, attempt: int) -> None:
-        """Renews the call's concurrency slot while it lasts; if this process dies, it lapses."""
-        member = keys.slot_member(call.id, attempt)
-        every = self._rt.limits.lease_ms / 3000
+    # -- what carriers report ----------------------------------------------------------------
+
+    async def on_sandbox_event(self, request: PlaceCall, event: CarrierEvent) -> None:
+        ref = AttemptRef(request.campaign_id, request.call_id, request.attempt)
+        await self.on_attempt_event(ref, event)
+
+    async def on_carrier_event(self, carrier: str, event: CarrierEvent) -> bool:
+        """A carrier's report of one of its calls; False when no attempt is known by its id."""
+        ref = await self._rt.attempts.find(carrier, event.carrier_call_id)
+        if ref is None:
+            return False
+        await self.on_attempt_event(ref, event)
+        return True
+
+    async def on_attempt_event(self, ref: AttemptRef, event: CarrierEvent) -> None:
+        if event.outcome is not None:
+            await self._end(
+                ref,
+                Ending(event.outcome, event.duration_seconds, event.error),
+                answered=event.answered,
+            )
+            return
+        now = self._rt.clock.now()
+        if event.answered:
+            slot_until = now + self._rt.callback_timeout + self.lease
+            if await self._rt.attempts.record_answered(ref, slot_until):
+                await self._publish(ref, [(CallEventType.ANSWERED, {})])
+        # The call is alive: the outcome may take another full wait from now.
+        await self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
+
+    async def _end(self, ref: AttemptRef, ending: Ending | None, *, answered: bool) -> None:
+        """Records the attempt's ending once and publishes it (with `answered` if still owed);
+        `ending` None publishes the one already stored, if it is still unpublished."""
+        now = self._rt.clock.now()
+        attempts = self._rt.attempts
+        publish_lease = timedelta(milliseconds=attempts.publish_lease_ms)
+        # Should this copy die before publishing, another one looks again soon.
+        await attempts.look_again_at(ref, now + publish_lease)
+        report = await attempts.record_ended(
+            ref, ending, answered, now, slot_until=now + publish_lease + self.lease
+        )
+        if report is None:
+            return
+        ended = report.ending
+        events: list[tuple[CallEventType, dict[str, Any]]] = []
+        if report.answered_too:
+            events.append((CallEventType.ANSWERED, {}))
+        events.append(
+            (
+                CallEventType.ATTEMPT_ENDED,
+                {
+                    "status": ended.outcome.value,
+                    "outcome": ended.outcome.value,
+                    "error": ended.error,
+                    "duration_seconds": ended.duration_seconds,
+                },
+            )
+        )
+        if await self._publish(ref, events):
+            await attempts.reported(ref)
+
+    async def _publish(
+        self, ref: AttemptRef, events: list[tuple[CallEventType, dict[str, Any]]]
+    ) -> bool:
+        """Publishes events of the attempt, built from its call as stored; False if it is gone."""
+        call = await self._rt.calls.get(ref.campaign_id, ref.call_id)
+        if call is None:
+            log.warning("call %s is gone; its attempt %s is not reported", ref.call_id, ref.attempt)
+            await self._rt.attempts.settled(ref)
+            return False
+        campaign = await self._rt.catalog.get_campaign(ref.campaign_id)
+        max_attempts = (campaign.max_retries if campaign else 0) + 1
+        now = self._rt.clock.now()
+        built: list[CallEvent] = []
+        for event_type, fields in events:
+            fields.setdefault("status", CallStatus.IN_PROGRESS.value)
+            built.append(
+                call_event(
+                    call, event_type, now, attempt=ref.attempt, max_attempts=max_attempts, **fields
+                )
+            )
+        await publish_events(self._rt.broker, built)
+        return True
+
+    # -- attempts whose outcome is overdue ----------------------------------------------------
+
+    async def look_at_overdue(self) -> int:
+        """Asks the carriers about attempts not heard of in time; returns how many it took."""
+        now = self._rt.clock.now()
+        refs = await self._rt.attempts.overdue(now, now + _LOOKUP_RETRY, _WATCH_BATCH)
+        for chunk in range(0, len(refs), 64):
+            await asyncio.gather(*(self._look_at(ref) for ref in refs[chunk : chunk + 64]))
+        return len(refs)
+
+    async def _look_at(self, ref: AttemptRef) -> None:
+        try:
+            await self._look_at_one(ref)
+        except Exception:
+            # It stays in its shard and is looked at again after the retry pause.
+            log.warning(
+                "looking at attempt %s of %s failed", ref.attempt, ref.call_id, exc_info=True
+            )
+
+    async def _look_at_one(self, ref: AttemptRef) -> None:
+        attempts = self._rt.attempts
+        state = await attempts.state(ref)
+        if state.settled:
+            await attempts.settled(ref)
+            return
+        if state.ended:
+            await self._end(ref, None, answered=False)
+            return
+        if state.carrier is None or state.carrier_call_id is None:
+            if ref in self._held:
+                return  # still being placed here
+            # Never placed, or its placing copy died before the carrier answered: the slot
+            # lapses and the scheduler ends the attempt.
+            log.warning(
+                "attempt %s of %s has no carrier call; left to the slot sweep",
+                ref.attempt,
+                ref.call_id,
+            )
+            await attempts.settled(ref)
+            return
+        carrier = self._rt.carriers.get(state.carrier)
+        if carrier is None:
+            log.error(
+                "attempt %s of %s was placed with %s, not configured here",
+                ref.attempt,
+                ref.call_id,
+                state.carrier,
+            )
+            return
+        try:
+            event = await carrier.call_status(state.carrier_call_id)
+        except StatusUnavailable as exc:
+            tries = await attempts.count_lookup(ref)
+            log.warning(
+                "%s cannot tell how %s went (%s of %s): %s",
+                carrier.name,
+                state.carrier_call_id,
+                tries,
+                self._rt.status_lookups,
+                exc,
+            )
+            if tries >= self._rt.status_lookups:
+                await self._end(ref, Ending(Outcome.FAILED, error=OUTCOME_UNKNOWN), answered=False)
+            return
+        if event is None:
+            now = self._rt.clock.now()
+            await attempts.keep_slot(ref, now + self._rt.callback_timeout + self.lease)
+            await attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
+            return
+        await self.on_attempt_event(ref, event)
+
+    async def watch(self, interval: float) -> None:
+        """Looks for overdue outcomes every `interval` seconds, until cancelled."""
         while True:
             try:
-                await self._rt.limits.renew(call.campaign_id, member, self._rt.clock.now())
+                while await self.look_at_overdue() >= _WATCH_BATCH:
+                    pass
             except Exception:
-                log.warning("could not renew the slot of %s", call.id, exc_info=True)
-            await asyncio.sleep(every)
+                log.warning("looking for overdue outcomes failed", exc_info=True)
+            await asyncio.sleep(interval)
 
-    async def drain(self, seconds: float) -> None:
-        """Lets calls in progress finish (up to `seconds`) before the process stops."""
-        if self._calls:
-            await asyncio.wait(set(self._calls), timeout=seconds)
+    async def keep_held_slots(self) -> None:
+        """Renews the slots of the attempts this process holds, every third of the lease."""
+        every = self._rt.limits.lease_ms / 3000
+        while True:
+            await asyncio.sleep(every)
+            held = list(self._held)
+            now = self._rt.clock.now()
+            results = await asyncio.gather(
+                *(self._rt.limits.renew(ref.campaign_id, ref.slot, now) for ref in held),
+                return_exceptions=True,
+            )
+            for ref, result in zip(held, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("could not renew the slot of %s", ref.call_id, exc_info=result)
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    async def stop(self, seconds: float) -> None:
+        """Takes no more calls (those handed in from now go back to the scheduler), then lets
+        placements in progress finish, up to `seconds`."""
+        self._stopping = True
+        if self._placing:
+            await asyncio.wait(set(self._placing), timeout=seconds)

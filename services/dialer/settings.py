@@ -1,9 +1,23 @@
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from typing import Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+
+
+class TwilioSettings(BaseSettings):
+    """Twilio Programmable Voice: the account, and the number calls come from by default."""
+
+    model_config = SettingsConfigDict(env_prefix="TWILIO_", extra="ignore")
+
+    account_sid: str = ""
+    # Signs the carrier's callbacks and authenticates requests: never logged nor returned.
+    auth_token: SecretStr = SecretStr("")
+    from_number: str = ""
+    api_url: str = "https://api.twilio.com"
 
 
 class DialerSettings(BaseSettings):
@@ -12,19 +26,65 @@ class DialerSettings(BaseSettings):
     group_id: str = "dialer"
     # Calls handed back (their campaign was paused after release) go to their due shard.
     due_shards: int = Field(default=16, ge=1, validation_alias=AliasChoices("DUE_SHARDS"))
-    provider: str = Field(default="sandbox", pattern="^sandbox$")
+    # Where real calls go; test calls (`is_testing`) always go to the sandbox.
+    provider: str = Field(default="sandbox", pattern="^(sandbox|twilio)$")
     sandbox_ring_ms: int = Field(default=2_000, ge=0)
     sandbox_talk_ms: int = Field(default=5_000, ge=0)
-    # Calls one dialer process holds open at once; more wait in Kafka.
+    # The callback endpoint (and, later, health and metrics).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8082, ge=0, le=65535)
+    # The base URL at which the carrier reaches this service (any copy): callbacks are sent to
+    # `{public_url}/carrier/twilio/status`, and their signatures are checked against it.
+    public_url: str = ""
+    # With no callback for this long after the last one, the dialer asks the carrier.
+    callback_timeout_seconds: int = Field(default=300, ge=1)
+    # Failed look-ups in a row before an attempt whose carrier cannot tell is ended.
+    status_lookups: int = Field(default=5, ge=1)
+    # How often each copy looks for attempts whose outcome is overdue.
+    watch_interval_ms: int = Field(default=1_000, ge=10)
+    # Ring time the carrier allows before it gives up (`no_answer`).
+    ring_timeout_seconds: int = Field(default=30, ge=5, le=600)
+    # One request to the carrier, and how many tries a placement gets before it is
+    # `carrier_unavailable`.
+    carrier_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    carrier_max_tries: int = Field(default=4, ge=1, le=10)
+    # The agent's media stream: when set, the carrier connects the answered call to it.
+    agent_stream_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AGENT_STREAM_URL")
+    )
+    # Placements (claim to the carrier's answer) one process runs at once; more wait in Kafka.
     max_in_flight: int = Field(default=500, ge=1)
     # How long a claimed attempt stays claimed: longer than any call can last.
     claim_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
-    # Must equal the scheduler's: the slot of a call in progress is renewed every third of it.
+    # Must equal the scheduler's: a held call's slot is renewed every third of it.
     dial_slot_lease_ms: int = Field(
         default=120_000, ge=1000, validation_alias=AliasChoices("DIAL_SLOT_LEASE_MS")
     )
-    # Graceful stop: how long calls in progress may take to finish.
+    # Graceful stop: how long placements and sandbox calls in progress may take to finish.
     drain_seconds: float = Field(default=30.0, ge=0)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+
+    @model_validator(mode="after")
+    def _carrier_is_complete(self) -> Self:
+        if self.provider == "twilio":
+            missing = [
+                name
+                for name, value in (
+                    ("TWILIO_ACCOUNT_SID", self.twilio.account_sid),
+                    ("TWILIO_AUTH_TOKEN", self.twilio.auth_token.get_secret_value()),
+                    ("TWILIO_FROM_NUMBER", self.twilio.from_number),
+                    ("DIALER_PUBLIC_URL", self.public_url),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"DIALER_PROVIDER=twilio needs {', '.join(missing)}")
+        return self
+
+    @property
+    def placement_budget_seconds(self) -> float:
+        """The longest a placement can take with every try and pause between them."""
+        return self.carrier_max_tries * (self.carrier_request_timeout_seconds + 10.0)

@@ -200,12 +200,16 @@ class DuePump:
             if call is not None and unfinished:
                 # Claim the attempt first: a dialer that merely lagged must not dial it now.
                 won = await self._rt.calls.claim_attempt(call, lost.attempt, self._claim_ttl_ms)
-                if not won:
-                    # A dialer holds the claim; it renews the slot right after claiming, so a
-                    # lease that is fresh again means it is alive and dialing.
-                    deadline = await self._rt.limits.lease_deadline(lost.campaign_id, member)
-                    if deadline is not None and deadline > now:
-                        continue
+                if won:
+                    # No dialer ever took it (none was running, or all lagged a whole lease):
+                    # it never rang, so it goes back to the due queue as the same attempt.
+                    await self._hand_back(call, lost.attempt, member, now)
+                    continue
+                # A dialer holds the claim; it renews the slot while it holds the call, so a
+                # lease that is fresh again means it is alive.
+                deadline = await self._rt.limits.lease_deadline(lost.campaign_id, member)
+                if deadline is not None and deadline > now:
+                    continue
                 campaign = await self._rt.catalog.get_campaign(call.campaign_id)
                 log.warning("attempt %s of call %s lost its dialer", lost.attempt, call.id)
                 event = call_event(
@@ -222,6 +226,14 @@ class DuePump:
                 recovered += 1
             await self._rt.limits.free(lost.campaign_id, member)
         return recovered
+
+    async def _hand_back(self, call: Call, attempt: int, member: str, now: datetime) -> None:
+        """Requeues an attempt no dialer took; in this order, so a crash between the steps
+        leaves the call queued (at worst its claim stays, and its next lapse ends it lost)."""
+        log.warning("attempt %s of call %s was never taken by a dialer; requeued", attempt, call.id)
+        await self._rt.calls.requeue(call.campaign_id, call.id, now)
+        await self._rt.limits.free(call.campaign_id, member)
+        await self._rt.calls.release_attempt(call, attempt)
 
     async def queue_stranded(self, now: datetime) -> int:
         """Queues calls stored longer than the hand-off grace ago whose request never reached

@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
+from devstack.processes import free_port
 from services.dialer.app import Deps as DialerDeps
 from services.dialer.app import create_app as create_dialer
 from services.dialer.settings import DialerSettings
@@ -41,17 +42,22 @@ async def running_pipeline(
     *,
     dialer: bool = True,
     schedulers: int = 1,
+    dialer_overrides: dict[str, Any] | None = None,
+    dialer_deps: DialerDeps | None = None,
     **scheduler_overrides: Any,
 ) -> AsyncIterator[None]:
-    """Starts `schedulers` scheduler apps (one consumer group) and optionally a dialer."""
+    """Starts `schedulers` scheduler apps (one consumer group) and optionally a dialer (its
+    settings changed by `dialer_overrides`, its HTTP side on a free port unless they name one)."""
     apps = [
         create_scheduler(
             SchedulerSettings(
-                kafka=kafka_settings(bootstrap),
-                redis=RedisSettings(url=redis_url),
-                pump_interval_ms=50,
-                reap_interval_ms=200,
-                **scheduler_overrides,
+                **{
+                    "kafka": kafka_settings(bootstrap),
+                    "redis": RedisSettings(url=redis_url),
+                    "pump_interval_ms": 50,
+                    "reap_interval_ms": 200,
+                    **scheduler_overrides,
+                }
             ),
             SchedulerDeps(clock=clock),
         )
@@ -61,12 +67,16 @@ async def running_pipeline(
         apps.append(
             create_dialer(
                 DialerSettings(
-                    kafka=kafka_settings(bootstrap),
-                    redis=RedisSettings(url=redis_url),
-                    sandbox_ring_ms=20,
-                    sandbox_talk_ms=50,
+                    **{
+                        "kafka": kafka_settings(bootstrap),
+                        "redis": RedisSettings(url=redis_url),
+                        "sandbox_ring_ms": 20,
+                        "sandbox_talk_ms": 50,
+                        "http_port": free_port(),
+                        **(dialer_overrides or {}),
+                    }
                 ),
-                DialerDeps(clock=clock),
+                dialer_deps or DialerDeps(clock=clock),
             )
         )
     async with contextlib.AsyncExitStack() as stack:

@@ -1,0 +1,231 @@
+"""What the dialer keeps in Redis about each attempt it hands to a carrier.
+
+An attempt's carrier state lives in its call's hash (so every script runs on the campaign's
+slot): `carrier:<n>` (`<carrier>|<carrier call id>`), `answered:<n>`, `ended:<n>` (the
+ending as JSON) and `reported:<n>` (`done`, or until when a copy holds the right to publish
+the ending). A carrier's call id points back to its attempt through `keys.carrier_call`, and
+every attempt whose ending is not yet reported sits in an awaiting-outcome shard, scored by
+when a dialer should next look at it. Any copy of the dialer can therefore apply a carrier's
+callback, or ask the carrier, from this state alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.clock import to_ms
+from shared.rules.outcomes import Outcome
+from shared.store import lua
+
+_BEGIN_DIAL: Final = lua.source(__package__, "begin_dial.lua")
+_RECORD_PLACEMENT: Final = lua.source(__package__, "record_placement.lua")
+_RECORD_ANSWERED: Final = lua.source(__package__, "record_answered.lua")
+_RECORD_ENDED: Final = lua.source(__package__, "record_ended.lua")
+_CLAIM_OVERDUE: Final = lua.source(__package__, "claim_overdue.lua")
+
+DONE: Final = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRef:
+    campaign_id: str
+    call_id: str
+    attempt: int
+
+    @property
+    def member(self) -> str:
+        return keys.attempt_member(self.campaign_id, self.call_id, self.attempt)
+
+    @property
+    def slot(self) -> str:
+        return keys.slot_member(self.call_id, self.attempt)
+
+    @classmethod
+    def parse(cls, member: str) -> AttemptRef:
+        return cls(*keys.split_attempt_member(member))
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How an attempt ended, as the dialer reports it."""
+
+    outcome: Outcome
+    duration_seconds: float = 0.0
+    error: str | None = None
+
+    def dumps(self) -> str:
+        return orjson.dumps(
+            {"outcome": self.outcome.value, "duration": self.duration_seconds, "error": self.error}
+        ).decode()
+
+    @classmethod
+    def loads(cls, raw: str) -> Ending:
+        data = orjson.loads(raw)
+        return cls(Outcome(data["outcome"]), float(data["duration"]), data["error"])
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The right to publish an attempt's ending (and `answered` before it, if still owed)."""
+
+    ending: Ending
+    answered_too: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptState:
+    carrier: str | None
+    carrier_call_id: str | None
+    ended: bool
+    settled: bool  # reported, or decided by the scheduler: nothing left to do
+    lookups: int
+
+
+class AttemptStore:
+    def __init__(self, redis: Redis, claim_ttl_ms: int, publish_lease_ms: int = 10_000) -> None:
+        self._redis = redis
+        self._claim_ttl_ms = claim_ttl_ms
+        self.publish_lease_ms = publish_lease_ms
+        self._begin = redis.register_script(_BEGIN_DIAL)
+        self._placement = redis.register_script(_RECORD_PLACEMENT)
+        self._answered = redis.register_script(_RECORD_ANSWERED)
+        self._ended = redis.register_script(_RECORD_ENDED)
+        self._claim_overdue = redis.register_script(_CLAIM_OVERDUE)
+
+    async def begin(self, ref: AttemptRef, slot_until: datetime) -> int:
+        """Claims the attempt and renews its slot: 1 dial, 0 claimed elsewhere, -1 slot gone."""
+        return int(
+            await self._begin(
+                keys=[
+                    keys.dial_claim(ref.campaign_id, ref.call_id, ref.attempt),
+                    keys.dial_slots(ref.campaign_id),
+                ],
+                args=[self._claim_ttl_ms, to_ms(slot_until), ref.slot],
+            )
+        )
+
+    async def look_again_at(self, ref: AttemptRef, at: datetime) -> None:
+        """Puts (or keeps) the attempt among those awaiting an outcome, to be looked at `at`."""
+        shard = keys.awaiting_outcome(keys.awaiting_shard_of(ref.call_id))
+        await self._redis.zadd(shard, {ref.member: to_ms(at)})
+
+    async def look_again_if_waiting(self, ref: AttemptRef, at: datetime) -> None:
+        """Moves the next look at the attempt to `at`, unless its outcome is already settled."""
+        shard = keys.awaiting_outcome(keys.awaiting_shard_of(ref.call_id))
+        await self._redis.zadd(shard, {ref.member: to_ms(at)}, xx=True)
+
+    async def keep_slot(self, ref: AttemptRef, until: datetime) -> None:
+        """Moves the lease of the attempt's slot to `until`, if the slot is still held."""
+        await self._redis.zadd(keys.dial_slots(ref.campaign_id), {ref.slot: to_ms(until)}, xx=True)
+
+    async def settled(self, ref: AttemptRef) -> None:
+        shard = keys.awaiting_outcome(keys.awaiting_shard_of(ref.call_id))
+        await self._redis.zrem(shard, ref.member)
+
+    async def record_placement(
+        self, ref: AttemptRef, carrier: str, carrier_call_id: str, slot_until: datetime
+    ) -> None:
+        """Remembers the carrier's id for the attempt; `index` when callbacks name only it."""
+        await self._placement(
+            keys=[keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
+            args=[ref.attempt, f"{carrier}|{carrier_call_id}", to_ms(slot_until), ref.slot],
+        )
+
+    async def index(self, ref: AttemptRef, carrier: str, carrier_call_id: str) -> None:
+        await self._redis.set(
+            keys.carrier_call(carrier, carrier_call_id), ref.member, px=self._claim_ttl_ms
+        )
+
+    async def find(self, carrier: str, carrier_call_id: str) -> AttemptRef | None:
+        member = cast(
+            str | None, await self._redis.get(keys.carrier_call(carrier, carrier_call_id))
+        )
+        return AttemptRef.parse(member) if member else None
+
+    async def record_answered(self, ref: AttemptRef, slot_until: datetime) -> bool:
+        first = await self._answered(
+            keys=[keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
+            args=[ref.attempt, to_ms(slot_until), ref.slot],
+        )
+        return bool(first)
+
+    async def record_ended(
+        self,
+        ref: AttemptRef,
+        ending: Ending | None,
+        answered: bool,
+        now: datetime,
+        slot_until: datetime,
+    ) -> Report | None:
+        """Stores the ending once (None: only the one stored before); returns the right to
+        publish it, or None when there is none to publish or another copy is publishing it."""
+        publish, stored, answered_too = await self._ended(
+            keys=[keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
+            args=[
+                ref.attempt,
+                ending.dumps() if ending else "",
+                "1" if answered else "0",
+                to_ms(now),
+                self.publish_lease_ms,
+                to_ms(slot_until),
+                ref.slot,
+            ],
+        )
+        if not int(publish) or not stored:
+            return None
+        return Report(Ending.loads(str(stored)), bool(int(answered_too)))
+
+    async def reported(self, ref: AttemptRef) -> None:
+        """The ending is published: nothing more is owed for this attempt."""
+        await self._redis.hset(
+            keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE
+        )
+        await self.settled(ref)
+
+    async def state(self, ref: AttemptRef) -> AttemptState:
+        n = ref.attempt
+        carrier, ended, reported, outcome, lookups = cast(
+            list[str | None],
+            await self._redis.hmget(
+                keys.call(ref.campaign_id, ref.call_id),
+                [f"carrier:{n}", f"ended:{n}", f"reported:{n}", f"outcome:{n}", f"lookups:{n}"],
+            ),
+        )
+        name, _, carrier_call_id = (carrier or "").partition("|")
+        return AttemptState(
+            carrier=name or None,
+            carrier_call_id=carrier_call_id or None,
+            ended=ended is not None,
+            settled=reported == DONE or outcome is not None,
+            lookups=int(lookups or 0),
+        )
+
+    async def count_lookup(self, ref: AttemptRef) -> int:
+        return int(
+            await self._redis.hincrby(
+                keys.call(ref.campaign_id, ref.call_id), f"lookups:{ref.attempt}", 1
+            )
+        )
+
+    async def overdue(self, now: datetime, next_look: datetime, limit: int) -> list[AttemptRef]:
+        """Attempts whose outcome is overdue, from every shard; each taken by one caller."""
+        replies = cast(
+            list[list[str]],
+            await asyncio.gather(
+                *(
+                    self._claim_overdue(
+                        keys=[keys.awaiting_outcome(shard)],
+                        args=[to_ms(now), to_ms(next_look), limit],
+                    )
+                    for shard in range(keys.AWAITING_SHARDS)
+                )
+            ),
+        )
+        return [AttemptRef.parse(member) for members in replies for member in members]
