@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
 
 from devstack.processes import free_port
-from services.dialer.callbacks import TWILIO_STATUS_PATH
+from services.dialer.adapters.carrier_twilio import STATUS_CALLBACK_PATH as TWILIO_STATUS_PATH
 from services.dialer.settings import TwilioSettings
 from shared import keys
 from shared.events import CallEventType
