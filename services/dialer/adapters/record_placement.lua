@@ -7,6 +7,7 @@
 -- ARGV[2]   carrier|carrier_call_id
 -- ARGV[3]   the slot's new lease deadline (ms)
 -- ARGV[4]   slot member
+-- Returns 1.
 
 redis.call('HSET', KEYS[1], 'carrier:' .. ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[4])

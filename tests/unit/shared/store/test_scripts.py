@@ -101,7 +101,7 @@ def test_the_files_are_found() -> None:
     """The checks below run on what the search finds: it must find the project's scripts."""
     scripts = SCRIPTS.keys() - INCLUDED
     assert len(scripts) >= 20
-    assert {path.parent.name for path in scripts} == {"store", "ingest"}
+    assert {path.parent.name for path in scripts} == {"store", "ingest", "adapters"}
     assert len(INCLUDED) >= 3
 
 
