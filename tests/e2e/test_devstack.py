@@ -63,7 +63,13 @@ def _healthy(port: int) -> bool:
 
 def _launch(command: list[str], port: int, **extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
-    env.update(API_PORT=str(port), KAFKA_SESSION_TIMEOUT_MS="2000", **extra)
+    # The dialers' callback ports too: tests run side by side.
+    env.update(
+        API_PORT=str(port),
+        DIALER_HTTP_PORT=str(free_port()),
+        KAFKA_SESSION_TIMEOUT_MS="2000",
+        **extra,
+    )
     return subprocess.Popen(
         command,
         cwd=ROOT,

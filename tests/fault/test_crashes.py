@@ -12,12 +12,14 @@ import pytest
 from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
+from devstack.processes import free_port, port_is_open
 from shared import keys
 from shared.events import CallDue, CallEvent, CallEventType
 from shared.store.calls import CallStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS
 from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until
+from tests.fake_carrier import FakeCarrier
 from tests.integration.pipeline import seed_calls, seed_campaign
 from tests.stack import Stack
 from tests.support import AUTH, Api, Receiver, read_topic
@@ -32,16 +34,30 @@ def _events(records: Records) -> list[CallEvent]:
     return [CallEvent.model_validate_json(r.value) for r in records]
 
 
-async def test_a_dialer_killed_mid_call_frees_its_slot_and_the_attempt_ends(
+def _has(call_id: str, *types: CallEventType) -> Callable[[Records], bool]:
+    def check(records: Records) -> bool:
+        seen = {e.type for e in _events(records) if e.call_id == call_id}
+        return set(types) <= seen
+
+    return check
+
+
+async def test_a_dialer_killed_mid_call_loses_nothing_another_copy_learns_the_outcome(
     kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
+    """The sandbox carrier is in the dialer's process, but a call it placed outlives the
+    process as a real carrier's does: the next copy asks how it went once it is overdue."""
     stack = Stack(
         kafka_server.bootstrap,
         redis_server.url,
         tmp_path,
         extra_env={
-            "DIALER_SANDBOX_TALK_MS": "60000",
-            "DIAL_SLOT_LEASE_MS": "2000",
+            "DIALER_SANDBOX_RING_MS": "500",
+            "DIALER_SANDBOX_TALK_MS": "4000",
+            "DIALER_CALLBACK_TIMEOUT_SECONDS": "1",
+            "DIALER_WATCH_INTERVAL_MS": "200",
+            # Long enough for the next copy to start before the scheduler gives the call up.
+            "DIAL_SLOT_LEASE_MS": "15000",
             "SCHEDULER_REAP_INTERVAL_MS": "200",
         },
     ).start(["ingest", "scheduler", "dialer"])
@@ -54,36 +70,106 @@ async def test_a_dialer_killed_mid_call_frees_its_slot_and_the_attempt_ends(
             )
             assert status == 201
             call_id = body["campaign_call"]["id"]
-
-            def has(*types: CallEventType) -> Callable[[Records], bool]:
-                def check(records: Records) -> bool:
-                    seen = {e.type for e in _events(records) if e.call_id == call_id}
-                    return set(types) <= seen
-
-                return check
-
-            await read_topic(kafka_server.bootstrap, CALLS_EVENTS, has(CallEventType.STARTED))
+            await read_topic(
+                kafka_server.bootstrap, CALLS_EVENTS, _has(call_id, CallEventType.ANSWERED)
+            )
             (dialer,) = stack.processes["dialer"]
             dialer.kill()
             stack.start_one("dialer")
             records = await read_topic(
                 kafka_server.bootstrap,
                 CALLS_EVENTS,
-                has(CallEventType.FAILED, CallEventType.RETRY_SCHEDULED),
+                _has(call_id, CallEventType.COMPLETED),
                 within=30,
             )
             events = [e for e in _events(records) if e.call_id == call_id]
-            (failed,) = [e for e in events if e.type is CallEventType.FAILED]
-            assert failed.error == "dialer_lost"
-            assert failed.will_retry
+            (ended,) = [e for e in events if e.type is CallEventType.ATTEMPT_ENDED]
+            assert (ended.outcome, ended.duration_seconds) == ("completed", 4.0)
             assert [e.attempt for e in events if e.type is CallEventType.STARTED] == [1]
-            assert await redis.zcard(keys.dial_slots(campaign["id"])) == 0
+            assert len([e for e in events if e.type is CallEventType.COMPLETED]) == 1
+            await wait_until(lambda: _no_slots(redis, campaign["id"]))
             _, stored = await api.call("GET", f"/campaigns/{campaign['id']}/calls/{call_id}")
-            assert stored["data"]["status"] == "queued"
-            assert stored["data"]["attempt"] == 2
-            assert stored["data"]["attempts"][0]["error"] == "dialer_lost"
+            assert stored["data"]["status"] == "completed"
     finally:
         stack.stop()
+
+
+async def _no_slots(redis: Redis, campaign_id: str) -> bool:
+    return int(await redis.zcard(keys.dial_slots(campaign_id))) == 0
+
+
+async def test_a_dialer_killed_after_the_carrier_took_the_call_loses_no_outcome(
+    kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    """Twilio (the fake in tests/) takes a call from one dialer copy, which is then killed;
+    the carrier's callbacks reach another copy, which reports the outcome once. Nothing else
+    could: the status look-up would come only after ten minutes."""
+    carrier = await FakeCarrier().start()
+    carrier.callback_delay_seconds = 3
+    survivor_port = free_port()
+    public_url = f"http://127.0.0.1:{survivor_port}"
+    stack = Stack(
+        kafka_server.bootstrap,
+        redis_server.url,
+        tmp_path,
+        extra_env={
+            "DIALER_PROVIDER": "twilio",
+            "TWILIO_ACCOUNT_SID": carrier.account_sid,
+            "TWILIO_AUTH_TOKEN": carrier.auth_token,
+            "TWILIO_FROM_NUMBER": "+15005550006",
+            "TWILIO_API_URL": carrier.api_url,
+            "DIALER_PUBLIC_URL": public_url,
+            "DIALER_CALLBACK_TIMEOUT_SECONDS": "600",
+        },
+    ).start(["ingest", "scheduler", "dialer"])
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, stack.base_url)
+            campaign = await api.active_campaign(max_retries=1)
+            status, body = await api.call(
+                "POST", f"/campaigns/{campaign['id']}/call", {"to": "+12125550101"}
+            )
+            assert status == 201
+            call_id = body["campaign_call"]["id"]
+
+            async def placed() -> bool:
+                stored = await redis.hget(keys.call(campaign["id"], call_id), "carrier:1")
+                return stored is not None
+
+            await wait_until(placed, within=30)
+            (placer,) = stack.processes["dialer"]
+            placer.kill()
+            survivor = stack.start_one("dialer", env={"DIALER_HTTP_PORT": str(survivor_port)})
+            assert survivor.process is not None
+
+            async def serving() -> bool:
+                return port_is_open("127.0.0.1", survivor_port)
+
+            # Polled without blocking: the fake carrier runs in this event loop.
+            await wait_until(serving, within=30)
+            (sid,) = carrier.calls
+            completed_sent = carrier.calls[sid]
+            assert not completed_sent.done.is_set(), "the survivor came up after the call ended"
+            records = await read_topic(
+                kafka_server.bootstrap,
+                CALLS_EVENTS,
+                _has(call_id, CallEventType.COMPLETED),
+                within=40,
+            )
+        events = [e for e in _events(records) if e.call_id == call_id]
+        (ended,) = [e for e in events if e.type is CallEventType.ATTEMPT_ENDED]
+        assert ended.outcome == "completed"
+        assert len([e for e in events if e.type is CallEventType.ANSWERED]) == 1
+        assert len(carrier.creates) == 1
+        # The outcome came by callback, to the surviving copy; nobody had to ask.
+        assert carrier.status_requests == []
+        assert any(
+            s.status == 200 and s.params["CallStatus"] == "completed"
+            for s in carrier.sent_callbacks
+        )
+    finally:
+        stack.stop()
+        await carrier.stop()
 
 
 async def test_a_scheduler_killed_while_releasing_loses_nothing_and_dials_nothing_twice(
