@@ -211,10 +211,6 @@ class DialHandler:
         """Hands the attempt to its carrier; what happens next arrives as carrier events."""
         carrier = self._carrier_for(call)
         now = self._rt.clock.now()
-        # Looked at again if nothing is heard by then, whatever becomes of this process.
-        await self._rt.attempts.look_again_at(
-            ref, now + self._rt.placement_budget + self._rt.callback_timeout
-        )
         started = call_event(
             call,
             CallEventType.STARTED,
@@ -223,7 +219,13 @@ class DialHandler:
             max_attempts=campaign.max_retries + 1,
             status=CallStatus.IN_PROGRESS.value,
         )
-        await publish_events(self._rt.broker, [started])
+        await asyncio.gather(
+            # Looked at again if nothing is heard by then, whatever becomes of this process.
+            self._rt.attempts.look_again_at(
+                ref, now + self._rt.placement_budget + self._rt.callback_timeout
+            ),
+            publish_events(self._rt.broker, [started]),
+        )
         request = PlaceCall(
             call_id=call.id,
             campaign_id=call.campaign_id,
@@ -246,13 +248,15 @@ class DialHandler:
         now = self._rt.clock.now()
         if carrier.name != SANDBOX:
             await self._rt.attempts.index(ref, carrier.name, placed.carrier_call_id)
-        await self._rt.attempts.record_placement(
-            ref,
-            carrier.name,
-            placed.carrier_call_id,
-            slot_until=now + self._rt.callback_timeout + self.lease,
+        await asyncio.gather(
+            self._rt.attempts.record_placement(
+                ref,
+                carrier.name,
+                placed.carrier_call_id,
+                slot_until=now + self._rt.callback_timeout + self.lease,
+            ),
+            self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout),
         )
-        await self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
 
     # -- what carriers report ----------------------------------------------------------------
 
@@ -319,12 +323,14 @@ class DialHandler:
         self, ref: AttemptRef, events: list[tuple[CallEventType, dict[str, Any]]]
     ) -> bool:
         """Publishes events of the attempt, built from its call as stored; False if it is gone."""
-        call = await self._rt.calls.get(ref.campaign_id, ref.call_id)
+        call, campaign = await asyncio.gather(
+            self._rt.calls.get(ref.campaign_id, ref.call_id),
+            self._rt.catalog.get_campaign(ref.campaign_id),
+        )
         if call is None:
             log.warning("call %s is gone; its attempt %s is not reported", ref.call_id, ref.attempt)
             await self._rt.attempts.settled(ref)
             return False
-        campaign = await self._rt.catalog.get_campaign(ref.campaign_id)
         max_attempts = (campaign.max_retries if campaign else 0) + 1
         now = self._rt.clock.now()
         built: list[CallEvent] = []

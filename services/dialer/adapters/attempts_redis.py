@@ -184,10 +184,12 @@ class AttemptStore:
 
     async def reported(self, ref: AttemptRef) -> None:
         """The ending is published: nothing more is owed for this attempt."""
-        await self._redis.hset(
-            keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE
+        await asyncio.gather(
+            self._redis.hset(
+                keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE
+            ),
+            self.settled(ref),
         )
-        await self.settled(ref)
 
     async def state(self, ref: AttemptRef) -> AttemptState:
         n = ref.attempt
