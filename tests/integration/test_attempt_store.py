@@ -1,0 +1,108 @@
+"""The dialer's per-attempt carrier state in Redis, on one server and on a cluster."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending
+from shared import keys
+from shared.clock import to_ms
+from shared.rules.outcomes import Outcome
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+REF = AttemptRef("campaign-1", "call-1", 1)
+LATER = NOW + timedelta(minutes=5)
+COMPLETED = Ending(Outcome.COMPLETED, 12.0)
+
+
+async def _with_slot(redis: Redis, ref: AttemptRef = REF) -> AttemptStore:
+    await redis.zadd(keys.dial_slots(ref.campaign_id), {ref.slot: to_ms(NOW) + 1000})
+    await redis.hset(keys.call(ref.campaign_id, ref.call_id), mapping={"status": "queued"})
+    return AttemptStore(redis, claim_ttl_ms=60_000)
+
+
+async def test_an_attempt_is_begun_once_and_only_while_its_slot_is_held(redis: Redis) -> None:
+    store = await _with_slot(redis)
+
+    assert await store.begin(REF, LATER) == 1
+    assert await store.begin(REF, LATER) == 0
+    assert await redis.zscore(keys.dial_slots("campaign-1"), REF.slot) == to_ms(LATER)
+    # Its slot gone (the scheduler took the attempt back): not dialed, and the claim let go.
+    other = AttemptRef("campaign-1", "call-2", 1)
+    assert await store.begin(other, LATER) == -1
+    assert await redis.exists(keys.dial_claim("campaign-1", "call-2", 1)) == 0
+
+
+async def test_the_first_ending_wins_and_is_published_by_one_caller_at_a_time(
+    redis: Redis,
+) -> None:
+    store = await _with_slot(redis)
+
+    first = await store.record_ended(REF, COMPLETED, True, NOW, LATER)
+    again = await store.record_ended(REF, Ending(Outcome.BUSY), False, NOW, LATER)
+    after_lease = await store.record_ended(
+        REF, Ending(Outcome.BUSY), False, NOW + timedelta(seconds=11), LATER
+    )
+
+    assert first is not None
+    assert (first.ending, first.answered_too) == (COMPLETED, True)
+    assert again is None  # another caller holds the right to publish it
+    assert after_lease is not None
+    assert (after_lease.ending, after_lease.answered_too) == (COMPLETED, False)
+    await store.reported(REF)
+    assert await store.record_ended(REF, None, False, NOW + timedelta(minutes=1), LATER) is None
+    state = await store.state(REF)
+    assert (state.ended, state.settled) == (True, True)
+
+
+async def test_answered_is_recorded_once_and_never_after_the_ending(redis: Redis) -> None:
+    store = await _with_slot(redis)
+    second = AttemptRef("campaign-1", "call-1", 2)
+    await redis.zadd(keys.dial_slots("campaign-1"), {second.slot: to_ms(NOW)})
+
+    assert await store.record_answered(REF, LATER)
+    assert not await store.record_answered(REF, LATER)
+    await store.record_ended(second, Ending(Outcome.NO_ANSWER), False, NOW, LATER)
+    assert not await store.record_answered(second, LATER)
+
+
+async def test_an_attempt_the_scheduler_decided_takes_no_carrier_ending(redis: Redis) -> None:
+    store = await _with_slot(redis)
+    await redis.hset(keys.call("campaign-1", "call-1"), "outcome:1", '{"status": "failed"}')
+
+    assert await store.record_ended(REF, COMPLETED, True, NOW, LATER) is None
+    assert await redis.hget(keys.call("campaign-1", "call-1"), "ended:1") is None
+    assert (await store.state(REF)).settled
+
+
+async def test_overdue_attempts_are_taken_once_until_their_next_look(redis: Redis) -> None:
+    store = AttemptStore(redis, claim_ttl_ms=60_000)
+    refs = [AttemptRef(f"campaign-{i % 3}", f"call-{i}", 1) for i in range(40)]
+    for ref in refs:
+        await store.look_again_at(ref, NOW)
+    await store.look_again_at(AttemptRef("campaign-9", "call-late", 1), LATER)
+
+    taken = await store.overdue(NOW, NOW + timedelta(seconds=15), 100)
+    again = await store.overdue(NOW + timedelta(seconds=14), NOW + timedelta(seconds=30), 100)
+    later = await store.overdue(NOW + timedelta(seconds=15), NOW + timedelta(seconds=30), 100)
+
+    assert sorted(taken, key=str) == sorted(refs, key=str)
+    assert again == []
+    assert sorted(later, key=str) == sorted(refs, key=str)
+    await store.settled(refs[0])
+    await store.look_again_if_waiting(refs[0], NOW)  # settled: not put back
+    assert refs[0] not in await store.overdue(LATER, LATER, 100)
+
+
+async def test_a_carrier_call_id_leads_back_to_its_attempt(redis: Redis) -> None:
+    store = AttemptStore(redis, claim_ttl_ms=60_000)
+    await store.index(REF, "twilio", "CA" + "1" * 32)
+
+    assert await store.find("twilio", "CA" + "1" * 32) == REF
+    assert await store.find("twilio", "CA" + "2" * 32) is None
+    assert await store.find("other", "CA" + "1" * 32) is None
