@@ -151,6 +151,22 @@ def _error(status: int, code: int | None, message: str, **headers: str) -> web.R
     return web.json_response(body, status=status, headers=headers)
 
 
+FROM_NUMBER = "+15005550006"
+
+
+def dialer_env(carrier: FakeCarrier, public_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a dialer process that places real calls with `carrier`."""
+    return {
+        "DIALER_PROVIDER": "twilio",
+        "TWILIO_ACCOUNT_SID": carrier.account_sid,
+        "TWILIO_AUTH_TOKEN": carrier.auth_token,
+        "TWILIO_FROM_NUMBER": FROM_NUMBER,
+        "TWILIO_API_URL": carrier.api_url,
+        "DIALER_PUBLIC_URL": public_url,
+        **extra,
+    }
+
+
 class FakeCarrier:
     def __init__(
         self,

@@ -19,7 +19,7 @@ from shared.store.calls import CallStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS
 from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until
-from tests.fake_carrier import FakeCarrier
+from tests.fake_carrier import FakeCarrier, dialer_env
 from tests.integration.pipeline import seed_calls, seed_campaign
 from tests.stack import Stack
 from tests.support import AUTH, Api, Receiver, read_topic
@@ -112,15 +112,7 @@ async def test_a_dialer_killed_after_the_carrier_took_the_call_loses_no_outcome(
         kafka_server.bootstrap,
         redis_server.url,
         tmp_path,
-        extra_env={
-            "DIALER_PROVIDER": "twilio",
-            "TWILIO_ACCOUNT_SID": carrier.account_sid,
-            "TWILIO_AUTH_TOKEN": carrier.auth_token,
-            "TWILIO_FROM_NUMBER": "+15005550006",
-            "TWILIO_API_URL": carrier.api_url,
-            "DIALER_PUBLIC_URL": public_url,
-            "DIALER_CALLBACK_TIMEOUT_SECONDS": "600",
-        },
+        extra_env=dialer_env(carrier, public_url, DIALER_CALLBACK_TIMEOUT_SECONDS="600"),
     ).start(["ingest", "scheduler", "dialer"])
     try:
         async with aiohttp.ClientSession() as session:

@@ -12,7 +12,7 @@ from aiokafka import ConsumerRecord
 from shared.events import CallEvent, CallEventType
 from shared.topics import CALLS_EVENTS
 from tests.conftest import KafkaServer, RedisServer, wait_until
-from tests.fake_carrier import FakeCarrier
+from tests.fake_carrier import FakeCarrier, dialer_env
 from tests.stack import Stack
 from tests.support import Api, read_topic
 
@@ -93,16 +93,12 @@ async def test_a_dialer_killed_while_the_carrier_takes_the_call_ends_the_attempt
         kafka_server.bootstrap,
         redis_server.url,
         tmp_path,
-        extra_env={
-            "DIALER_PROVIDER": "twilio",
-            "TWILIO_ACCOUNT_SID": carrier.account_sid,
-            "TWILIO_AUTH_TOKEN": carrier.auth_token,
-            "TWILIO_FROM_NUMBER": "+15005550006",
-            "TWILIO_API_URL": carrier.api_url,
-            "DIALER_PUBLIC_URL": "http://127.0.0.1:9",
-            "DIAL_SLOT_LEASE_MS": "2000",
-            "SCHEDULER_REAP_INTERVAL_MS": "200",
-        },
+        extra_env=dialer_env(
+            carrier,
+            "http://127.0.0.1:9",
+            DIAL_SLOT_LEASE_MS="2000",
+            SCHEDULER_REAP_INTERVAL_MS="200",
+        ),
     ).start(["ingest", "scheduler", "dialer"])
     try:
         async with aiohttp.ClientSession() as session:

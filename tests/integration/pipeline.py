@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
 
 from devstack.processes import free_port
@@ -24,6 +24,7 @@ from shared.models import Agent, Call, Campaign, CampaignRules, CampaignStatus
 from shared.settings import KafkaSettings, RedisSettings
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
+from shared.topics import CALLS_REQUESTED
 from tests.clock import MovableClock
 from tests.support import ALWAYS_OPEN
 
@@ -103,6 +104,17 @@ async def seed_campaign(
     )
     await catalog.save_campaign(campaign)
     return campaign
+
+
+async def publish_requests(bootstrap: str, *messages: tuple[bytes, bytes]) -> None:
+    """Publishes (body, key) pairs to the request topic, as another service would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value, key in messages:
+            await producer.send_and_wait(CALLS_REQUESTED, value, key=key)
+    finally:
+        await producer.stop()
 
 
 def request(campaign_id: str, to: str, call_id: str, **extra: Any) -> tuple[bytes, bytes]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
 from devstack.processes import free_port
@@ -17,16 +17,21 @@ from services.dialer.adapters.carrier_twilio import STATUS_CALLBACK_PATH as TWIL
 from services.dialer.settings import TwilioSettings
 from shared import keys
 from shared.events import CallEventType
-from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
+from shared.topics import CALLS_EVENTS
 from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until
-from tests.fake_carrier import DROP, FakeCarrier, ForcedResponse
-from tests.integration.pipeline import Events, request, running_pipeline, seed_campaign
+from tests.fake_carrier import DROP, FROM_NUMBER, FakeCarrier, ForcedResponse
+from tests.integration.pipeline import (
+    Events,
+    publish_requests,
+    request,
+    running_pipeline,
+    seed_campaign,
+)
 from tests.support import read_topic
 
 pytestmark = pytest.mark.integration
 Records = list[ConsumerRecord[bytes, bytes]]
-FROM = "+15005550006"
 
 ENDINGS = (
     CallEventType.COMPLETED,
@@ -55,7 +60,7 @@ def twilio_dialer(fake: FakeCarrier, **overrides: Any) -> dict[str, Any]:
         "twilio": TwilioSettings(
             account_sid=fake.account_sid,
             auth_token=fake.auth_token,
-            from_number=FROM,
+            from_number=FROM_NUMBER,
             api_url=fake.api_url,
         ),
         "http_port": port,
@@ -65,22 +70,39 @@ def twilio_dialer(fake: FakeCarrier, **overrides: Any) -> dict[str, Any]:
     }
 
 
-async def _publish(bootstrap: str, *messages: tuple[bytes, bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for value, key in messages:
-            await producer.send_and_wait(CALLS_REQUESTED, value, key=key)
-    finally:
-        await producer.stop()
-
-
 def _ended(*call_ids: str) -> Callable[[Records], bool]:
     def check(records: Records) -> bool:
         events = Events(records)
         return all(events.of(call_id, *ENDINGS) for call_id in call_ids)
 
     return check
+
+
+async def _one_call(
+    kafka: KafkaServer,
+    redis_server: RedisServer,
+    redis: Redis,
+    carrier: FakeCarrier,
+    *,
+    campaign: dict[str, Any],
+    dialer: dict[str, Any] | None = None,
+    to: str = "+12125550101",
+    until: Callable[[Records], bool] | None = None,
+    **extra: Any,
+) -> Events:
+    """One call, requested on the topic, through the scheduler and a dialer on `carrier`;
+    the events topic once `until` (by default: the call ended) holds."""
+    clock = MovableClock()
+    await seed_campaign(redis, clock.now(), **campaign)
+    async with running_pipeline(
+        kafka.bootstrap,
+        redis_server.url,
+        clock,
+        dialer_overrides=twilio_dialer(carrier, **(dialer or {})),
+    ):
+        await publish_requests(kafka.bootstrap, request("campaign-1", to, "call-1", **extra))
+        records = await read_topic(kafka.bootstrap, CALLS_EVENTS, until or _ended("call-1"))
+    return Events(records)
 
 
 def _one_ending_per_attempt(events: Events, call_id: str) -> None:
@@ -113,21 +135,16 @@ async def test_a_call_is_placed_with_the_carrier_and_ends_by_its_callbacks(
     error: str | None,
     answered: bool,
 ) -> None:
-    clock = MovableClock()
-    await seed_campaign(redis, clock.now(), max_retries=0)
-    async with running_pipeline(
-        kafka_server.bootstrap, redis_server.url, clock, dialer_overrides=twilio_dialer(carrier)
-    ):
-        await _publish(kafka_server.bootstrap, request("campaign-1", to, "call-1"))
-        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _ended("call-1"))
-    events = Events(records)
+    events = await _one_call(
+        kafka_server, redis_server, redis, carrier, campaign={"max_retries": 0}, to=to
+    )
     (ended,) = events.of("call-1", CallEventType.ATTEMPT_ENDED)
     assert (ended.outcome, ended.error) == (outcome, error)
     assert bool(events.of("call-1", CallEventType.ANSWERED)) is answered
     assert len(events.of("call-1", CallEventType.STARTED)) == 1
     (create,) = carrier.creates
     assert create.get("To") == to
-    assert create.get("From") == FROM
+    assert create.get("From") == FROM_NUMBER
     assert (create.get("StatusCallback") or "").endswith(TWILIO_STATUS_PATH)
     # Every callback the carrier sent was accepted.
     assert carrier.sent_callbacks
@@ -145,7 +162,9 @@ async def test_repeated_reversed_and_late_callbacks_end_each_attempt_once(
     ):
         for mode, to in numbers.items():
             carrier.callbacks = mode  # type: ignore[assignment]
-            await _publish(kafka_server.bootstrap, request("campaign-1", to, f"call-{mode}"))
+            await publish_requests(
+                kafka_server.bootstrap, request("campaign-1", to, f"call-{mode}")
+            )
             await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _ended(f"call-{mode}"))
             # Every callback of the call has been answered before the next mode is set.
             await carrier.wait_for(
@@ -170,18 +189,16 @@ async def test_repeated_reversed_and_late_callbacks_end_each_attempt_once(
 async def test_without_a_final_callback_the_dialer_asks_the_carrier(
     kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, carrier: FakeCarrier
 ) -> None:
-    clock = MovableClock()
-    await seed_campaign(redis, clock.now(), max_retries=0)
     carrier.callbacks = "withhold_final"
-    async with running_pipeline(
-        kafka_server.bootstrap,
-        redis_server.url,
-        clock,
-        dialer_overrides=twilio_dialer(carrier, callback_timeout_seconds=1),
-    ):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1"))
-        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _ended("call-1"))
-    (ended,) = Events(records).of("call-1", CallEventType.ATTEMPT_ENDED)
+    events = await _one_call(
+        kafka_server,
+        redis_server,
+        redis,
+        carrier,
+        campaign={"max_retries": 0},
+        dialer={"callback_timeout_seconds": 1},
+    )
+    (ended,) = events.of("call-1", CallEventType.ATTEMPT_ENDED)
     assert ended.outcome == "completed"
     assert [r.path.rsplit("/", 1)[-1] for r in carrier.status_requests] == [
         f"{sid}.json" for sid in carrier.calls
@@ -198,43 +215,33 @@ async def _empty(redis: Redis, key: str) -> bool:
 async def test_a_carrier_that_cannot_tell_ends_the_attempt_as_outcome_unknown(
     kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, carrier: FakeCarrier
 ) -> None:
-    clock = MovableClock()
-    await seed_campaign(redis, clock.now(), max_retries=0)
     carrier.callbacks = "none"
     carrier.next_status_responses = [404] * 50
-    async with running_pipeline(
-        kafka_server.bootstrap,
-        redis_server.url,
-        clock,
-        dialer_overrides=twilio_dialer(
-            carrier, callback_timeout_seconds=1, status_lookups=1, carrier_max_tries=1
-        ),
-    ):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1"))
-        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _ended("call-1"))
-    (ended,) = Events(records).of("call-1", CallEventType.ATTEMPT_ENDED)
+    events = await _one_call(
+        kafka_server,
+        redis_server,
+        redis,
+        carrier,
+        campaign={"max_retries": 0},
+        dialer={"callback_timeout_seconds": 1, "status_lookups": 1, "carrier_max_tries": 1},
+    )
+    (ended,) = events.of("call-1", CallEventType.ATTEMPT_ENDED)
     assert (ended.outcome, ended.error) == ("failed", "outcome_unknown")
 
 
 async def test_a_carrier_that_keeps_failing_ends_the_attempt_carrier_unavailable(
     kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, carrier: FakeCarrier
 ) -> None:
-    clock = MovableClock()
-    await seed_campaign(redis, clock.now(), max_retries=1, failed_cooldown_hours=1)
     carrier.next_create_responses = [503, DROP, 500]
-    async with running_pipeline(
-        kafka_server.bootstrap,
-        redis_server.url,
-        clock,
-        dialer_overrides=twilio_dialer(carrier, carrier_max_tries=3),
-    ):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1"))
-        records = await read_topic(
-            kafka_server.bootstrap,
-            CALLS_EVENTS,
-            lambda r: bool(Events(r).of("call-1", CallEventType.RETRY_SCHEDULED)),
-        )
-    events = Events(records)
+    events = await _one_call(
+        kafka_server,
+        redis_server,
+        redis,
+        carrier,
+        campaign={"max_retries": 1, "failed_cooldown_hours": 1},
+        dialer={"carrier_max_tries": 3},
+        until=lambda r: bool(Events(r).of("call-1", CallEventType.RETRY_SCHEDULED)),
+    )
     (failed,) = events.of("call-1", CallEventType.FAILED)
     assert failed.error == "carrier_unavailable"
     assert failed.will_retry
@@ -245,15 +252,11 @@ async def test_a_carrier_that_keeps_failing_ends_the_attempt_carrier_unavailable
 async def test_a_retried_create_request_places_the_call_once(
     kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, carrier: FakeCarrier
 ) -> None:
-    clock = MovableClock()
-    await seed_campaign(redis, clock.now(), max_retries=0)
     carrier.next_create_responses = [ForcedResponse(429, retry_after="0"), 502]
-    async with running_pipeline(
-        kafka_server.bootstrap, redis_server.url, clock, dialer_overrides=twilio_dialer(carrier)
-    ):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1"))
-        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _ended("call-1"))
-    (ended,) = Events(records).of("call-1", CallEventType.ATTEMPT_ENDED)
+    events = await _one_call(
+        kafka_server, redis_server, redis, carrier, campaign={"max_retries": 0}
+    )
+    (ended,) = events.of("call-1", CallEventType.ATTEMPT_ENDED)
     assert ended.outcome == "completed"
     assert len(carrier.creates) == 3
     assert len(carrier.calls) == 1
@@ -262,15 +265,15 @@ async def test_a_retried_create_request_places_the_call_once(
 async def test_a_number_the_carrier_refuses_ends_invalid_number_and_is_not_retried(
     kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, carrier: FakeCarrier
 ) -> None:
-    clock = MovableClock()
-    await seed_campaign(redis, clock.now(), max_retries=3, failed_cooldown_hours=1)
     carrier.next_create_responses = [ForcedResponse(400, code=21211)]
-    async with running_pipeline(
-        kafka_server.bootstrap, redis_server.url, clock, dialer_overrides=twilio_dialer(carrier)
-    ):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1"))
-        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _ended("call-1"))
-    (failed,) = Events(records).of("call-1", CallEventType.FAILED)
+    events = await _one_call(
+        kafka_server,
+        redis_server,
+        redis,
+        carrier,
+        campaign={"max_retries": 3, "failed_cooldown_hours": 1},
+    )
+    (failed,) = events.of("call-1", CallEventType.FAILED)
     assert failed.error == "invalid_number"
     assert not failed.will_retry
     assert len(carrier.creates) == 1
@@ -279,17 +282,15 @@ async def test_a_number_the_carrier_refuses_ends_invalid_number_and_is_not_retri
 async def test_test_calls_go_to_the_sandbox_whatever_the_provider(
     kafka_server: KafkaServer, redis_server: RedisServer, redis: Redis, carrier: FakeCarrier
 ) -> None:
-    clock = MovableClock()
-    await seed_campaign(redis, clock.now(), max_retries=0)
-    async with running_pipeline(
-        kafka_server.bootstrap, redis_server.url, clock, dialer_overrides=twilio_dialer(carrier)
-    ):
-        await _publish(
-            kafka_server.bootstrap,
-            request("campaign-1", "+12125550101", "call-1", is_testing=True),
-        )
-        records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _ended("call-1"))
-    (ended,) = Events(records).of("call-1", CallEventType.ATTEMPT_ENDED)
+    events = await _one_call(
+        kafka_server,
+        redis_server,
+        redis,
+        carrier,
+        campaign={"max_retries": 0},
+        is_testing=True,
+    )
+    (ended,) = events.of("call-1", CallEventType.ATTEMPT_ENDED)
     assert ended.outcome == "completed"
     assert carrier.creates == []
 
@@ -305,7 +306,9 @@ async def test_callbacks_with_a_bad_signature_are_refused_and_unknown_calls_answ
     async with running_pipeline(
         kafka_server.bootstrap, redis_server.url, clock, dialer_overrides=settings
     ):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1"))
+        await publish_requests(
+            kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1")
+        )
         await carrier.wait_for(lambda: bool(carrier.calls), within=20)
         (sid,) = carrier.calls
         completed = {
@@ -359,7 +362,7 @@ async def test_calls_waiting_behind_the_in_flight_limit_keep_their_slots(
         dial_slot_lease_ms=1000,
         dialer_overrides=twilio_dialer(carrier, max_in_flight=1, dial_slot_lease_ms=1000),
     ):
-        await _publish(
+        await publish_requests(
             kafka_server.bootstrap,
             *(request("campaign-1", f"+1212555014{i}", f"call-{i}") for i in range(3)),
         )

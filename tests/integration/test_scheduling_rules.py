@@ -18,24 +18,20 @@ from shared.rules.prompts import MAX_PROMPT_BYTES, PROMPT_TOO_LARGE
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
-from shared.topics import CALLS_DUE, CALLS_EVENTS, CALLS_REQUESTED
+from shared.topics import CALLS_DUE, CALLS_EVENTS
 from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until
-from tests.integration.pipeline import Events, request, running_pipeline, seed_campaign
+from tests.integration.pipeline import (
+    Events,
+    publish_requests,
+    request,
+    running_pipeline,
+    seed_campaign,
+)
 from tests.support import read_topic
 
 pytestmark = pytest.mark.integration
 Records = list[ConsumerRecord[bytes, bytes]]
-
-
-async def _publish(bootstrap: str, *messages: tuple[bytes, bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for value, key in messages:
-            await producer.send_and_wait(CALLS_REQUESTED, value, key=key)
-    finally:
-        await producer.stop()
 
 
 def _has(call_id: str, *types: CallEventType) -> Callable[[Records], bool]:
@@ -61,7 +57,9 @@ async def test_a_call_is_released_within_two_seconds_of_its_window_opening(
         call_time_ranges=[{"start": start, "end": f"{opening.hour + 1:02d}:00"}],
     )
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock, dialer=False):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1"))
+        await publish_requests(
+            kafka_server.bootstrap, request("campaign-1", "+12125550101", "call-1")
+        )
         records = await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 1)
         arrived = clock.now()
     due = CallDue.model_validate_json(records[0].value)
@@ -79,7 +77,9 @@ async def test_no_answer_is_retried_after_its_cooldown_then_ends(
         redis, clock.now(), max_retries=1, retry_cooldown_hours=1, no_answer_cooldown_hours=2
     )
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550104", "call-1"))
+        await publish_requests(
+            kafka_server.bootstrap, request("campaign-1", "+12125550104", "call-1")
+        )
         records = await read_topic(
             kafka_server.bootstrap,
             CALLS_EVENTS,
@@ -118,7 +118,9 @@ async def test_an_invalid_number_error_ends_the_call_at_once(
     clock = MovableClock()
     await seed_campaign(redis, clock.now(), max_retries=3)
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
-        await _publish(kafka_server.bootstrap, request("campaign-1", "+12125550109", "call-9"))
+        await publish_requests(
+            kafka_server.bootstrap, request("campaign-1", "+12125550109", "call-9")
+        )
         records = await read_topic(
             kafka_server.bootstrap, CALLS_EVENTS, _has("call-9", CallEventType.FAILED)
         )
@@ -150,7 +152,7 @@ async def test_a_cancelled_outcome_ends_the_call_cancelled_without_a_retry(
     number = "+12125550102"
     # No dialer: the test reports the attempt as a carrier that cancelled the call would.
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock, dialer=False):
-        await _publish(kafka_server.bootstrap, request(campaign.id, number, "gone"))
+        await publish_requests(kafka_server.bootstrap, request(campaign.id, number, "gone"))
         await read_topic(kafka_server.bootstrap, CALLS_DUE, lambda r: len(r) >= 1)
         call = await CallStore(redis, 16).get(campaign.id, "gone")
         assert call is not None
@@ -211,7 +213,7 @@ async def test_a_call_whose_prompt_is_over_the_limit_fails_without_being_dialed(
     await CatalogStore(redis).save_agent(agent)
     fill = "x" * (MAX_PROMPT_BYTES // 2)
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
-        await _publish(
+        await publish_requests(
             kafka_server.bootstrap,
             # Ends in 7: dialed, the sandbox would fail it with a retryable `carrier_error`.
             request(campaign.id, "+12125550137", "big", payload={"name": fill, "topic": fill}),
@@ -248,7 +250,7 @@ async def test_a_paused_campaign_holds_its_calls_and_resuming_releases_them(
         campaign.id, CampaignStatus.PAUSED, [CampaignStatus.ACTIVE], clock.now()
     )
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
-        await _publish(kafka_server.bootstrap, request(campaign.id, "+12125550120", "held"))
+        await publish_requests(kafka_server.bootstrap, request(campaign.id, "+12125550120", "held"))
         queued = await read_topic(
             kafka_server.bootstrap, CALLS_EVENTS, _has("held", CallEventType.QUEUED)
         )
@@ -286,7 +288,7 @@ async def test_a_number_put_on_the_dnc_list_while_queued_is_never_dialed(
         campaign.id, CampaignStatus.PAUSED, [CampaignStatus.ACTIVE], clock.now()
     )
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
-        await _publish(kafka_server.bootstrap, request(campaign.id, "+12125550130", "dnc"))
+        await publish_requests(kafka_server.bootstrap, request(campaign.id, "+12125550130", "dnc"))
         await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _has("dnc", CallEventType.QUEUED))
         entry = DncEntry(
             number="+12125550130",
@@ -320,12 +322,16 @@ async def test_after_a_completed_call_the_number_rests_in_every_campaign(
     )
     await seed_campaign(redis, clock.now(), "campaign-b")
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
-        await _publish(kafka_server.bootstrap, request("campaign-a", "+12125550140", "first"))
+        await publish_requests(
+            kafka_server.bootstrap, request("campaign-a", "+12125550140", "first")
+        )
         records = await read_topic(
             kafka_server.bootstrap, CALLS_EVENTS, _has("first", CallEventType.COMPLETED)
         )
         completed_at = Events(records).of("first", CallEventType.ANSWERED)[0].occurred_at
-        await _publish(kafka_server.bootstrap, request("campaign-b", "+12125550140", "second"))
+        await publish_requests(
+            kafka_server.bootstrap, request("campaign-b", "+12125550140", "second")
+        )
         records = await read_topic(
             kafka_server.bootstrap, CALLS_EVENTS, _has("second", CallEventType.QUEUED)
         )
@@ -353,7 +359,7 @@ async def test_a_call_still_queued_after_the_end_date_expires(
         campaign.id, CampaignStatus.PAUSED, [CampaignStatus.ACTIVE], clock.now()
     )
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
-        await _publish(kafka_server.bootstrap, request(campaign.id, "+12125550150", "late"))
+        await publish_requests(kafka_server.bootstrap, request(campaign.id, "+12125550150", "late"))
         await read_topic(kafka_server.bootstrap, CALLS_EVENTS, _has("late", CallEventType.QUEUED))
         clock.advance(timedelta(days=3))
         await catalog.transition_campaign(
