@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import ingest_instructions, ingest_make_call, redis_client, scheduler_release
+from bench import dialer, ingest_instructions, ingest_make_call, redis_client, scheduler_release
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("ingest_make_call", ingest_make_call.DESCRIPTION, ingest_make_call.main),
     Benchmark("scheduler_release", scheduler_release.DESCRIPTION, scheduler_release.main),
+    Benchmark("dialer", dialer.DESCRIPTION, dialer.main),
     Benchmark("ingest_instructions", ingest_instructions.DESCRIPTION, ingest_instructions.main),
     Benchmark("redis_client", redis_client.DESCRIPTION, redis_client.main),
 )
