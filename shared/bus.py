@@ -209,9 +209,14 @@ class BulkSender:
 
     async def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Sends (key, value) records; returns once the broker acknowledged all of them."""
+        await asyncio.gather(*await self.queue_all(topic, records))
+
+    async def queue_all(
+        self, topic: str, records: Sequence[tuple[bytes, bytes]]
+    ) -> list[asyncio.Future[Any]]:
+        """Queues (key, value) records in order; returns their acknowledgements to await."""
         producer = self._started()
-        pending = [await producer.send(topic, value, key=key) for key, value in records]
-        await asyncio.gather(*pending)
+        return [await producer.send(topic, value, key=key) for key, value in records]
 
     async def hand_over(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Hands keyed records to the producer, one batch per partition, without waiting for
@@ -325,3 +330,98 @@ async def publish_events(broker: KafkaBroker, events: Iterable[CallEvent]) -> No
             for event in events
         )
     )
+
+
+class EventPublisher:
+    """Publishes call events for many concurrent callers through one feeding task.
+
+    Each caller waits for the broker to acknowledge its own events, as with `publish_events`;
+    but the producer is fed by a single task, a lot at a time, so thousands of callers never
+    queue on the producer's full batches together (each one woken whenever a batch drains).
+    A caller's events go out in the order given, and a caller that awaits one publish before
+    the next keeps its events in order on their partition.
+    """
+
+    def __init__(self, sender: BulkSender, topic: str = CALLS_EVENTS, lot: int = 2000) -> None:
+        self._sender = sender
+        self._topic = topic
+        self._lot = lot
+        self._waiting: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._feeder: asyncio.Task[None] | None = None
+        self._acks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self._sender.start()
+        self._feeder = asyncio.create_task(self._feed(), name="event-publisher")
+
+    async def stop(self) -> None:
+        if self._feeder is not None:
+            self._feeder.cancel()
+            await asyncio.gather(self._feeder, return_exceptions=True)
+        await asyncio.gather(*self._acks, return_exceptions=True)
+        for _, done in self._waiting:
+            if not done.done():
+                done.set_exception(KafkaError("the publisher stopped"))
+        await self._sender.stop()
+
+    async def publish(self, events: Iterable[CallEvent]) -> None:
+        records = [(call_key(e.call_id), e.model_dump_json().encode()) for e in events]
+        if not records:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((records, done))
+        self._wake.set()
+        await done
+
+    async def _feed(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]] = []
+                size = 0
+                while self._waiting and size < self._lot:
+                    records, done = self._waiting.pop(0)
+                    lot.append((records, done))
+                    size += len(records)
+                await self._send(lot)
+
+    async def _send(
+        self, lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]]
+    ) -> None:
+        try:
+            deliveries = await self._sender.queue_all(
+                self._topic, [record for records, _ in lot for record in records]
+            )
+        except Exception as exc:
+            _settle(lot, exc)
+            return
+        acks = asyncio.create_task(self._acknowledge(lot, deliveries))
+        self._acks.add(acks)
+        acks.add_done_callback(self._acks.discard)
+
+    @staticmethod
+    async def _acknowledge(
+        lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]],
+        deliveries: list[asyncio.Future[Any]],
+    ) -> None:
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        position = 0
+        for records, done in lot:
+            mine = results[position : position + len(records)]
+            position += len(records)
+            failure = next((r for r in mine if isinstance(r, BaseException)), None)
+            if not done.done():
+                if failure is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(failure)
+
+
+def _settle(
+    lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]], exc: BaseException
+) -> None:
+    for _, done in lot:
+        if not done.done():
+            done.set_exception(exc)

@@ -25,7 +25,14 @@ from services.dialer.callbacks import create_http_app
 from services.dialer.domain.telephony import Carrier
 from services.dialer.handlers import SANDBOX, DialerRuntime, DialHandler
 from services.dialer.settings import DialerSettings
-from shared.bus import batch_consumer, consume_batch, create_broker, records_of
+from shared.bus import (
+    BulkSender,
+    EventPublisher,
+    batch_consumer,
+    consume_batch,
+    create_broker,
+    records_of,
+)
 from shared.clock import Clock, SystemClock
 from shared.redis_client import create_redis
 from shared.store.calls import CallStore
@@ -70,11 +77,13 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
     # Opened with the app (it needs the running loop); the callbacks work from the settings.
     opened: list[TwilioCarrier] = []
     twilio_wanted = settings.provider == "twilio" and "twilio" not in carriers
+    events = EventPublisher(BulkSender(settings.kafka, "dialer"))
     runtime = DialerRuntime(
         catalog=CatalogStore(redis),
         calls=CallStore(redis, settings.due_shards),
         attempts=AttemptStore(redis, settings.claim_ttl_seconds * 1000),
         broker=broker,
+        events=events,
         carriers=carriers,
         provider=settings.provider,
         clock=deps.clock or SystemClock(),
@@ -111,6 +120,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
 
     @app.on_startup
     async def serve_http() -> None:
+        await events.start()
         if twilio_wanted:
             twilio = await open_twilio_carrier(_twilio_config(settings))
             opened.append(twilio)
@@ -141,6 +151,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await runner.cleanup()
+        await events.stop()
         for carrier in opened:
             await carrier.close()
         if deps.redis is None:

@@ -23,7 +23,7 @@ from services.dialer.domain.telephony import (
     StatusUnavailable,
 )
 from shared import keys
-from shared.bus import publish_events, send_to_dlq
+from shared.bus import EventPublisher, send_to_dlq
 from shared.clock import Clock
 from shared.events import CallDue, CallEvent, CallEventType, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
@@ -51,6 +51,7 @@ class DialerRuntime:
     calls: CallStore
     attempts: AttemptStore
     broker: KafkaBroker
+    events: EventPublisher
     # Every carrier by name; `sandbox` is always there, and takes every test call.
     carriers: Mapping[str, Carrier]
     # The carrier real calls go to.
@@ -71,6 +72,9 @@ class DialHandler:
         # Attempts this process holds and has not yet handed to a carrier: it keeps their
         # slots alive, however long they wait here.
         self._held: dict[AttemptRef, None] = {}
+        # Calls this process's sandbox runs, with their campaign's attempt count: their events
+        # are built from these fields (which never change) instead of reading them back.
+        self._running: dict[AttemptRef, tuple[Call, int]] = {}
         self._stopping = False
 
     @property
@@ -176,7 +180,7 @@ class DialHandler:
             status=CallStatus.BLOCKED.value,
             reason="do_not_call",
         )
-        await publish_events(self._rt.broker, [event])
+        await self._rt.events.publish([event])
 
     async def _refuse_prompt(
         self, call: Call, attempt: int, max_attempts: int, now: datetime
@@ -195,7 +199,7 @@ class DialHandler:
             outcome=Outcome.FAILED.value,
             error=PROMPT_TOO_LARGE,
         )
-        await publish_events(self._rt.broker, [event])
+        await self._rt.events.publish([event])
 
     def _placed(self, ref: AttemptRef, task: asyncio.Task[None]) -> None:
         self._placing.discard(task)
@@ -224,7 +228,7 @@ class DialHandler:
             self._rt.attempts.look_again_at(
                 ref, now + self._rt.placement_budget + self._rt.callback_timeout
             ),
-            publish_events(self._rt.broker, [started]),
+            self._rt.events.publish([started]),
         )
         request = PlaceCall(
             call_id=call.id,
@@ -235,6 +239,8 @@ class DialHandler:
             prompt=prompt,
             is_testing=call.is_testing,
         )
+        if carrier.name == SANDBOX:
+            self._running[ref] = (call, campaign.max_retries + 1)
         try:
             placed = await carrier.place_call(request)
         except PlacementFailed as failure:
@@ -291,14 +297,20 @@ class DialHandler:
     async def _end(self, ref: AttemptRef, ending: Ending | None, *, answered: bool) -> None:
         """Records the attempt's ending once and publishes it (with `answered` if still owed);
         `ending` None publishes the one already stored, if it is still unpublished."""
+        try:
+            await self._record_and_report(ref, ending, answered=answered)
+        finally:
+            self._running.pop(ref, None)
+
+    async def _record_and_report(
+        self, ref: AttemptRef, ending: Ending | None, *, answered: bool
+    ) -> None:
         now = self._rt.clock.now()
         attempts = self._rt.attempts
-        publish_lease = timedelta(milliseconds=attempts.publish_lease_ms)
-        # Should this copy die before publishing, another one looks again soon.
-        await attempts.look_again_at(ref, now + publish_lease)
-        report = await attempts.record_ended(
-            ref, ending, answered, now, slot_until=now + publish_lease + self.lease
-        )
+        # Should this copy die before publishing, the attempt is looked at when it is next due
+        # (the placement's wait at the most): its slot must last until then.
+        slot_until = now + self._rt.placement_budget + self._rt.callback_timeout + self.lease
+        report = await attempts.record_ended(ref, ending, answered, now, slot_until)
         if report is None:
             return
         ended = report.ending
@@ -323,15 +335,19 @@ class DialHandler:
         self, ref: AttemptRef, events: list[tuple[CallEventType, dict[str, Any]]]
     ) -> bool:
         """Publishes events of the attempt, built from its call as stored; False if it is gone."""
-        call, campaign = await asyncio.gather(
-            self._rt.calls.get(ref.campaign_id, ref.call_id),
-            self._rt.catalog.get_campaign(ref.campaign_id),
-        )
-        if call is None:
-            log.warning("call %s is gone; its attempt %s is not reported", ref.call_id, ref.attempt)
-            await self._rt.attempts.settled(ref)
-            return False
-        max_attempts = (campaign.max_retries if campaign else 0) + 1
+        known = self._running.get(ref)
+        if known is not None:
+            call, max_attempts = known
+        else:
+            stored, campaign = await asyncio.gather(
+                self._rt.calls.get(ref.campaign_id, ref.call_id),
+                self._rt.catalog.get_campaign(ref.campaign_id),
+            )
+            if stored is None:
+                log.warning("call %s is gone; attempt %s not reported", ref.call_id, ref.attempt)
+                await self._rt.attempts.settled(ref)
+                return False
+            call, max_attempts = stored, (campaign.max_retries if campaign else 0) + 1
         now = self._rt.clock.now()
         built: list[CallEvent] = []
         for event_type, fields in events:
@@ -341,7 +357,7 @@ class DialHandler:
                     call, event_type, now, attempt=ref.attempt, max_attempts=max_attempts, **fields
                 )
             )
-        await publish_events(self._rt.broker, built)
+        await self._rt.events.publish(built)
         return True
 
     # -- attempts whose outcome is overdue ----------------------------------------------------

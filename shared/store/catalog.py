@@ -24,6 +24,8 @@ _REPLACE_WEBHOOK: Final = lua.source(__package__, "replace_webhook.lua")
 
 _NOT_RULES = {"id", "environment_id", "status", "created_at", "updated_at"}
 _CAMPAIGN_CACHE_SIZE = 10_000
+# Agents' prompts run to 32 KiB: fewer of them are kept.
+_AGENT_CACHE_SIZE = 1_000
 
 
 def _rules_json(campaign: Campaign) -> str:
@@ -52,6 +54,7 @@ class CatalogStore:
         self._transition = redis.register_script(_TRANSITION_CAMPAIGN)
         self._update_rules = redis.register_script(_UPDATE_RULES)
         self._campaigns: dict[str, tuple[tuple[str | None, ...], Campaign]] = {}
+        self._agents: dict[str, tuple[str, Agent]] = {}
 
     async def save_agent(self, agent: Agent) -> None:
         await asyncio.gather(
@@ -62,8 +65,18 @@ class CatalogStore:
         )
 
     async def get_agent(self, agent_id: str) -> Agent | None:
-        raw = await self._redis.get(keys.agent(agent_id))
-        return Agent.model_validate_json(raw) if raw else None
+        raw = cast(str | None, await self._redis.get(keys.agent(agent_id)))
+        if not raw:
+            return None
+        # Parsed again only when its stored form changed: the dialer reads it for every call.
+        cached = self._agents.get(agent_id)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        agent = Agent.model_validate_json(raw)
+        if len(self._agents) >= _AGENT_CACHE_SIZE:
+            self._agents.pop(next(iter(self._agents)))
+        self._agents[agent_id] = (raw, agent)
+        return agent
 
     async def list_agent_ids(self, environment_id: str) -> list[str]:
         ids = cast(list[str], await self._redis.zrange(keys.env_agents(environment_id), 0, -1))

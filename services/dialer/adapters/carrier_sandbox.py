@@ -25,6 +25,9 @@ class SandboxCarrier:
         self._talk_ms = talk_ms
         self._deliver: Deliver | None = None
         self._calls: set[asyncio.Task[None]] = set()
+        # Unique across processes and restarts, without a random id per call.
+        self._process = uuid.uuid4().hex[:12]
+        self._placed = 0
 
     @property
     def name(self) -> str:
@@ -36,8 +39,10 @@ class SandboxCarrier:
 
     async def place_call(self, request: PlaceCall) -> Placed:
         placed_ms = int(time.time() * 1000)
+        self._placed += 1
         call_id = (
-            f"SB{request.to[-1]}-{placed_ms}-{self._ring_ms}-{self._talk_ms}-{uuid.uuid4().hex}"
+            f"SB{request.to[-1]}-{placed_ms}-{self._ring_ms}-{self._talk_ms}"
+            f"-{self._process}{self._placed}"
         )
         task = asyncio.create_task(self._run(request, call_id), name=f"sandbox-{call_id}")
         self._calls.add(task)
