@@ -221,28 +221,35 @@ class BulkSender:
     async def hand_over(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Hands keyed records to the producer, one batch per partition, without waiting for
         the broker's acknowledgement; each record goes to the partition `send` would choose. A
-        batch the broker refuses is logged: a caller must have another way to recover it.
+        batch the broker refuses is logged: a caller must have another way to recover it."""
+        for delivery in await self.queue_batched(topic, records):
+            delivery.add_done_callback(_log_refused)
+
+    async def queue_batched(
+        self, topic: str, records: Sequence[tuple[bytes, bytes]]
+    ) -> list[asyncio.Future[Any]]:
+        """Queues keyed records, in order, as one batch per partition (more when one fills);
+        returns each batch's acknowledgement to await.
 
         Filling the batches here costs a fraction of `send` per record (no future, no lookup
         of the partitioner and no accumulator step per record)."""
         producer = self._started()
         count = len(await producer.partitions_for(topic))
         batches: dict[int, BatchBuilder] = {}
+        deliveries: list[asyncio.Future[Any]] = []
         for key, value in records:
             partition = partition_of(key, count)
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
             if batch.append(timestamp=None, key=key, value=value, headers=_JSON_HEADERS) is None:
-                await self._submit(batch, topic, partition)  # full: it goes, another starts
+                # Full: it goes, and another starts.
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = batches[partition] = producer.create_batch()
                 batch.append(timestamp=None, key=key, value=value, headers=_JSON_HEADERS)
         for partition, batch in batches.items():
-            await self._submit(batch, topic, partition)
-
-    async def _submit(self, batch: BatchBuilder, topic: str, partition: int) -> None:
-        delivery = await self._started().send_batch(batch, topic, partition=partition)
-        delivery.add_done_callback(_log_refused)
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        return deliveries
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -391,7 +398,7 @@ class EventPublisher:
         self, lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]]
     ) -> None:
         try:
-            deliveries = await self._sender.queue_all(
+            deliveries = await self._sender.queue_batched(
                 self._topic, [record for records, _ in lot for record in records]
             )
         except Exception as exc:
@@ -407,21 +414,21 @@ class EventPublisher:
         deliveries: list[asyncio.Future[Any]],
     ) -> None:
         results = await asyncio.gather(*deliveries, return_exceptions=True)
-        position = 0
-        for records, done in lot:
-            mine = results[position : position + len(records)]
-            position += len(records)
-            failure = next((r for r in mine if isinstance(r, BaseException)), None)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            # A batch mixes callers' records: each caller of the lot publishes again (events
+            # keep their ids, so a record that did land is a duplicate consumers drop).
+            _settle(lot, failure)
+            return
+        for _, done in lot:
             if not done.done():
-                if failure is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(failure)
+                done.set_result(None)
 
 
 def _settle(
     lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]], exc: BaseException
 ) -> None:
+    """Fails every caller of a lot that did not wholly land."""
     for _, done in lot:
         if not done.done():
             done.set_exception(exc)

@@ -14,7 +14,7 @@ from typing import Any, Final
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending
+from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending, Refused
 from services.dialer.domain.telephony import (
     Carrier,
     CarrierEvent,
@@ -93,18 +93,14 @@ class DialHandler:
         except ValidationError as exc:
             await send_to_dlq(self._rt.broker, body, key, CALLS_DUE, "dialer", str(exc)[:2000])
             return
-        call = await self._rt.calls.get(due.campaign_id, due.call_id)
-        if call is None or call.status is not CallStatus.QUEUED or call.attempt != due.attempt:
-            await self._skip_stale(due, call)
-            return
-        ref = AttemptRef(call.campaign_id, call.id, due.attempt)
+        ref = AttemptRef(due.campaign_id, due.call_id, due.attempt)
         self._held[ref] = None
         started = False
         try:
             # Backpressure: the consumer waits here while this process places its maximum.
             await self._room.acquire()
             try:
-                started = await self._start(ref, call)
+                started = await self._start(ref)
             finally:
                 if not started:
                     self._room.release()
@@ -112,35 +108,35 @@ class DialHandler:
             if not started:
                 self._held.pop(ref, None)
 
-    async def _skip_stale(self, due: CallDue, call: Call | None) -> None:
+    async def _skip_stale(self, ref: AttemptRef, status: str | None, attempt: int) -> None:
         """A due message for an attempt that is over (or never was): its slot is not in use."""
-        log.info("stale due message for %s attempt %s skipped", due.call_id, due.attempt)
-        dialing_elsewhere = (
-            call is not None
-            and call.attempt == due.attempt
-            and call.status in (CallStatus.QUEUED, CallStatus.IN_PROGRESS)
+        log.info("stale due message for %s attempt %s skipped", ref.call_id, ref.attempt)
+        dialing_elsewhere = attempt == ref.attempt and status in (
+            CallStatus.QUEUED.value,
+            CallStatus.IN_PROGRESS.value,
         )
         if not dialing_elsewhere:
-            await self._rt.limits.free(due.campaign_id, keys.slot_member(due.call_id, due.attempt))
+            await self._rt.limits.free(ref.campaign_id, ref.slot)
 
-    async def _start(self, ref: AttemptRef, call: Call) -> bool:
+    async def _start(self, ref: AttemptRef) -> bool:
         """Claims the attempt and starts placing it; False when it is not this process's."""
         if self._stopping:
-            # This copy is stopping: the call goes back to the scheduler, unclaimed, and another
-            # copy places it.
-            await self._hand_back(ref, call, claimed=False)
+            await self._give_back(ref)
             return False
         now = self._rt.clock.now()
-        began = await self._rt.attempts.begin(ref, now + self.lease)
-        if began == 0:
-            log.info("attempt %s of %s already claimed; not dialing again", ref.attempt, call.id)
+        taken = await self._rt.attempts.take(ref, now + self.lease)
+        if isinstance(taken, Refused):
+            if taken.reason == "claimed":
+                log.info("attempt %s of %s already claimed; not dialing", ref.attempt, ref.call_id)
+            elif taken.reason == "lost":
+                # The slot lapsed before this dialer got to the call: the scheduler took it
+                # back (ended or requeued the attempt), so dialing now would contradict it.
+                log.warning("attempt %s of %s lost its slot; not dialing", ref.attempt, ref.call_id)
+            else:
+                await self._skip_stale(ref, taken.status, taken.attempt)
             return False
-        if began < 0:
-            # The slot lapsed before this dialer got to the call: the scheduler has taken it
-            # back (ended or requeued the attempt), so dialing now would contradict it.
-            log.warning("attempt %s of %s lost its slot; not dialing", ref.attempt, call.id)
-            return False
-        campaign = await self._rt.catalog.get_campaign(call.campaign_id)
+        call = taken.call
+        campaign = self._rt.catalog.parsed(taken.campaign) if taken.campaign else None
         if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
             # Paused after release: hand it back to the scheduler, which holds it.
             await self._hand_back(ref, call, claimed=True)
@@ -159,6 +155,17 @@ class DialHandler:
         self._placing.add(task)
         task.add_done_callback(lambda done: self._placed(ref, done))
         return True
+
+    async def _give_back(self, ref: AttemptRef) -> None:
+        """This copy is stopping: a waiting call goes back to the scheduler unclaimed, and
+        another copy places it."""
+        call = await self._rt.calls.get(ref.campaign_id, ref.call_id)
+        if call is None or call.status is not CallStatus.QUEUED or call.attempt != ref.attempt:
+            await self._skip_stale(
+                ref, call.status.value if call else None, call.attempt if call else 0
+            )
+            return
+        await self._hand_back(ref, call, claimed=False)
 
     async def _hand_back(self, ref: AttemptRef, call: Call, *, claimed: bool) -> None:
         """Puts the call back in its due shard for now and gives up its slot (and claim)."""
@@ -223,13 +230,7 @@ class DialHandler:
             max_attempts=campaign.max_retries + 1,
             status=CallStatus.IN_PROGRESS.value,
         )
-        await asyncio.gather(
-            # Looked at again if nothing is heard by then, whatever becomes of this process.
-            self._rt.attempts.look_again_at(
-                ref, now + self._rt.placement_budget + self._rt.callback_timeout
-            ),
-            self._rt.events.publish([started]),
-        )
+        await self._rt.events.publish([started])
         request = PlaceCall(
             call_id=call.id,
             campaign_id=call.campaign_id,
@@ -254,15 +255,16 @@ class DialHandler:
         now = self._rt.clock.now()
         if carrier.name != SANDBOX:
             await self._rt.attempts.index(ref, carrier.name, placed.carrier_call_id)
-        await asyncio.gather(
-            self._rt.attempts.record_placement(
-                ref,
-                carrier.name,
-                placed.carrier_call_id,
-                slot_until=now + self._rt.callback_timeout + self.lease,
-            ),
-            self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout),
+        await self._rt.attempts.record_placement(
+            ref,
+            carrier.name,
+            placed.carrier_call_id,
+            slot_until=now + self._rt.callback_timeout + self.lease,
         )
+        # Looked at again if nothing is heard by then, whatever becomes of this process; a
+        # sandbox call that has already ended here needs no look.
+        if carrier.name != SANDBOX or ref in self._running:
+            await self._rt.attempts.look_again_at(ref, now + self._rt.callback_timeout)
 
     # -- what carriers report ----------------------------------------------------------------
 

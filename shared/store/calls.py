@@ -51,9 +51,10 @@ def _call_body(call: Call) -> str:
     return orjson.dumps([call.payload, call.context]).decode()
 
 
-def _call_from_fields(
+def call_from_fields(
     campaign_id: str, call_id: str, fields: Mapping[str, str], body: str | None
 ) -> Call:
+    """A call as stored: its hash's fields and its body (payload and context)."""
     payload, context = orjson.loads(body) if body else ({}, {})
     return Call(
         id=call_id,
@@ -304,7 +305,7 @@ class CallStore:
             )
         )
         return [
-            _call_from_fields(campaign_id, call_id, fields, body) if fields else None
+            call_from_fields(campaign_id, call_id, fields, body) if fields else None
             for (campaign_id, call_id), fields, body in zip(
                 wanted, replies[::2], replies[1::2], strict=True
             )

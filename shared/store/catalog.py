@@ -101,9 +101,9 @@ class CatalogStore:
 
     async def get_campaign(self, campaign_id: str) -> Campaign | None:
         fields = cast(dict[str, str], await self._redis.hgetall(keys.campaign(campaign_id)))
-        return self._parsed(fields) if fields else None
+        return self.parsed(fields) if fields else None
 
-    def _parsed(self, fields: dict[str, str]) -> Campaign:
+    def parsed(self, fields: dict[str, str]) -> Campaign:
         """Parses a stored campaign, reusing the last parse while its stored form is unchanged.
 
         Every request reads its campaign; validating the same rules again each time is the
@@ -124,7 +124,7 @@ class CatalogStore:
             list[dict[str, str]],
             await asyncio.gather(*(self._redis.hgetall(keys.campaign(c)) for c in campaign_ids)),
         )
-        return [self._parsed(row) for row in rows if row]
+        return [self.parsed(row) for row in rows if row]
 
     async def get_agents(self, agent_ids: list[str]) -> list[Agent]:
         if not agent_ids:

@@ -7,10 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending
+from services.dialer.adapters.attempts_redis import (
+    AttemptRef,
+    AttemptStore,
+    Ending,
+    Refused,
+    Taken,
+)
 from shared import keys
 from shared.clock import to_ms
 from shared.rules.outcomes import Outcome
+from shared.store.calls import CallStore
+from tests.integration.pipeline import seed_calls, seed_campaign
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +34,33 @@ async def _with_slot(redis: Redis, ref: AttemptRef = REF) -> AttemptStore:
     return AttemptStore(redis, claim_ttl_ms=60_000)
 
 
-async def test_an_attempt_is_begun_once_and_only_while_its_slot_is_held(redis: Redis) -> None:
-    store = await _with_slot(redis)
+async def test_an_attempt_is_taken_once_and_only_while_waiting_with_its_slot_held(
+    redis: Redis,
+) -> None:
+    store = AttemptStore(redis, claim_ttl_ms=60_000)
+    calls = CallStore(redis, 16)
+    campaign = await seed_campaign(redis, NOW)
+    (call, other) = await seed_calls(redis, campaign.id, 2, NOW)
+    ref = AttemptRef(campaign.id, call.id, 1)
+    await redis.zadd(keys.dial_slots(campaign.id), {ref.slot: to_ms(NOW) + 1000})
 
-    assert await store.begin(REF, LATER) == 1
-    assert await store.begin(REF, LATER) == 0
-    assert await redis.zscore(keys.dial_slots("campaign-1"), REF.slot) == to_ms(LATER)
+    taken = await store.take(ref, LATER)
+    again = await store.take(ref, LATER)
+
+    assert isinstance(taken, Taken)
+    assert taken.call == await calls.get(campaign.id, call.id)
+    assert taken.campaign["id"] == campaign.id
+    assert again == Refused("claimed")
+    assert await redis.zscore(keys.dial_slots(campaign.id), ref.slot) == to_ms(LATER)
     # Its slot gone (the scheduler took the attempt back): not dialed, and the claim let go.
-    other = AttemptRef("campaign-1", "call-2", 1)
-    assert await store.begin(other, LATER) == -1
-    assert await redis.exists(keys.dial_claim("campaign-1", "call-2", 1)) == 0
+    no_slot = AttemptRef(campaign.id, other.id, 1)
+    assert await store.take(no_slot, LATER) == Refused("lost")
+    assert await redis.exists(keys.dial_claim(campaign.id, other.id, 1)) == 0
+    # Another attempt than the call's, or no call at all.
+    assert await store.take(AttemptRef(campaign.id, other.id, 2), LATER) == Refused(
+        "stale", "queued", 1
+    )
+    assert await store.take(AttemptRef(campaign.id, "nobody", 1), LATER) == Refused("gone")
 
 
 async def test_the_first_ending_wins_and_is_published_by_one_caller_at_a_time(

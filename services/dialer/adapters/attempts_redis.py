@@ -14,17 +14,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, cast
+from typing import Any, Final, Literal, cast
 
 import orjson
 from redis.asyncio import Redis
 
 from shared import keys
 from shared.clock import to_ms
+from shared.models import Call
 from shared.rules.outcomes import Outcome
 from shared.store import lua
+from shared.store.calls import call_from_fields
 
-_BEGIN_DIAL: Final = lua.source(__package__, "begin_dial.lua")
+_TAKE_ATTEMPT: Final = lua.source(__package__, "take_attempt.lua")
 _RECORD_PLACEMENT: Final = lua.source(__package__, "record_placement.lua")
 _RECORD_ANSWERED: Final = lua.source(__package__, "record_answered.lua")
 _RECORD_ENDED: Final = lua.source(__package__, "record_ended.lua")
@@ -50,6 +52,32 @@ class AttemptRef:
     @classmethod
     def parse(cls, member: str) -> AttemptRef:
         return cls(*keys.split_attempt_member(member))
+
+
+RefusedWhy = Literal["gone", "stale", "claimed", "lost"]
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """An attempt this caller claimed: its call as stored, and its campaign's stored fields
+    (empty if the campaign is gone)."""
+
+    call: Call
+    campaign: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An attempt not to dial: `stale` (with the call's status and attempt), `gone`, `claimed`
+    by another, or `lost` (its slot is gone)."""
+
+    reason: RefusedWhy
+    status: str | None = None
+    attempt: int = 0
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,23 +121,36 @@ class AttemptStore:
         self._redis = redis
         self._claim_ttl_ms = claim_ttl_ms
         self.publish_lease_ms = publish_lease_ms
-        self._begin = redis.register_script(_BEGIN_DIAL)
+        self._take = redis.register_script(_TAKE_ATTEMPT)
         self._placement = redis.register_script(_RECORD_PLACEMENT)
         self._answered = redis.register_script(_RECORD_ANSWERED)
         self._ended = redis.register_script(_RECORD_ENDED)
         self._claim_overdue = redis.register_script(_CLAIM_OVERDUE)
 
-    async def begin(self, ref: AttemptRef, slot_until: datetime) -> int:
-        """Claims the attempt and renews its slot: 1 dial, 0 claimed elsewhere, -1 slot gone."""
-        return int(
-            await self._begin(
+    async def take(self, ref: AttemptRef, slot_until: datetime) -> Taken | Refused:
+        """Claims the attempt if it is the call's current, waiting one and its slot is held
+        (renewing it to `slot_until`); with the call and its campaign, in one round trip."""
+        reply = cast(
+            list[Any],
+            await self._take(
                 keys=[
+                    keys.call(ref.campaign_id, ref.call_id),
+                    keys.call_body(ref.campaign_id, ref.call_id),
                     keys.dial_claim(ref.campaign_id, ref.call_id, ref.attempt),
                     keys.dial_slots(ref.campaign_id),
+                    keys.campaign(ref.campaign_id),
                 ],
-                args=[self._claim_ttl_ms, to_ms(slot_until), ref.slot],
-            )
+                args=[ref.attempt, self._claim_ttl_ms, to_ms(slot_until), ref.slot],
+            ),
         )
+        verdict = str(reply[0])
+        if verdict == "take":
+            fields, body, campaign = reply[1], reply[2], reply[3]
+            call = call_from_fields(ref.campaign_id, ref.call_id, _pairs(fields), str(body) or None)
+            return Taken(call, _pairs(campaign))
+        if verdict == "stale":
+            return Refused("stale", str(reply[1]), int(reply[2]))
+        return Refused(cast(RefusedWhy, verdict))
 
     async def look_again_at(self, ref: AttemptRef, at: datetime) -> None:
         """Puts (or keeps) the attempt among those awaiting an outcome, to be looked at `at`."""
@@ -184,12 +225,12 @@ class AttemptStore:
 
     async def reported(self, ref: AttemptRef) -> None:
         """The ending is published: nothing more is owed for this attempt."""
-        await asyncio.gather(
-            self._redis.hset(
-                keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE
-            ),
-            self.settled(ref),
+        # One after the other: with many attempts ending at once, the commands of each step
+        # still go out together, and no task is made for each.
+        await self._redis.hset(
+            keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE
         )
+        await self.settled(ref)
 
     async def state(self, ref: AttemptRef) -> AttemptState:
         n = ref.attempt

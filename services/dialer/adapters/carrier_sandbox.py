@@ -52,7 +52,8 @@ class SandboxCarrier:
     async def _run(self, request: PlaceCall, call_id: str) -> None:
         assert self._deliver is not None, "report_to() names where events go"
         result = sandbox_outcome(request.to)
-        await asyncio.sleep(self._ring_ms / 1000)
+        if self._ring_ms:
+            await asyncio.sleep(self._ring_ms / 1000)
         if result.answered and self._talk_ms:
             await self._deliver(request, CarrierEvent(call_id, answered=True))
             await asyncio.sleep(self._talk_ms / 1000)
