@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.bus import BulkSender, ensure_topics
-from shared.topics import requested_key
+from shared.bus import BulkSender, EventPublisher, ensure_topics
+from shared.events import CallEvent, CallEventType, call_event
+from shared.models import Call
+from shared.topics import call_key, requested_key
 from tests.conftest import KafkaServer
 from tests.support import read_topic
 
@@ -51,3 +55,50 @@ async def test_a_lot_lands_in_the_default_partitioners_partitions_in_order(
         by_key.setdefault(record.key, []).append(orjson.loads(record.value)["seq"])
     assert all(seqs == sorted(seqs) for seqs in by_key.values())
     assert sorted(s for seqs in by_key.values() for s in seqs) == list(range(2_000))
+
+
+async def test_events_of_many_callers_are_each_acknowledged_and_kept_in_order(
+    kafka_server: KafkaServer,
+) -> None:
+    settings = kafka_server.settings().model_copy(update={"partitions": PARTITIONS})
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic])
+    publisher = EventPublisher(BulkSender(settings, "test"), topic=topic, lot=100)
+    now = datetime.now(UTC)
+    calls = [
+        Call(
+            id=f"call-{i}",
+            campaign_id="campaign-1",
+            environment_id="env-a",
+            to=f"+1212555{i:04d}",
+            scheduled_at=now,
+            scheduling_reason="immediate",
+            created_at=now,
+            updated_at=now,
+        )
+        for i in range(300)
+    ]
+    order = [CallEventType.STARTED, CallEventType.ANSWERED, CallEventType.ATTEMPT_ENDED]
+
+    async def caller(call: Call) -> None:
+        # One publish awaited before the next, as the dialer does.
+        await publisher.publish([call_event(call, order[0], now, attempt=1, max_attempts=1)])
+        await publisher.publish(
+            [call_event(call, t, now, attempt=1, max_attempts=1) for t in order[1:]]
+        )
+
+    await publisher.start()
+    try:
+        await asyncio.gather(*(caller(call) for call in calls))
+    finally:
+        await publisher.stop()
+
+    # Every publish returned once its events were acknowledged: they are all there.
+    read = await read_topic(kafka_server.bootstrap, topic, lambda r: len(r) >= 900, within=5)
+    by_call: dict[str, list[CallEventType]] = {}
+    for record in sorted(read, key=lambda r: (r.partition, r.offset)):
+        event = CallEvent.model_validate_json(record.value)
+        assert record.key == call_key(event.call_id)
+        by_call.setdefault(event.call_id, []).append(event.type)
+    assert len(read) == 900
+    assert by_call == {call.id: order for call in calls}
