@@ -231,6 +231,11 @@ class DialHandler:
             status=CallStatus.IN_PROGRESS.value,
         )
         await self._rt.events.publish([started])
+        # Looked at again if nothing is heard by then, whatever becomes of this process: an
+        # ending stored but not yet published when it dies is published by another copy.
+        await self._rt.attempts.look_again_at(
+            ref, now + self._rt.placement_budget + self._rt.callback_timeout
+        )
         request = PlaceCall(
             call_id=call.id,
             campaign_id=call.campaign_id,
@@ -261,10 +266,8 @@ class DialHandler:
             placed.carrier_call_id,
             slot_until=now + self._rt.callback_timeout + self.lease,
         )
-        # Looked at again if nothing is heard by then, whatever becomes of this process; a
-        # sandbox call that has already ended here needs no look.
-        if carrier.name != SANDBOX or ref in self._running:
-            await self._rt.attempts.look_again_at(ref, now + self._rt.callback_timeout)
+        # The wait for the carrier's word starts now (unless the call already ended).
+        await self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
 
     # -- what carriers report ----------------------------------------------------------------
 
@@ -391,8 +394,6 @@ class DialHandler:
             await self._end(ref, None, answered=False)
             return
         if state.carrier is None or state.carrier_call_id is None:
-            if ref in self._held:
-                return  # still being placed here
             # Never placed, or its placing copy died before the carrier answered: the slot
             # lapses and the scheduler ends the attempt.
             log.warning(
