@@ -9,13 +9,21 @@ import uvloop
 from services.dialer.app import create_app
 from services.dialer.settings import DialerSettings
 from shared.observability import configure_logging
+from shared.process import tune_collector
 
 
 def main() -> None:
     settings = DialerSettings()
     configure_logging("dialer", settings.log)
     uvloop.install()
-    asyncio.run(create_app(settings).run())
+    app = create_app(settings)
+    # Once the app is up, so what it made at start-up is frozen too.
+    app.after_startup(_tune_collector)
+    asyncio.run(app.run())
+
+
+async def _tune_collector() -> None:
+    tune_collector()
 
 
 if __name__ == "__main__":
