@@ -209,14 +209,9 @@ class BulkSender:
 
     async def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Sends (key, value) records; returns once the broker acknowledged all of them."""
-        await asyncio.gather(*await self.queue_all(topic, records))
-
-    async def queue_all(
-        self, topic: str, records: Sequence[tuple[bytes, bytes]]
-    ) -> list[asyncio.Future[Any]]:
-        """Queues (key, value) records in order; returns their acknowledgements to await."""
         producer = self._started()
-        return [await producer.send(topic, value, key=key) for key, value in records]
+        pending = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*pending)
 
     async def hand_over(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Hands keyed records to the producer, one batch per partition, without waiting for

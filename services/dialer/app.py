@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from aiohttp import web
@@ -49,8 +49,6 @@ class Deps:
     redis: Redis | None = None
     broker: KafkaBroker | None = None
     clock: Clock | None = None
-    # Carriers to use instead of the configured ones, by name.
-    carriers: dict[str, Carrier] = field(default_factory=dict)
 
 
 def _twilio_config(settings: DialerSettings) -> TwilioConfig:
@@ -73,10 +71,10 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
     broker = deps.broker or create_broker(settings.kafka, "dialer")
     redis = deps.redis or create_redis(settings.redis)
     sandbox = SandboxCarrier(settings.sandbox_ring_ms, settings.sandbox_talk_ms)
-    carriers: dict[str, Carrier] = {SANDBOX: sandbox, **deps.carriers}
+    carriers: dict[str, Carrier] = {SANDBOX: sandbox}
     # Opened with the app (it needs the running loop); the callbacks work from the settings.
     opened: list[TwilioCarrier] = []
-    twilio_wanted = settings.provider == "twilio" and "twilio" not in carriers
+    twilio_wanted = settings.provider == "twilio"
     events = EventPublisher(BulkSender(settings.kafka, "dialer"))
     runtime = DialerRuntime(
         catalog=CatalogStore(redis),
@@ -113,8 +111,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
         )
 
     app = FastStream(broker)
-    has_twilio = twilio_wanted or "twilio" in carriers
-    token = settings.twilio.auth_token.get_secret_value() if has_twilio else None
+    token = settings.twilio.auth_token.get_secret_value() if twilio_wanted else None
     runner = web.AppRunner(create_http_app(handler, token, settings.public_url), access_log=None)
     background: list[asyncio.Task[None]] = []
 

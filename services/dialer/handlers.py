@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending, Refused
 from services.dialer.domain.telephony import (
+    OUTCOME_UNKNOWN,
     Carrier,
     CarrierEvent,
     PlaceCall,
@@ -24,6 +25,7 @@ from services.dialer.domain.telephony import (
 )
 from shared import keys
 from shared.bus import EventPublisher, send_to_dlq
+from shared.calls.hand_back import hand_back
 from shared.clock import Clock
 from shared.events import CallDue, CallEvent, CallEventType, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
@@ -38,8 +40,6 @@ from shared.topics import CALLS_DUE
 log = logging.getLogger(__name__)
 
 SANDBOX: Final = "sandbox"
-# The carrier could not say how a call went, look-up after look-up.
-OUTCOME_UNKNOWN: Final = "outcome_unknown"
 # How long a failed status look-up waits before the next one.
 _LOOKUP_RETRY: Final = timedelta(seconds=15)
 _WATCH_BATCH: Final = 500
@@ -139,7 +139,7 @@ class DialHandler:
         campaign = self._rt.catalog.parsed(taken.campaign) if taken.campaign else None
         if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
             # Paused after release: hand it back to the scheduler, which holds it.
-            await self._hand_back(ref, call, claimed=True)
+            await hand_back(self._rt.calls, self._rt.limits, call, ref.attempt, now, claimed=True)
             return False
         if await self._rt.dnc.blocks_call(campaign, call.to, now):
             await self._block(call, ref.attempt, campaign.max_retries + 1, now)
@@ -165,14 +165,14 @@ class DialHandler:
                 ref, call.status.value if call else None, call.attempt if call else 0
             )
             return
-        await self._hand_back(ref, call, claimed=False)
-
-    async def _hand_back(self, ref: AttemptRef, call: Call, *, claimed: bool) -> None:
-        """Puts the call back in its due shard for now and gives up its slot (and claim)."""
-        await self._rt.calls.requeue(ref.campaign_id, ref.call_id, self._rt.clock.now())
-        await self._rt.limits.free(ref.campaign_id, ref.slot)
-        if claimed:
-            await self._rt.calls.release_attempt(call, ref.attempt)
+        await hand_back(
+            self._rt.calls,
+            self._rt.limits,
+            call,
+            ref.attempt,
+            self._rt.clock.now(),
+            claimed=False,
+        )
 
     async def _block(self, call: Call, attempt: int, max_attempts: int, now: datetime) -> None:
         """The number went on a do-not-call list after the call was queued: never dialed."""

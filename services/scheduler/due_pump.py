@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from services.scheduler.handlers import SchedulerRuntime, max_attempts, queue_call
 from shared import keys
 from shared.bus import publish_events
+from shared.calls.hand_back import hand_back
 from shared.clock import from_ms
 from shared.events import CallEventType, call_due, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
@@ -203,7 +204,14 @@ class DuePump:
                 if won:
                     # No dialer ever took it (none was running, or all lagged a whole lease):
                     # it never rang, so it goes back to the due queue as the same attempt.
-                    await self._hand_back(call, lost.attempt, member, now)
+                    log.warning(
+                        "attempt %s of call %s was never taken by a dialer; requeued",
+                        lost.attempt,
+                        call.id,
+                    )
+                    await hand_back(
+                        self._rt.calls, self._rt.limits, call, lost.attempt, now, claimed=True
+                    )
                     continue
                 # A dialer holds the claim; it renews the slot while it holds the call, so a
                 # lease that is fresh again means it is alive.
@@ -226,14 +234,6 @@ class DuePump:
                 recovered += 1
             await self._rt.limits.free(lost.campaign_id, member)
         return recovered
-
-    async def _hand_back(self, call: Call, attempt: int, member: str, now: datetime) -> None:
-        """Requeues an attempt no dialer took; in this order, so a crash between the steps
-        leaves the call queued (at worst its claim stays, and its next lapse ends it lost)."""
-        log.warning("attempt %s of call %s was never taken by a dialer; requeued", attempt, call.id)
-        await self._rt.calls.requeue(call.campaign_id, call.id, now)
-        await self._rt.limits.free(call.campaign_id, member)
-        await self._rt.calls.release_attempt(call, attempt)
 
     async def queue_stranded(self, now: datetime) -> int:
         """Queues calls stored longer than the hand-off grace ago whose request never reached

@@ -113,7 +113,6 @@ class AttemptState:
     carrier_call_id: str | None
     ended: bool
     settled: bool  # reported, or decided by the scheduler: nothing left to do
-    lookups: int
 
 
 class AttemptStore:
@@ -234,11 +233,11 @@ class AttemptStore:
 
     async def state(self, ref: AttemptRef) -> AttemptState:
         n = ref.attempt
-        carrier, ended, reported, outcome, lookups = cast(
+        carrier, ended, reported, outcome = cast(
             list[str | None],
             await self._redis.hmget(
                 keys.call(ref.campaign_id, ref.call_id),
-                [f"carrier:{n}", f"ended:{n}", f"reported:{n}", f"outcome:{n}", f"lookups:{n}"],
+                [f"carrier:{n}", f"ended:{n}", f"reported:{n}", f"outcome:{n}"],
             ),
         )
         name, _, carrier_call_id = (carrier or "").partition("|")
@@ -247,7 +246,6 @@ class AttemptStore:
             carrier_call_id=carrier_call_id or None,
             ended=ended is not None,
             settled=reported == DONE or outcome is not None,
-            lookups=int(lookups or 0),
         )
 
     async def count_lookup(self, ref: AttemptRef) -> int:

@@ -16,6 +16,8 @@ from shared.rules.outcomes import Outcome
 CARRIER_UNAVAILABLE = "carrier_unavailable"  # the carrier could not be reached or kept failing
 CARRIER_ERROR = "carrier_error"  # the carrier took the call and then reported a failure
 INVALID_NUMBER = "invalid_number"  # the carrier says the number cannot be called (final)
+# The carrier could not say how a call went, look-up after look-up.
+OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 @dataclass(frozen=True, slots=True)
