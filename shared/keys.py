@@ -183,13 +183,19 @@ def webhook_attempts(campaign_id: str, webhook_id: str) -> str:
     return f"{PREFIX}:{{{campaign_id}}}:attempts:{webhook_id}"
 
 
+def webhook_failing(campaign_id: str, webhook_id: str) -> str:
+    """String: since when (ms) every attempt to the webhook has failed; gone after a success."""
+    return f"{PREFIX}:{{{campaign_id}}}:failing:{webhook_id}"
+
+
 def webhook_retry_queue() -> str:
-    """Sorted set of deliveries waiting for a retry, scored by due time in ms."""
+    """Sorted set of deliveries waiting for their next attempt (the first, a retry or a
+    redelivery), scored by due time in ms."""
     return f"{PREFIX}:{{webhook-retries}}:queue"
 
 
 def webhook_retry_inflight() -> str:
-    """Retries a notifier claimed, scored by lease deadline in ms."""
+    """Queued deliveries a notifier claimed, scored by lease deadline in ms."""
     return f"{PREFIX}:{{webhook-retries}}:inflight"
 
 

@@ -55,6 +55,9 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     # How long each answer is held back (seconds), to make a sender time out.
     delay_s: float = 0.0
+    # Requests being answered now, and the most there ever were at once.
+    busy: int = 0
+    most_at_once: int = 0
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -68,8 +71,13 @@ class Receiver:
                 Delivery(dict(request.headers), await request.read(), request.method)
             )
             status = self.statuses.pop(0) if self.statuses else self.status
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
+            self.busy += 1
+            self.most_at_once = max(self.most_at_once, self.busy)
+            try:
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+            finally:
+                self.busy -= 1
             return web.Response(status=status)
 
         app = web.Application()

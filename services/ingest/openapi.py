@@ -47,6 +47,7 @@ from services.ingest.domain.responses import (
     ErrorBody,
     NumbersAddedResponse,
     NumbersRemovedResponse,
+    RedeliveryQueuedResponse,
     UnauthenticatedBody,
     ValidationErrorBody,
     WebhookPage,
@@ -366,7 +367,15 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "testWebhook",
         "Send a signed `webhook.test` event now",
         "Webhooks",
-        {200: answer("How the attempt went.", DeliveryAttemptResponse), 404: _WEBHOOK_404},
+        {
+            200: answer(
+                "How the attempt went; within 10 s, or `success: false` with an error saying "
+                "the attempt is still on its way (the deliveries log gets its result).",
+                DeliveryAttemptResponse,
+            ),
+            404: _WEBHOOK_404,
+        },
+        description="Sent by the notifier, enabled or not, with at most an 8 s timeout.",
     ),
     Operation(
         "GET",
@@ -388,11 +397,14 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Send a stored delivery again",
         "Webhooks",
         {
-            200: answer("How the attempt went.", DeliveryAttemptResponse),
+            202: answer("Queued; the deliveries log shows the attempt.", RedeliveryQueuedResponse),
             404: _missing("CAMPAIGN_NOT_FOUND", "WEBHOOK_NOT_FOUND", "DELIVERY_NOT_FOUND"),
             409: answer("`DELIVERY_IN_PROGRESS`: an attempt is under way.", ErrorBody),
         },
-        description="The same body and `webhook-id`; a new timestamp and signature.",
+        description=(
+            "The notifier sends the same body and `webhook-id` with a new timestamp and "
+            "signature, enabled or not."
+        ),
     ),
     Operation(
         "POST",

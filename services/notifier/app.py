@@ -11,8 +11,8 @@ from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
 from services.notifier.handlers import NotifierRuntime, NotifyHandler
-from services.notifier.retry_loop import RetryLoop
 from services.notifier.settings import NotifierSettings
+from services.notifier.workers import DeliveryWorkers
 from shared.bus import batch_consumer, consume_batch, create_broker, records_of
 from shared.clock import Clock, SystemClock
 from shared.redis_client import create_redis
@@ -38,7 +38,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
     broker = deps.broker or create_broker(settings.kafka, "notifier")
     redis = deps.redis or create_redis(settings.redis)
     clock = deps.clock or SystemClock()
-    http_sender = HttpWebhookSender(settings.max_connections, settings.allow_private_targets)
+    http_sender = HttpWebhookSender(settings.max_in_flight, settings.allow_private_targets)
     catalog = CatalogStore(redis)
     deliveries = DeliveryStore(
         redis, settings.keep_attempts, keep_ms=settings.dedup_days * 24 * 3600 * 1000
@@ -51,27 +51,28 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         RetryPolicy(settings.retry_base_ms, settings.retry_max_ms),
         settings.claim_margin_ms,
     )
-    retries = RetryLoop(
+    workers = DeliveryWorkers(
         deliveries,
+        catalog,
         dispatcher,
         clock,
-        interval_ms=settings.retry_poll_ms,
-        max_in_flight=settings.retry_concurrency,
-        lease_ms=settings.retry_lease_ms,
+        interval_ms=settings.poll_ms,
+        max_in_flight=settings.max_in_flight,
+        per_endpoint=settings.endpoint_concurrency,
+        lease_ms=settings.lease_ms,
+        busy_retry_ms=settings.endpoint_busy_retry_ms,
     )
     runtime = NotifierRuntime(
         catalog=catalog,
         calls=CallStore(redis, due_shards=1),
         broker=broker,
         dispatcher=dispatcher,
+        queued=workers.wake,
     )
     handler = NotifyHandler(runtime)
 
     kafka = settings.kafka
     options = batch_consumer(kafka)
-    # A first attempt may wait out a webhook's timeout (up to 120 s): one round of concurrent
-    # deliveries per batch keeps a batch well inside the consumer's poll interval.
-    options["max_records"] = kafka.batch_concurrency
 
     @broker.subscriber(CALLS_EVENTS, group_id=settings.group_id, **options)
     async def on_call_event(message: KafkaMessage) -> None:
@@ -103,14 +104,14 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         await http_sender.start()
 
     @app.after_startup
-    async def start_retries() -> None:
-        tasks.append(asyncio.create_task(retries.run(), name="webhook-retries"))
+    async def start_workers() -> None:
+        tasks.append(asyncio.create_task(workers.run(), name="webhook-deliveries"))
 
     @app.on_shutdown
-    async def stop_retries() -> None:
-        retries.stop()
+    async def stop_workers() -> None:
+        workers.stop()
         await asyncio.gather(*tasks)
-        await retries.drain(settings.shutdown_grace_ms / 1000)
+        await workers.drain(settings.shutdown_grace_ms / 1000)
 
     @app.after_shutdown
     async def close() -> None:

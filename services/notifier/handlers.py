@@ -1,8 +1,10 @@
-"""The notifier's consumer: matches call events to webhooks and hands them to the dispatcher."""
+"""The notifier's consumer: matches events to webhooks and stores a queued delivery for each;
+the workers send them. The consumer never waits on an endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
@@ -24,6 +26,8 @@ class NotifierRuntime:
     calls: CallStore
     broker: KafkaBroker
     dispatcher: Dispatcher
+    # Told when deliveries were queued, so the workers look for them at once.
+    queued: Callable[[], None]
 
 
 class NotifyHandler:
@@ -69,11 +73,12 @@ class NotifyHandler:
     async def _deliver(
         self, webhooks: list[Webhook], event_id: str, event_type: str, payload: bytes
     ) -> None:
-        # Each webhook's first attempt is made here (bounded by its timeout); a failure is
-        # retried later by the retry loop, so no endpoint holds up the partition for longer.
-        await asyncio.gather(
+        # Stored and queued only: the message is committed once every delivery is stored.
+        queued = await asyncio.gather(
             *(
-                self._rt.dispatcher.deliver_event(hook, event_id, event_type, payload)
+                self._rt.dispatcher.queue_event(hook, event_id, event_type, payload)
                 for hook in webhooks
             )
         )
+        if any(queued):
+            self._rt.queued()

@@ -10,7 +10,12 @@ class NotifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", populate_by_name=True)
 
     group_id: str = "notifier"
-    max_connections: int = Field(default=64, ge=1)
+    # Attempts one process sends at once (its HTTP connection pool is as large), and to any
+    # one webhook.
+    max_in_flight: int = Field(default=256, ge=1)
+    endpoint_concurrency: int = Field(default=8, ge=1)
+    # An attempt claimed for a webhook already at its cap is queued again this much later.
+    endpoint_busy_retry_ms: int = Field(default=1_000, ge=1)
     # How long a delivery (its body, for redelivery, and the dedup of its event) is kept.
     dedup_days: int = Field(default=7, ge=1)
     # Attempts kept in each webhook's deliveries log (the newest).
@@ -18,16 +23,15 @@ class NotifierSettings(BaseSettings):
     # Waits between attempts: base, 2·base, 4·base …, never above the max.
     retry_base_ms: int = Field(default=1_000, ge=1)
     retry_max_ms: int = Field(default=600_000, ge=1)
-    # How often the retry loop looks for due retries when the last pass found none.
-    retry_poll_ms: int = Field(default=200, ge=1)
-    # Retries sent at once by one notifier.
-    retry_concurrency: int = Field(default=64, ge=1)
-    # A claimed retry not finished in this time (its notifier died) is claimed again; longer
-    # than the longest webhook timeout (120 s).
-    retry_lease_ms: int = Field(default=180_000, ge=1_000)
+    # How often the workers look for queued attempts when nothing told them of new ones (a
+    # retry coming due, a test event or a redelivery queued by the API).
+    poll_ms: int = Field(default=200, ge=1)
+    # A claimed attempt not finished in this time (its notifier died) is claimed again; an
+    # attempt whose webhook's timeout and the claim margin need longer extends it.
+    lease_ms: int = Field(default=45_000, ge=1_000)
     # Held beyond a webhook's timeout for an attempt under way, so no one else makes it.
     claim_margin_ms: int = Field(default=15_000, ge=0)
-    # Retries under way get this long to finish at shutdown.
+    # Attempts under way get this long to finish at shutdown.
     shutdown_grace_ms: int = Field(default=5_000, ge=0)
     allow_private_targets: bool = Field(
         default=False,

@@ -36,6 +36,11 @@ WebhookEvent = Literal[
 EVENT_NAMES: tuple[str, ...] = get_args(WebhookEvent)
 # Sent only by the test endpoint; no webhook subscribes to it.
 TEST_EVENT = "webhook.test"
+# A test event is sent with at most this timeout, and the API waits at most TEST_WAIT_S for its
+# result (the notifier sends it; the API answers with what the receiver said, or that it has
+# not answered yet).
+TEST_TIMEOUT_S = 8.0
+TEST_WAIT_S = 10.0
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -1,16 +1,18 @@
-"""Webhook deliveries in Redis: each (webhook, event) delivery, its attempts, and the delay
-queue its retries wait in.
+"""Webhook deliveries in Redis: each (webhook, event) delivery, its attempts, and the queue
+its attempts wait in.
 
-A delivery's hash and its webhook's attempts list share the campaign's hash tag; the delay
-queue is one sorted set (with its inflight set) under its own tag, so every script touches
-one slot.
+Every attempt, the first included, is made by a notifier's workers from the queue: whoever
+stores a delivery (the notifier's consumer for an event; the API for a test event or a
+redelivery) queues it, and the notifier sends it. A delivery's hash and its webhook's attempts
+list share the campaign's hash tag; the queue is one sorted set (with its inflight set) under
+its own tag, so every script touches one slot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from redis.asyncio import Redis
 
@@ -21,9 +23,13 @@ _BEGIN_WEBHOOK_DELIVERY: Final = lua.source(__package__, "begin_webhook_delivery
 _CLAIM_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "claim_webhook_attempt.lua")
 _RECORD_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "record_webhook_attempt.lua")
 _CLAIM_WEBHOOK_RETRIES: Final = lua.source(__package__, "claim_webhook_retries.lua")
+_REQUEST_REDELIVERY: Final = lua.source(__package__, "request_redelivery.lua")
 
 KEEP_ATTEMPTS: Final = 1000
 KEEP_MS: Final = 7 * 24 * 3600 * 1000
+# Since when a webhook has failed every attempt is kept at least this long (it is disabled
+# after five days of it).
+KEEP_FAILING_MS: Final = 30 * 24 * 3600 * 1000
 
 
 def _ms(moment: datetime) -> int:
@@ -55,7 +61,8 @@ class DeliveryRef:
 
 @dataclass(frozen=True, slots=True)
 class AttemptClaim:
-    """The answer to a claim: `ok` carries what the attempt sends."""
+    """The answer to a claim: `ok` carries what the attempt sends and what made it happen
+    (`event`, `retry`, `test` or `redeliver`)."""
 
     outcome: Literal["ok", "missing", "busy", "done", "early"]
     attempt: int = 0
@@ -66,6 +73,16 @@ class AttemptClaim:
     # `busy`: when the attempt under way gives up its claim; `early`: when the retry is due;
     # `ok`: the scheduled retry, if any, that a manual attempt leaves in place.
     until: datetime | None = None
+    trigger: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording an attempt did: whether it moved the delivery on, and since when the
+    webhook has failed every attempt (None after a success, or when the attempt did not count)."""
+
+    moved: bool
+    failing_since: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +108,7 @@ class DeliveryStore:
         self._claim = redis.register_script(_CLAIM_WEBHOOK_ATTEMPT)
         self._record = redis.register_script(_RECORD_WEBHOOK_ATTEMPT)
         self._claim_retries = redis.register_script(_CLAIM_WEBHOOK_RETRIES)
+        self._request_redelivery = redis.register_script(_REQUEST_REDELIVERY)
 
     # --- deliveries -------------------------------------------------------------------------
 
@@ -101,17 +119,21 @@ class DeliveryStore:
         event_type: str,
         body: bytes,
         now: datetime,
-        claim_until: datetime,
+        *,
+        kind: Literal["event", "test"] = "event",
     ) -> str | None:
-        """Creates the delivery with its first attempt claimed (None); for a pair seen before
-        (a replay, or an event delivered before deliveries were kept) returns its state."""
+        """Creates the delivery with its first attempt due now (None); for a pair seen before
+        (a replay, or an event delivered before deliveries were kept) returns its state. The
+        caller then queues it (`schedule`)."""
         reply = cast(
             list[str],
             await self._begin(
                 keys=[ref.key, keys.delivered(ref.campaign_id, ref.webhook_id, event_id)],
                 args=[
-                    _ms(claim_until),
+                    _ms(now),
                     self.keep_ms,
+                    "kind",
+                    kind,
                     "event_id",
                     event_id,
                     "event_type",
@@ -125,18 +147,25 @@ class DeliveryStore:
         )
         return None if reply[0] == "created" else reply[1]
 
+    async def request_redelivery(
+        self, ref: DeliveryRef, now: datetime
+    ) -> Literal["ok", "missing", "busy"]:
+        """Asks for one more attempt of a stored delivery, whatever its state; the caller then
+        queues it. `busy` while an attempt is under way."""
+        reply = cast(list[str], await self._request_redelivery(keys=[ref.key], args=[_ms(now)]))
+        return cast(Literal["ok", "missing", "busy"], reply[0])
+
     async def claim_attempt(
-        self, ref: DeliveryRef, now: datetime, claim_until: datetime, *, manual: bool
+        self, ref: DeliveryRef, now: datetime, claim_until: datetime
     ) -> AttemptClaim:
+        """Claims the delivery's next attempt until `claim_until`: a redelivery asked for, or
+        its scheduled attempt if it is pending and due."""
         reply = cast(
-            list[str],
-            await self._claim(
-                keys=[ref.key], args=[_ms(now), _ms(claim_until), "1" if manual else "0"]
-            ),
+            list[str], await self._claim(keys=[ref.key], args=[_ms(now), _ms(claim_until)])
         )
         outcome = reply[0]
         if outcome == "ok":
-            _, attempt, state, event_id, event_type, body, next_at = reply
+            _, attempt, state, event_id, event_type, body, next_at, trigger = reply
             return AttemptClaim(
                 "ok",
                 int(attempt),
@@ -145,6 +174,7 @@ class DeliveryStore:
                 event_type,
                 body.encode(),
                 _from_ms(next_at) if next_at else None,
+                trigger,
             )
         if outcome == "busy":
             return AttemptClaim("busy", until=_from_ms(reply[1]))
@@ -162,21 +192,45 @@ class DeliveryStore:
         next_attempt_at: datetime | None,
         now: datetime,
         entry: str,
-    ) -> bool:
-        """Logs an attempt (JSON `entry`) and moves the delivery to `state`."""
-        moved = await self._record(
-            keys=[ref.key, keys.webhook_attempts(ref.campaign_id, ref.webhook_id)],
-            args=[
-                attempt,
-                state,
-                _ms(next_attempt_at) if next_attempt_at else "",
-                now.astimezone(UTC).isoformat(),
-                entry,
-                self.keep_attempts,
-                self.keep_ms,
-            ],
+        *,
+        delivered: bool | None,
+    ) -> Recorded:
+        """Logs an attempt (JSON `entry`) and moves the delivery to `state`. `delivered` says
+        whether the target took it (None: the attempt does not count towards the webhook's
+        health, as a test event or one never sent)."""
+        counted = "" if delivered is None else ("ok" if delivered else "failed")
+        moved, failing = cast(
+            list[Any],
+            await self._record(
+                keys=[
+                    ref.key,
+                    keys.webhook_attempts(ref.campaign_id, ref.webhook_id),
+                    keys.webhook_failing(ref.campaign_id, ref.webhook_id),
+                ],
+                args=[
+                    attempt,
+                    state,
+                    _ms(next_attempt_at) if next_attempt_at else "",
+                    now.astimezone(UTC).isoformat(),
+                    entry,
+                    self.keep_attempts,
+                    self.keep_ms,
+                    counted,
+                    _ms(now),
+                    max(self.keep_ms, KEEP_FAILING_MS),
+                ],
+            ),
         )
-        return bool(moved)
+        return Recorded(bool(int(moved)), _from_ms(failing) if failing else None)
+
+    async def last_attempt(self, ref: DeliveryRef, after: int = 0) -> str | None:
+        """The JSON log entry of the delivery's latest attempt, if it is later than `after`."""
+        attempts, entry = cast(
+            list[str | None], await self._redis.hmget(ref.key, ["attempts", "last_attempt"])
+        )
+        if entry is None or int(attempts or 0) <= after:
+            return None
+        return entry
 
     async def get(self, ref: DeliveryRef) -> StoredDelivery | None:
         fields = cast(dict[str, str], await self._redis.hgetall(ref.key))
@@ -204,14 +258,22 @@ class DeliveryStore:
         return int(await self._redis.llen(keys.webhook_attempts(campaign_id, webhook_id)))
 
     async def forget_webhook(self, campaign_id: str, webhook_id: str) -> None:
-        """Drops a deleted webhook's log; its deliveries expire and its retries are dropped
-        when they come due."""
-        await self._redis.delete(keys.webhook_attempts(campaign_id, webhook_id))
+        """Drops a deleted webhook's log and health; its deliveries expire and its queued
+        attempts are dropped when they come due."""
+        await self._redis.delete(
+            keys.webhook_attempts(campaign_id, webhook_id),
+            keys.webhook_failing(campaign_id, webhook_id),
+        )
 
-    # --- the retry delay queue ----------------------------------------------------------------
+    async def healthy_again(self, campaign_id: str, webhook_id: str) -> None:
+        """Forgets the webhook's run of failures (it was enabled again by hand)."""
+        await self._redis.delete(keys.webhook_failing(campaign_id, webhook_id))
+
+    # --- the queue ---------------------------------------------------------------------------
 
     async def schedule(self, ref: DeliveryRef, due: datetime, *, only_new: bool = False) -> None:
-        """Queues a retry at `due`; with `only_new` an already queued retry keeps its time."""
+        """Queues the delivery's next attempt at `due`; with `only_new` an already queued one
+        keeps its time."""
         await self._redis.zadd(keys.webhook_retry_queue(), {ref.member: _ms(due)}, nx=only_new)
 
     async def unschedule(self, ref: DeliveryRef) -> None:
@@ -237,6 +299,13 @@ class DeliveryStore:
             pipe.zadd(keys.webhook_retry_queue(), {ref.member: _ms(due)})
             pipe.zrem(keys.webhook_retry_inflight(), ref.member)
             await pipe.execute()
+
+    async def extend_claimed(self, ref: DeliveryRef, lease_until: datetime) -> None:
+        """Keeps a claimed delivery's lease until `lease_until` (an attempt that may take
+        longer than the lease it was claimed with)."""
+        await self._redis.zadd(
+            keys.webhook_retry_inflight(), {ref.member: _ms(lease_until)}, xx=True
+        )
 
     async def release_claimed(self, ref: DeliveryRef) -> None:
         await self._redis.zrem(keys.webhook_retry_inflight(), ref.member)

@@ -1,10 +1,10 @@
-"""Sends a delivery's attempts and records each one: the first when the event arrives, retries
-from the delay queue, and on request a test event or a redelivery."""
+"""Stores each (webhook, event) delivery and queues it, then makes and records its attempts as
+workers claim them from the queue: the first, retries, and the test events and redeliveries
+the API queues."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -19,7 +19,7 @@ from shared.rules.delivery_retries import (
     after_manual_attempt,
     delivery_id_for,
 )
-from shared.rules.webhook_payloads import TEST_EVENT, auth_headers, webhook_test_body
+from shared.rules.webhook_payloads import TEST_TIMEOUT_S, auth_headers
 from shared.rules.webhook_signing import signature_headers
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryRef, DeliveryStore
@@ -36,14 +36,6 @@ class WebhookSender(Protocol):
     async def send(
         self, method: str, url: str, body: bytes, headers: dict[str, str], timeout_s: float
     ) -> DeliveryResult: ...
-
-
-class DeliveryNotFound(Exception):
-    """No such delivery for this webhook (never made, or older than the retention)."""
-
-
-class DeliveryBusy(Exception):
-    """Another attempt of the delivery is under way."""
 
 
 class Dispatcher:
@@ -66,109 +58,71 @@ class Dispatcher:
     def _claim_until(self, hook: Webhook, now: datetime) -> datetime:
         return now + timedelta(seconds=hook.timeout) + self._margin
 
-    async def deliver_event(
-        self, hook: Webhook, event_id: str, event_type: str, body: bytes
-    ) -> AttemptRecord | None:
-        """The first attempt, made inline; None when the event was seen before (a replay)."""
+    async def queue_event(self, hook: Webhook, event_id: str, event_type: str, body: bytes) -> bool:
+        """Stores the delivery of an event to a webhook and queues its first attempt, due now;
+        False when the pair was seen before and has nothing left to send (a replay)."""
         ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, event_id))
         now = self._clock.now()
-        claim_until = self._claim_until(hook, now)
-        # Queued before the delivery exists: should this copy die before the attempt is
-        # recorded, the retry loop finds the delivery once the first attempt's claim runs out.
-        await self._store.schedule(ref, claim_until, only_new=True)
-        existing = await self._store.begin(ref, event_id, event_type, body, now, claim_until)
-        if existing is not None:
-            if existing != DeliveryState.PENDING:
-                # Settled long ago: the entry just queued has nothing to look after.
-                await self._store.unschedule(ref)
-            return None
-        sent_at, result = await self._send(hook, event_id, body)
-        after = self._after(1, hook.max_retries, result)
-        record = await self._record(
-            ref, event_id, event_type, 1, Trigger.EVENT, sent_at, result, after
-        )
-        if record.state is DeliveryState.PENDING and record.next_attempt_at is not None:
-            await self._store.schedule(ref, record.next_attempt_at)
-        else:
-            await self._store.unschedule(ref)
-        return record
+        existing = await self._store.begin(ref, event_id, event_type, body, now)
+        if existing is not None and existing != DeliveryState.PENDING:
+            return False
+        # Queued after it is stored (a worker finds it complete). A replay of a pending one
+        # queues it again only if it is not queued already: its attempt claim decides.
+        await self._store.schedule(ref, now, only_new=True)
+        return True
 
-    async def retry(self, ref: DeliveryRef) -> AttemptRecord | None:
-        """One claimed retry from the delay queue; hands the claim back or drops it after."""
-        hook = await self._catalog.get_webhook(ref.campaign_id, ref.webhook_id)
-        if hook is None:
-            await self._store.release_claimed(ref)
-            return None
+    async def attempt(
+        self, ref: DeliveryRef, hook: Webhook, leased_until: datetime
+    ) -> AttemptRecord | None:
+        """Makes the delivery's next attempt (claimed from the queue until `leased_until`) and
+        records it, then queues the one after it or leaves the queue; None when there was
+        nothing to send."""
         now = self._clock.now()
-        claim = await self._store.claim_attempt(
-            ref, now, self._claim_until(hook, now), manual=False
-        )
+        claim_until = self._claim_until(hook, now)
+        claim = await self._store.claim_attempt(ref, now, claim_until)
         if claim.outcome in ("busy", "early") and claim.until is not None:
             await self._store.requeue_claimed(ref, claim.until)
             return None
         if claim.outcome != "ok":
             await self._store.release_claimed(ref)
             return None
-        if hook.enabled:
-            sent_at, result = await self._send(hook, claim.event_id, claim.body)
+        if claim_until > leased_until:
+            # A long timeout: the queue's claim must outlast the attempt's.
+            await self._store.extend_claimed(ref, claim_until)
+        trigger = Trigger(claim.trigger)
+        # A test event and a redelivery are asked for by hand: sent whether or not the webhook
+        # is enabled. A test gets a short timeout, so the API can answer with its result.
+        sent = hook.enabled or trigger in (Trigger.TEST, Trigger.REDELIVER)
+        if sent:
+            timeout = min(hook.timeout, TEST_TIMEOUT_S) if trigger is Trigger.TEST else hook.timeout
+            sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout)
         else:
             sent_at, result = now, DeliveryResult(None, 0.0, WEBHOOK_DISABLED, retryable=False)
-        after = self._after(claim.attempt, hook.max_retries, result)
+        # Whether the attempt tells how the endpoint is doing (a test event does not).
+        counted = result.ok if sent and trigger is not Trigger.TEST else None
+        if trigger is Trigger.REDELIVER:
+            state = after_manual_attempt(DeliveryState(claim.state), delivered=result.ok)
+            # A pending delivery keeps its scheduled retry unless this attempt settled it.
+            after = AfterAttempt(state, claim.until if state is DeliveryState.PENDING else None)
+        else:
+            max_retries = 0 if trigger is Trigger.TEST else hook.max_retries
+            after = self._after(claim.attempt, max_retries, result)
         record = await self._record(
             ref,
             claim.event_id,
             claim.event_type,
             claim.attempt,
-            Trigger.RETRY,
+            trigger,
             sent_at,
             result,
             after,
+            counted,
         )
         if record.state is DeliveryState.PENDING and record.next_attempt_at is not None:
             await self._store.requeue_claimed(ref, record.next_attempt_at)
         else:
             await self._store.release_claimed(ref)
         return record
-
-    async def send_test(self, hook: Webhook) -> AttemptRecord:
-        """Sends a `webhook.test` event once, now, whether or not the webhook is enabled."""
-        event_id = str(uuid.uuid4())
-        ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, event_id))
-        now = self._clock.now()
-        body = webhook_test_body(hook, event_id, now)
-        await self._store.begin(ref, event_id, TEST_EVENT, body, now, self._claim_until(hook, now))
-        sent_at, result = await self._send(hook, event_id, body)
-        after = self._after(1, 0, result)
-        return await self._record(
-            ref, event_id, TEST_EVENT, 1, Trigger.TEST, sent_at, result, after
-        )
-
-    async def redeliver(self, hook: Webhook, delivery_id: str) -> AttemptRecord:
-        """Sends a stored delivery again: same body and webhook-id, new timestamp and signature.
-
-        Raises DeliveryNotFound or DeliveryBusy.
-        """
-        ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id)
-        now = self._clock.now()
-        claim = await self._store.claim_attempt(ref, now, self._claim_until(hook, now), manual=True)
-        if claim.outcome == "busy":
-            raise DeliveryBusy(delivery_id)
-        if claim.outcome != "ok":
-            raise DeliveryNotFound(delivery_id)
-        sent_at, result = await self._send(hook, claim.event_id, claim.body)
-        state = after_manual_attempt(DeliveryState(claim.state), delivered=result.ok)
-        # A pending delivery keeps its scheduled retry unless this attempt settled it.
-        next_at = claim.until if state is DeliveryState.PENDING else None
-        return await self._record(
-            ref,
-            claim.event_id,
-            claim.event_type,
-            claim.attempt,
-            Trigger.REDELIVER,
-            sent_at,
-            result,
-            AfterAttempt(state, next_at),
-        )
 
     def _after(self, attempt: int, max_retries: int, result: DeliveryResult) -> AfterAttempt:
         return after_attempt(
@@ -181,7 +135,7 @@ class Dispatcher:
         )
 
     async def _send(
-        self, hook: Webhook, event_id: str, body: bytes
+        self, hook: Webhook, event_id: str, body: bytes, timeout_s: float
     ) -> tuple[datetime, DeliveryResult]:
         sent_at = self._clock.now()
         headers = {
@@ -190,7 +144,7 @@ class Dispatcher:
             **signature_headers(hook.webhook_secret, event_id, int(sent_at.timestamp()), body),
         }
         result = await self._sender.send(
-            hook.http_method, str(hook.webhook_url), body, headers, hook.timeout
+            hook.http_method, str(hook.webhook_url), body, headers, timeout_s
         )
         return sent_at, result
 
@@ -204,6 +158,7 @@ class Dispatcher:
         sent_at: datetime,
         result: DeliveryResult,
         after: AfterAttempt,
+        counted: bool | None,
     ) -> AttemptRecord:
         record = AttemptRecord(
             delivery_id=ref.delivery_id,
@@ -225,6 +180,7 @@ class Dispatcher:
             after.next_attempt_at,
             self._clock.now(),
             record.to_json(),
+            delivered=counted,
         )
         if not result.ok:
             log.warning(

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from faststream import FastStream
 
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
+from services.notifier.app import create_app as create_notifier
+from services.notifier.settings import NotifierSettings
 from shared.redis_client import _Link
+from shared.settings import KafkaSettings
 from tests.conftest import KafkaServer, RedisServer
 from tests.support import ALWAYS_OPEN, AUTH, TOKEN
 
 OTHER_AUTH = {"Authorization": "Bearer other-token"}
+StartNotifier = Callable[..., Awaitable[FastStream]]
 
 
 class IngestClient:
@@ -74,6 +80,31 @@ async def ingest(
     settings = ingest_settings(kafka_server, redis_server)
     async with TestClient(TestServer(create_app(settings))) as client:
         yield IngestClient(client)
+
+
+@pytest.fixture
+async def start_notifier(
+    kafka_server: KafkaServer, redis_server: RedisServer
+) -> AsyncIterator[StartNotifier]:
+    """Starts notifier copies in-process (one consumer group), polling the queue often and
+    sending to loopback; keyword arguments override settings."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(**overrides: Any) -> FastStream:
+            values: dict[str, Any] = {
+                "kafka": KafkaSettings(
+                    bootstrap_servers=kafka_server.bootstrap,
+                    session_timeout_ms=2000,
+                    heartbeat_interval_ms=300,
+                ),
+                "redis": redis_server.settings(),
+                "poll_ms": 10,
+                "allow_private_targets": True,
+                **overrides,
+            }
+            return await stack.enter_async_context(create_notifier(NotifierSettings(**values)))
+
+        yield start
 
 
 @pytest.fixture

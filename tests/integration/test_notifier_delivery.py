@@ -3,8 +3,8 @@ delay queue, the deliveries log, redelivery and refused targets, against a local
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,23 +17,20 @@ from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
-from services.notifier.app import create_app as create_notifier
-from services.notifier.settings import NotifierSettings
 from shared.bus import DLQ_TOPIC_HEADER
 from shared.events import CallEvent, CallEventType, CampaignEventType, campaign_event, event_id_for
+from shared.rules.delivery_retries import delivery_id_for
 from shared.rules.webhook_targets import REFUSED_TARGET
-from shared.settings import KafkaSettings
-from shared.store.deliveries import DeliveryRef, DeliveryStore
+from shared.store.deliveries import DeliveryRef, DeliveryStore, Recorded
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CAMPAIGN_EVENTS, call_key
 from shared.webhooks.dispatch import WEBHOOK_DISABLED
 from tests.conftest import KafkaServer, RedisServer, wait_until
-from tests.integration.conftest import IngestClient
+from tests.integration.conftest import IngestClient, StartNotifier
 from tests.support import TOKEN, Receiver, read_topic
 
 pytestmark = pytest.mark.integration
 
 BASE_MS = 100  # retry waits: 100 ms, 200 ms, 400 ms …
-StartNotifier = Callable[..., Awaitable[FastStream]]
 
 
 @pytest.fixture
@@ -50,29 +47,15 @@ async def api(kafka_server: KafkaServer, redis_server: RedisServer) -> AsyncIter
 
 
 @pytest.fixture
-async def start_notifier(
-    kafka_server: KafkaServer, redis_server: RedisServer
-) -> AsyncIterator[StartNotifier]:
-    """Starts notifier copies (same consumer group) with short retry waits."""
-    async with contextlib.AsyncExitStack() as stack:
+async def start_notifier(start_notifier: StartNotifier) -> StartNotifier:
+    """Notifier copies with short retry waits."""
 
-        async def start(**overrides: Any) -> FastStream:
-            values: dict[str, Any] = {
-                "kafka": KafkaSettings(
-                    bootstrap_servers=kafka_server.bootstrap,
-                    session_timeout_ms=2000,
-                    heartbeat_interval_ms=300,
-                ),
-                "redis": redis_server.settings(),
-                "retry_base_ms": BASE_MS,
-                "retry_max_ms": 1_000,
-                "retry_poll_ms": 10,
-                "allow_private_targets": True,
-                **overrides,
-            }
-            return await stack.enter_async_context(create_notifier(NotifierSettings(**values)))
+    async def start(**overrides: Any) -> FastStream:
+        return await start_notifier(
+            **{"retry_base_ms": BASE_MS, "retry_max_ms": 1_000, **overrides}
+        )
 
-        yield start
+    return start
 
 
 @pytest.fixture
@@ -206,8 +189,20 @@ async def test_a_receiver_that_always_fails_gets_one_plus_max_retries_attempts_t
     path = f"/campaigns/{campaign_id}/webhooks/{hook['id']}/deliveries/{ref.delivery_id}/redeliver"
     status, again = await api.call("POST", path)
 
-    assert status == 200, again
-    assert (again["data"]["attempt"], again["data"]["state"]) == (4, "delivered")
+    assert status == 202, again
+    assert again["data"] == {"delivery_id": ref.delivery_id, "state": "queued"}
+
+    async def redelivered() -> bool:
+        log = await deliveries_log(api, campaign_id, hook["id"])
+        return len(log) == 4
+
+    await wait_until(redelivered, within=30)
+    (last_entry, *_) = await deliveries_log(api, campaign_id, hook["id"])
+    assert (last_entry["attempt"], last_entry["trigger"], last_entry["state"]) == (
+        4,
+        "redeliver",
+        "delivered",
+    )
     assert len(receiver.deliveries) == 4
     last = receiver.deliveries[-1]
     assert last.headers["webhook-id"] == event.event_id
@@ -223,7 +218,7 @@ async def test_a_replayed_event_is_not_sent_again(
     redis: Redis,
 ) -> None:
     await start_notifier()
-    campaign_id, _ = await setup_webhook(api, receiver.url, include_call_events=True)
+    campaign_id, hook = await setup_webhook(api, receiver.url, include_call_events=True)
     first = call_event(campaign_id, "call-3", CallEventType.STARTED)
     later = call_event(campaign_id, "call-3", CallEventType.COMPLETED)
 
@@ -239,9 +234,62 @@ async def test_a_replayed_event_is_not_sent_again(
         "campaign_call.started",
         "campaign_call.completed",
     ]
-    # Delivered at the first attempt, replay included: no retry is left queued.
-    far = datetime.now(UTC) + timedelta(days=1)
-    assert await DeliveryStore(redis).claim_due(far, 10, far) == []
+    # Both settled at their first attempt, replay included.
+    store = DeliveryStore(redis)
+    for event in (first, later):
+        ref = DeliveryRef(campaign_id, hook["id"], delivery_id_for(hook["id"], event.event_id))
+        stored = await store.get(ref)
+        assert stored is not None
+        assert (stored.state, stored.attempts) == ("delivered", 1)
+    assert len(receiver.deliveries) == 2
+
+
+async def test_a_receiver_that_never_answers_in_time_holds_up_no_other_webhook(
+    api: IngestClient, start_notifier: StartNotifier, producer: AIOKafkaProducer
+) -> None:
+    await start_notifier(endpoint_concurrency=8)
+    # Answers a second after the webhook's shortest timeout (5 s): every attempt times out.
+    slow = await Receiver(delay_s=6).start()
+    quick = await Receiver().start()
+    try:
+        slow_campaign, slow_hook = await setup_webhook(api, slow.url, timeout=5, max_retries=0)
+        quick_campaign, _ = await setup_webhook(api, quick.url)
+        for n in range(40):
+            await publish(producer, call_event(slow_campaign, f"slow-{n}"))
+
+        async def slow_is_busy() -> bool:
+            return slow.busy >= 8
+
+        await wait_until(slow_is_busy, within=20)
+        published_at = time.monotonic()
+        await publish(producer, call_event(quick_campaign, "quick-1"))
+
+        async def quick_received() -> bool:
+            return len(quick.deliveries) == 1
+
+        await wait_until(quick_received, within=20)
+        # On time, while every place the slow endpoint may hold is taken.
+        assert quick.deliveries[0].received_at - published_at < 2.5
+        assert slow.busy == 8
+
+        async def slow_received_all() -> bool:
+            return len(slow.deliveries) == 40
+
+        await wait_until(slow_received_all, within=90)
+        # Never more at once than its cap.
+        assert slow.most_at_once == 8
+        assert len({d.headers["webhook-id"] for d in slow.deliveries}) == 40
+
+        async def all_failed() -> bool:
+            log = await deliveries_log(api, slow_campaign, slow_hook["id"])
+            return len(log) == 40 and {e["state"] for e in log} == {"failed"}
+
+        await wait_until(all_failed, within=20)
+        log = await deliveries_log(api, slow_campaign, slow_hook["id"])
+        assert {e["error"] for e in log} == {"Timed out after 5 s."}
+    finally:
+        await slow.stop()
+        await quick.stop()
 
 
 async def test_two_notifiers_never_send_one_retry_twice(
@@ -333,28 +381,36 @@ async def test_an_attempt_under_way_cannot_be_claimed_twice(redis: Redis) -> Non
     store = DeliveryStore(redis)
     ref = DeliveryRef("camp-1", "wh-1", "d-2")
     now = datetime.now(UTC)
-    assert await store.begin(ref, "evt", "campaign_call.completed", b"{}", now, now) is None
-    replay = await store.begin(ref, "evt", "campaign_call.completed", b"{}", now, now)
+    assert await store.begin(ref, "evt", "campaign_call.completed", b"{}", now) is None
+    replay = await store.begin(ref, "evt", "campaign_call.completed", b"{}", now)
     assert replay == "pending"
 
-    first = await store.claim_attempt(ref, now, now + timedelta(seconds=30), manual=False)
-    second = await store.claim_attempt(ref, now, now + timedelta(seconds=30), manual=True)
+    first = await store.claim_attempt(ref, now, now + timedelta(seconds=30))
+    second = await store.claim_attempt(ref, now, now + timedelta(seconds=30))
+    assert await store.request_redelivery(ref, now) == "busy"
 
-    assert (first.outcome, first.attempt, first.body) == ("ok", 1, b"{}")
+    assert (first.outcome, first.attempt, first.body, first.trigger) == ("ok", 1, b"{}", "event")
     assert second.outcome == "busy"
-    assert await store.record(ref, 1, "pending", now + timedelta(seconds=5), now, "{}")
-    early = await store.claim_attempt(ref, now, now + timedelta(seconds=30), manual=False)
+    recorded = await store.record(
+        ref, 1, "pending", now + timedelta(seconds=5), now, "{}", delivered=False
+    )
+    assert recorded.moved
+    assert recorded.failing_since is not None
+    early = await store.claim_attempt(ref, now, now + timedelta(seconds=30))
     assert early.outcome == "early"
-    due = await store.claim_attempt(
-        ref, now + timedelta(seconds=6), now + timedelta(seconds=36), manual=False
-    )
-    assert (due.outcome, due.attempt) == ("ok", 2)
-    assert not await store.record(ref, 1, "delivered", None, now, "{}")
-    assert await store.record(ref, 2, "delivered", None, now, "{}")
-    done = await store.claim_attempt(
-        ref, now + timedelta(seconds=60), now + timedelta(seconds=90), manual=False
-    )
+    due = await store.claim_attempt(ref, now + timedelta(seconds=6), now + timedelta(seconds=36))
+    assert (due.outcome, due.attempt, due.trigger) == ("ok", 2, "retry")
+    assert not (await store.record(ref, 1, "delivered", None, now, "{}", delivered=True)).moved
+    settled = await store.record(ref, 2, "delivered", None, now, "{}", delivered=True)
+    assert settled == Recorded(moved=True, failing_since=None)
+    later = now + timedelta(seconds=60)
+    done = await store.claim_attempt(ref, later, later + timedelta(seconds=30))
     assert (done.outcome, done.state) == ("done", "delivered")
+    # A redelivery asked for claims the next attempt whatever the state, once.
+    assert await store.request_redelivery(ref, later) == "ok"
+    manual = await store.claim_attempt(ref, later, later + timedelta(seconds=30))
+    assert (manual.outcome, manual.attempt, manual.trigger) == ("ok", 3, "redeliver")
+    assert await store.request_redelivery(DeliveryRef("camp-1", "wh-1", "nope"), now) == "missing"
 
 
 async def test_a_campaigns_status_moves_reach_the_webhooks_listening_for_them(

@@ -108,7 +108,8 @@ def live_ingest(
         extra_env={"INGEST_MAX_BODY_BYTES": str(256 * 1024)},
     )
     try:
-        stack.start(["ingest"])
+        # The notifier sends the test events and redeliveries the API queues.
+        stack.start(["ingest", "notifier"])
         seeded = asyncio.run(_seed(stack.base_url))
         loop = Loop()
         try:
@@ -273,7 +274,7 @@ def test_known_webhook_requests_get_the_documented_answers(live_ingest: LiveInge
         log = check("GET", "/{webhook_id}/deliveries", 200, path_parameters=hook)
         delivery = {**hook, "delivery_id": log[0]["delivery_id"]}
         redeliver = "/{webhook_id}/deliveries/{delivery_id}/redeliver"
-        check("POST", redeliver, 200, path_parameters=delivery)
+        check("POST", redeliver, 202, path_parameters=delivery)
         check("POST", redeliver, 404, path_parameters={**delivery, "delivery_id": "nope"})
         check("DELETE", "/{webhook_id}", 200, path_parameters=hook)
         check("GET", "/{webhook_id}", 404, path_parameters=hook)

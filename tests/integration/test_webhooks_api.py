@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,8 +15,8 @@ from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from shared.rules.webhook_payloads import EVENT_NAMES
 from shared.rules.webhook_targets import REFUSED_TARGET
-from tests.conftest import KafkaServer, RedisServer
-from tests.integration.conftest import OTHER_AUTH, IngestClient
+from tests.conftest import KafkaServer, RedisServer, wait_until
+from tests.integration.conftest import OTHER_AUTH, IngestClient, StartNotifier
 from tests.support import TOKEN, Receiver
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,12 @@ async def strict_api(
     app = create_app(_settings(kafka_server, redis_server, allow_private=False))
     async with TestClient(TestServer(app)) as client:
         yield IngestClient(client)
+
+
+@pytest.fixture
+async def notifier(start_notifier: StartNotifier) -> None:
+    """A notifier beside the API: it sends the test events and redeliveries the API queues."""
+    await start_notifier()
 
 
 @pytest.fixture
@@ -166,7 +173,7 @@ async def test_events_must_be_documented_names(
 
 
 async def test_a_secret_sent_on_update_signs_from_then_on_and_is_never_shown(
-    api: IngestClient, receiver: Receiver
+    api: IngestClient, receiver: Receiver, notifier: None
 ) -> None:
     campaign = await api.campaign()
     created = await _webhook(api, campaign["id"], receiver.url, webhook_secret="first-secret")
@@ -199,7 +206,7 @@ async def test_private_targets_are_refused_on_update_when_not_allowed(
 
 
 async def test_webhooks_of_another_campaign_or_environment_are_not_found(
-    api: IngestClient, receiver: Receiver
+    api: IngestClient, receiver: Receiver, notifier: None
 ) -> None:
     campaign = await api.campaign()
     sibling = await api.campaign()
@@ -265,7 +272,7 @@ async def test_webhooks_of_another_campaign_or_environment_are_not_found(
 
 
 async def test_the_test_endpoint_sends_a_signed_test_event_and_reports_the_attempt(
-    api: IngestClient, receiver: Receiver
+    api: IngestClient, receiver: Receiver, notifier: None
 ) -> None:
     campaign = await api.campaign()
     created = await _webhook(
@@ -300,7 +307,7 @@ async def test_the_test_endpoint_sends_a_signed_test_event_and_reports_the_attem
 
 
 async def test_the_test_endpoint_reports_a_failure_and_sends_while_disabled(
-    api: IngestClient, receiver: Receiver
+    api: IngestClient, receiver: Receiver, notifier: None
 ) -> None:
     campaign = await api.campaign()
     created = await _webhook(api, campaign["id"], receiver.url, enabled=False)
@@ -323,12 +330,14 @@ async def test_the_test_endpoint_reports_a_failure_and_sends_while_disabled(
 
 
 async def test_a_target_that_is_private_at_send_time_is_refused(
-    api: IngestClient, strict_api: IngestClient, receiver: Receiver
+    api: IngestClient, start_notifier: StartNotifier, receiver: Receiver
 ) -> None:
+    # Saved where private targets were allowed; sent by a notifier that refuses them.
+    await start_notifier(allow_private_targets=False)
     campaign = await api.campaign()
     created = await _webhook(api, campaign["id"], receiver.url)
 
-    status, answer = await strict_api.call(
+    status, answer = await api.call(
         "POST", f"/campaigns/{campaign['id']}/webhooks/{created['id']}/test"
     )
 
@@ -340,7 +349,7 @@ async def test_a_target_that_is_private_at_send_time_is_refused(
 
 
 async def test_deliveries_log_is_newest_first_and_paginated(
-    api: IngestClient, receiver: Receiver
+    api: IngestClient, receiver: Receiver, notifier: None
 ) -> None:
     campaign = await api.campaign()
     created = await _webhook(api, campaign["id"], receiver.url)
@@ -387,7 +396,7 @@ async def test_deliveries_log_is_newest_first_and_paginated(
 
 
 async def test_a_delivery_is_redelivered_with_its_webhook_id_and_a_new_signature(
-    api: IngestClient, receiver: Receiver
+    api: IngestClient, receiver: Receiver, notifier: None
 ) -> None:
     campaign = await api.campaign()
     created = await _webhook(api, campaign["id"], receiver.url)
@@ -399,8 +408,16 @@ async def test_a_delivery_is_redelivered_with_its_webhook_id_and_a_new_signature
 
     status, again = await api.call("POST", f"{hook}/deliveries/{delivery_id}/redeliver")
 
-    assert status == 200, again
-    result = again["data"]
+    assert status == 202, again
+    assert again["data"] == {"delivery_id": delivery_id, "state": "queued"}
+
+    async def redelivered() -> bool:
+        _, log = await api.call("GET", f"{hook}/deliveries")
+        return len(log["data"]) == 2
+
+    await wait_until(redelivered, within=20)
+    _, log = await api.call("GET", f"{hook}/deliveries")
+    result = log["data"][0]
     assert (result["delivery_id"], result["event_id"]) == (delivery_id, tested["data"]["event_id"])
     assert (result["attempt"], result["trigger"], result["status_code"]) == (2, "redeliver", 200)
     assert result["state"] == "delivered"
@@ -416,3 +433,43 @@ async def test_a_delivery_is_redelivered_with_its_webhook_id_and_a_new_signature
 
     status, missing = await api.call("POST", f"{hook}/deliveries/no-such-delivery/redeliver")
     assert (status, missing["code"]) == (404, "DELIVERY_NOT_FOUND")
+
+
+async def test_a_test_event_nobody_sends_is_answered_within_ten_seconds(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    # No notifier runs: the API answers in time that the attempt is still on its way, and the
+    # test event stays queued for a notifier to send.
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    started = time.monotonic()
+
+    status, answer = await api.call("POST", f"{hook}/test")
+
+    assert time.monotonic() - started < 10
+    assert status == 200, answer
+    result = answer["data"]
+    assert (result["success"], result["status_code"], result["state"]) == (False, None, "pending")
+    assert "has not reported" in result["error"]
+    assert receiver.deliveries == []
+    _, log = await api.call("GET", f"{hook}/deliveries")
+    assert log["data"] == []
+
+
+async def test_a_receiver_slower_than_the_test_timeout_is_reported_as_timed_out(
+    api: IngestClient, receiver: Receiver, notifier: None
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url, timeout=60)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    receiver.delay_s = 9
+    started = time.monotonic()
+
+    status, answer = await api.call("POST", f"{hook}/test")
+
+    assert time.monotonic() - started < 10
+    assert status == 200, answer
+    assert answer["data"]["error"] == "Timed out after 8 s."
+    assert answer["data"]["state"] == "failed"
+    assert len(receiver.deliveries) == 1

@@ -306,6 +306,13 @@ class DeliveryAttemptView(Body):
     next_attempt_at: datetime | None
 
 
+class RedeliveryQueued(Body):
+    delivery_id: str
+    state: Literal["queued"] = Field(
+        description="The attempt is queued; the deliveries log shows it once made."
+    )
+
+
 # --- The envelopes each endpoint answers with, named for the document -----------------------
 
 
@@ -354,6 +361,10 @@ class DeliveryAttemptResponse(Data[DeliveryAttemptView]):
 
 
 class DeliveryAttemptPage(Page[DeliveryAttemptView]):
+    pass
+
+
+class RedeliveryQueuedResponse(Data[RedeliveryQueued]):
     pass
 
 

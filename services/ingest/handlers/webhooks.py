@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
+import time
+import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,12 +29,23 @@ from services.ingest.keys import Runtime
 from shared.clock import to_iso
 from shared.ids import new_id
 from shared.models import Campaign, Webhook
-from shared.rules.webhook_payloads import EVENT_NAMES
+from shared.rules.delivery_retries import delivery_id_for
+from shared.rules.webhook_payloads import (
+    EVENT_NAMES,
+    TEST_EVENT,
+    TEST_WAIT_S,
+    webhook_test_body,
+)
 from shared.rules.webhook_targets import is_refused_host
-from shared.webhooks.dispatch import DeliveryBusy, DeliveryNotFound, Dispatcher
-from shared.webhooks.webhook_http import HttpWebhookSender
+from shared.store.deliveries import DeliveryRef
 
 _PRIVATE_TARGET = "The webhook url may not point at a private address."
+# The answer leaves before TEST_WAIT_S is up.
+_TEST_WAIT_MARGIN_S = 0.3
+_TEST_NOT_YET = (
+    "The notifier has not reported this attempt yet: it is queued or under way, and the "
+    "deliveries log will show how it went."
+)
 
 
 class WebhookBody(CreateWebhook):
@@ -164,15 +179,45 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 
 async def send_test_event(request: web.Request) -> web.Response:
-    """Sends a signed `webhook.test` event now and answers with how the attempt went."""
+    """Queues a signed `webhook.test` event for the notifier and answers with how the attempt
+    went, or, when the notifier has not reported it within TEST_WAIT_S, that it is still on
+    its way (the deliveries log gets its result)."""
     runtime, _, webhook = await _webhook_of(request)
-    # A pool of its own per request: tests are rare, and the API holds no HTTP client.
-    async with HttpWebhookSender(1, runtime.allow_private_webhook_targets) as sender:
-        dispatcher = Dispatcher(
-            runtime.catalog.webhook_deliveries, runtime.catalog, sender, runtime.clock
-        )
-        record = await dispatcher.send_test(webhook)
-    return json_response({"success": True, "data": record.view()})
+    store = runtime.catalog.webhook_deliveries
+    waited_from = time.monotonic()
+    event_id = str(uuid.uuid4())
+    ref = DeliveryRef(webhook.campaign_id, webhook.id, delivery_id_for(webhook.id, event_id))
+    now = runtime.clock.now()
+    body = webhook_test_body(webhook, event_id, now)
+    await store.begin(ref, event_id, TEST_EVENT, body, now, kind="test")
+    await store.schedule(ref, now)
+    deadline = waited_from + TEST_WAIT_S - _TEST_WAIT_MARGIN_S
+    pause = 0.02
+    while (entry := await store.last_attempt(ref)) is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return json_response({"success": True, "data": _not_yet(ref, event_id, now)})
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, 0.25)
+    return json_response({"success": True, "data": orjson.loads(entry)})
+
+
+def _not_yet(ref: DeliveryRef, event_id: str, queued_at: datetime) -> dict[str, Any]:
+    """The answer to a test whose result did not come in time."""
+    return {
+        "delivery_id": ref.delivery_id,
+        "event_id": event_id,
+        "event_type": TEST_EVENT,
+        "attempt": 1,
+        "trigger": "test",
+        "success": False,
+        "status_code": None,
+        "latency_ms": round(TEST_WAIT_S * 1000, 1),
+        "error": _TEST_NOT_YET,
+        "attempted_at": to_iso(queued_at),
+        "state": "pending",
+        "next_attempt_at": None,
+    }
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
@@ -188,18 +233,19 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 
 async def redeliver(request: web.Request) -> web.Response:
-    """Sends a stored delivery again: the same body and webhook-id, a new signature."""
+    """Queues one more attempt of a stored delivery: the same body and webhook-id, a new
+    signature. The notifier makes it; the deliveries log shows it."""
     runtime, _, webhook = await _webhook_of(request)
-    async with HttpWebhookSender(1, runtime.allow_private_webhook_targets) as sender:
-        dispatcher = Dispatcher(
-            runtime.catalog.webhook_deliveries, runtime.catalog, sender, runtime.clock
-        )
-        try:
-            record = await dispatcher.redeliver(webhook, request.match_info["delivery_id"])
-        except DeliveryNotFound:
-            raise not_found("delivery") from None
-        except DeliveryBusy:
-            raise ApiError(
-                409, "An attempt of this delivery is under way.", "DELIVERY_IN_PROGRESS"
-            ) from None
-    return json_response({"success": True, "data": record.view()})
+    delivery_id = request.match_info["delivery_id"]
+    ref = DeliveryRef(webhook.campaign_id, webhook.id, delivery_id)
+    store = runtime.catalog.webhook_deliveries
+    now = runtime.clock.now()
+    answer = await store.request_redelivery(ref, now)
+    if answer == "missing":
+        raise not_found("delivery")
+    if answer == "busy":
+        raise ApiError(409, "An attempt of this delivery is under way.", "DELIVERY_IN_PROGRESS")
+    await store.schedule(ref, now)
+    return json_response(
+        {"success": True, "data": {"delivery_id": delivery_id, "state": "queued"}}, status=202
+    )

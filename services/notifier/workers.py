@@ -1,0 +1,132 @@
+"""The delivery workers: claim queued attempts (first sends, retries, test events and
+redeliveries) and send each in a task of its own, so no endpoint holds up the consumer or the
+other endpoints.
+
+One process sends at most `max_in_flight` attempts at once, and at most `per_endpoint` to one
+webhook: an attempt claimed for a webhook already at its cap goes back to the queue for a
+moment instead of waiting here, so a receiver that never answers holds a few of the workers'
+places and never the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+
+from shared.clock import Clock
+from shared.store.catalog import CatalogStore
+from shared.store.deliveries import DeliveryRef, DeliveryStore
+from shared.webhooks.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryWorkers:
+    def __init__(
+        self,
+        store: DeliveryStore,
+        catalog: CatalogStore,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        *,
+        interval_ms: int,
+        max_in_flight: int,
+        per_endpoint: int,
+        lease_ms: int,
+        busy_retry_ms: int,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._interval = interval_ms / 1000
+        self._max_in_flight = max_in_flight
+        self._per_endpoint = per_endpoint
+        # A claim not finished within the lease (its notifier died) is claimed again; an
+        # attempt whose timeout needs longer extends it.
+        self._lease = timedelta(milliseconds=lease_ms)
+        self._busy_retry = timedelta(milliseconds=busy_retry_ms)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Attempts under way per webhook, in this process.
+        self._sending: Counter[str] = Counter()
+        self._work = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def wake(self) -> None:
+        """New attempts were queued: look for them now rather than at the next poll."""
+        self._work.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            self._work.clear()
+            try:
+                claimed = await self.tick()
+            except Exception:
+                log.exception("claiming queued deliveries failed; trying again")
+                claimed = 0
+            if claimed == 0 or len(self._in_flight) >= self._max_in_flight:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._work.wait(), self._interval)
+
+    async def tick(self) -> int:
+        """Claims as many due attempts as there is room for and starts them."""
+        room = self._max_in_flight - len(self._in_flight)
+        if room <= 0 or self._stopping.is_set():
+            return 0
+        now = self._clock.now()
+        leased_until = now + self._lease
+        refs = await self._store.claim_due(now, room, leased_until)
+        for ref in refs:
+            task = asyncio.create_task(
+                self._attempt(ref, leased_until), name=f"delivery:{ref.delivery_id}"
+            )
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        return len(refs)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        # Room for more: claim again without waiting for the poll.
+        self._work.set()
+
+    async def _attempt(self, ref: DeliveryRef, leased_until: datetime) -> None:
+        try:
+            hook = await self._catalog.get_webhook(ref.campaign_id, ref.webhook_id)
+            if hook is None:
+                # Deleted: its queued attempts are dropped.
+                await self._store.release_claimed(ref)
+                return
+            if self._sending[hook.id] >= self._per_endpoint:
+                await self._store.requeue_claimed(ref, self._clock.now() + self._busy_retry)
+                return
+            self._sending[hook.id] += 1
+            try:
+                await self._dispatcher.attempt(ref, hook, leased_until)
+            finally:
+                self._sending[hook.id] -= 1
+                if self._sending[hook.id] <= 0:
+                    del self._sending[hook.id]
+        except Exception:
+            # The claim stays; its lease runs out and the attempt is claimed again.
+            log.exception("attempt of delivery %s failed", ref.delivery_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._work.set()
+
+    async def drain(self, grace_s: float) -> None:
+        """Lets attempts under way finish for up to `grace_s`; the rest are cancelled and their
+        claims come back when their leases run out."""
+        if not self._in_flight:
+            return
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
