@@ -284,6 +284,12 @@ class WebhookView(Body):
     custom_headers: list[WebhookHeader]
     include_call_events: bool
     created_at: datetime
+    disabled_reason: str | None = Field(
+        description="Why the webhook was disabled for its endpoint (a 410 Gone, or every "
+        "attempt failing for 5 days); `null` when enabled or disabled through the API. "
+        "Read-only: enabling the webhook clears it.",
+        json_schema_extra={"readOnly": True},
+    )
     webhook_secret: str | SkipJsonSchema[None] = sometimes(
         "The generated `whsec_` secret, shown once, when the request sent none."
     )

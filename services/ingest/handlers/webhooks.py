@@ -148,7 +148,10 @@ async def toggle_webhook(request: web.Request) -> web.Response:
     updated = await runtime.catalog.update_webhook(
         campaign.id,
         webhook.id,
-        lambda current: current.model_copy(update={"enabled": not current.enabled}),
+        # Either way the notifier's reason goes: enabled again, or disabled by the owner.
+        lambda current: current.model_copy(
+            update={"enabled": not current.enabled, "disabled_reason": None}
+        ),
     )
     if updated is None:
         raise not_found("webhook")

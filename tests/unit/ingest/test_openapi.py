@@ -394,6 +394,10 @@ def test_webhook_answers_conform(document: dict[str, Any]) -> None:
     _conforms(document, "WebhookResponse", {"success": True, "data": view})
     view["webhook_secret"] = "whsec_c2VjcmV0"  # a created webhook shows its generated secret
     _conforms(document, "WebhookResponse", {"success": True, "data": view})
+    disabled = webhook.model_copy(
+        update={"enabled": False, "disabled_reason": "The endpoint answered 410 Gone."}
+    )
+    _conforms(document, "WebhookResponse", {"success": True, "data": webhook_view(disabled)})
     record = AttemptRecord(
         "delivery-1",
         "event-1",
