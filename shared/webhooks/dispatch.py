@@ -217,6 +217,8 @@ class Dispatcher:
             attempted_at=sent_at,
             state=after.state,
             next_attempt_at=after.next_attempt_at,
+            response_body=result.response_body,
+            response_truncated=result.response_truncated,
         )
         await self._store.record(
             ref,

@@ -421,6 +421,8 @@ async def test_deliveries_log_is_newest_first_and_paginated(
         "attempted_at",
         "state",
         "next_attempt_at",
+        "response_body",
+        "response_truncated",
     }
     assert [r["status_code"] for r in results] == [200, 404, 200]
     status, bad = await api.call("GET", f"{hook}/deliveries?per_page=101")

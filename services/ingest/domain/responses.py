@@ -310,6 +310,13 @@ class DeliveryAttemptView(Body):
     attempted_at: datetime
     state: DeliveryState = Field(description="The delivery's state after this attempt.")
     next_attempt_at: datetime | None
+    response_body: str | None = Field(
+        description="The answer's body as text (UTF-8, undecodable bytes replaced), its first "
+        "64 KiB; `null` when no answer came."
+    )
+    response_truncated: bool = Field(
+        description="Whether the answer's body was longer than the 64 KiB kept."
+    )
 
 
 # --- The envelopes each endpoint answers with, named for the document -----------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -412,6 +413,10 @@ def test_webhook_answers_conform(document: dict[str, Any]) -> None:
         NOW,
     )
     _conforms(document, "DeliveryAttemptResponse", {"success": True, "data": record.view()})
+    answered = replace(
+        record, status_code=503, error=None, response_body="busy", response_truncated=True
+    )
+    _conforms(document, "DeliveryAttemptResponse", {"success": True, "data": answered.view()})
 
 
 # --- The page -------------------------------------------------------------------------------
