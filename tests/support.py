@@ -55,6 +55,9 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     # How long each answer is held back (seconds), to make a sender time out.
     delay_s: float = 0.0
+    # The body and headers every answer carries.
+    answer_body: bytes = b""
+    answer_headers: dict[str, str] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -70,7 +73,7 @@ class Receiver:
             status = self.statuses.pop(0) if self.statuses else self.status
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            return web.Response(status=status)
+            return web.Response(status=status, body=self.answer_body, headers=self.answer_headers)
 
         app = web.Application()
         for method in ("POST", "PUT", "PATCH"):

@@ -178,6 +178,7 @@ class Dispatcher:
             retryable=result.retryable,
             now=self._clock.now(),
             policy=self._policy,
+            retry_after=result.retry_after,
         )
 
     async def _send(

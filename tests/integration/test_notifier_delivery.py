@@ -32,7 +32,8 @@ from tests.support import TOKEN, Receiver, read_topic
 
 pytestmark = pytest.mark.integration
 
-BASE_MS = 100  # retry waits: 100 ms, 200 ms, 400 ms …
+# The retry schedule in milliseconds: 5 ms, 300 ms, 1.8 s, 7.2 s … (each ±20%).
+SCALE = 0.001
 StartNotifier = Callable[..., Awaitable[FastStream]]
 
 
@@ -64,8 +65,7 @@ async def start_notifier(
                     heartbeat_interval_ms=300,
                 ),
                 "redis": redis_server.settings(),
-                "retry_base_ms": BASE_MS,
-                "retry_max_ms": 1_000,
+                "retry_scale": SCALE,
                 "retry_poll_ms": 10,
                 "allow_private_targets": True,
                 **overrides,
@@ -152,9 +152,9 @@ async def test_a_receiver_failing_twice_gets_the_same_event_three_times_signed(
         assert delivery.json()["id"] == event.event_id
     assert len({d.body for d in receiver.deliveries}) == 1
     first, second, third = (d.received_at for d in receiver.deliveries)
-    # Growing waits: about 100 ms, then about 200 ms.
-    assert second - first >= BASE_MS / 1000 * 0.9
-    assert third - second >= 2 * BASE_MS / 1000 * 0.9
+    # The schedule's waits, scaled: 5 s then 5 min become 5 ms then 300 ms (less 20% jitter).
+    assert second - first >= 5 * SCALE * 0.8
+    assert third - second >= 300 * SCALE * 0.8
     log = await deliveries_log(api, campaign_id, hook["id"])
     assert [(e["attempt"], e["trigger"], e["status_code"], e["state"]) for e in log] == [
         (3, "retry", 200, "delivered"),
@@ -215,6 +215,35 @@ async def test_a_receiver_that_always_fails_gets_one_plus_max_retries_attempts_t
     SignatureVerifier(hook["webhook_secret"]).verify(last.body, last.headers)
 
 
+async def test_a_receivers_retry_after_holds_the_retry_back_and_its_answer_is_logged(
+    api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
+) -> None:
+    await start_notifier()
+    campaign_id, hook = await setup_webhook(api, receiver.url, max_retries=1)
+    receiver.statuses = [429]
+    receiver.answer_body = b'{"error": "slow down"}'
+    # 2 minutes, scaled like the schedule: 120 ms rather than the first wait's 5 ms.
+    receiver.answer_headers = {"Retry-After": "120"}
+
+    await publish(producer, call_event(campaign_id, "call-retry-after"))
+
+    async def delivered() -> bool:
+        log = await deliveries_log(api, campaign_id, hook["id"])
+        return bool(log) and log[0]["state"] == "delivered"
+
+    await wait_until(delivered, within=30)
+    first, second = (d.received_at for d in receiver.deliveries)
+    assert second - first >= 120 * SCALE
+    log = await deliveries_log(api, campaign_id, hook["id"])
+    assert [(e["status_code"], e["response_body"], e["response_truncated"]) for e in log] == [
+        (200, '{"error": "slow down"}', False),
+        (429, '{"error": "slow down"}', False),
+    ]
+    retry_at = datetime.fromisoformat(log[1]["next_attempt_at"])
+    attempted_at = datetime.fromisoformat(log[1]["attempted_at"])
+    assert retry_at - attempted_at >= timedelta(milliseconds=120)
+
+
 async def test_a_replayed_event_is_not_sent_again(
     api: IngestClient,
     start_notifier: StartNotifier,
@@ -247,8 +276,9 @@ async def test_a_replayed_event_is_not_sent_again(
 async def test_two_notifiers_never_send_one_retry_twice(
     api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
 ) -> None:
-    await start_notifier()
-    await start_notifier()
+    # Four retries of the schedule (5 s … 2 h) in under a second.
+    await start_notifier(retry_scale=SCALE / 10)
+    await start_notifier(retry_scale=SCALE / 10)
     campaign_id, hook = await setup_webhook(api, receiver.url, max_retries=4)
     receiver.status = 500
     for n in range(3):
@@ -290,7 +320,7 @@ async def test_disabling_a_webhook_stops_its_retries(
     api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
 ) -> None:
     # Waits long enough to switch the webhook off between the first attempt and the retry.
-    await start_notifier(retry_base_ms=1_000)
+    await start_notifier(retry_scale=0.3)  # the first wait: 1.5 s ± 20%
     campaign_id, hook = await setup_webhook(api, receiver.url, max_retries=3)
     receiver.status = 500
     await publish(producer, call_event(campaign_id, "call-6"))
