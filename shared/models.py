@@ -216,6 +216,9 @@ class Webhook(BaseModel):
     custom_headers: list[WebhookHeader] = Field(default_factory=list)
     include_call_events: bool = False
     created_at: datetime
+    # Why the notifier disabled it (shared/rules/webhook_health.py); None when enabled or
+    # disabled by its owner. Enabling it again clears it.
+    disabled_reason: str | None = None
 
 
 class Call(BaseModel):

@@ -55,9 +55,11 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     # How long each answer is held back (seconds), to make a sender time out.
     delay_s: float = 0.0
-    # Requests being answered now, and the most there ever were at once.
+    # Requests being answered now.
     busy: int = 0
-    most_at_once: int = 0
+    # The body and headers every answer carries.
+    answer_body: bytes = b""
+    answer_headers: dict[str, str] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -72,13 +74,12 @@ class Receiver:
             )
             status = self.statuses.pop(0) if self.statuses else self.status
             self.busy += 1
-            self.most_at_once = max(self.most_at_once, self.busy)
             try:
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
             finally:
                 self.busy -= 1
-            return web.Response(status=status)
+            return web.Response(status=status, body=self.answer_body, headers=self.answer_headers)
 
         app = web.Application()
         for method in ("POST", "PUT", "PATCH"):

@@ -48,7 +48,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         catalog,
         deps.sender or http_sender,
         clock,
-        RetryPolicy(settings.retry_base_ms, settings.retry_max_ms),
+        RetryPolicy(settings.retry_scale, settings.retry_after_max_seconds),
         settings.claim_margin_ms,
     )
     workers = DeliveryWorkers(

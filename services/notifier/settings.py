@@ -20,9 +20,11 @@ class NotifierSettings(BaseSettings):
     dedup_days: int = Field(default=7, ge=1)
     # Attempts kept in each webhook's deliveries log (the newest).
     keep_attempts: int = Field(default=1000, ge=1)
-    # Waits between attempts: base, 2·base, 4·base …, never above the max.
-    retry_base_ms: int = Field(default=1_000, ge=1)
-    retry_max_ms: int = Field(default=600_000, ge=1)
+    # Every retry wait (5 s, 5 min, 30 min, 2 h, 5 h, 10 h …, a Retry-After too) is multiplied
+    # by this: 0.001 runs the schedule in milliseconds for tests and demos.
+    retry_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    # The longest a receiver's Retry-After may hold a retry back (0 ignores it).
+    retry_after_max_seconds: int = Field(default=3_600, ge=0)
     # How often the workers look for queued attempts when nothing told them of new ones (a
     # retry coming due, a test event or a redelivery queued by the API).
     poll_ms: int = Field(default=200, ge=1)

@@ -39,6 +39,10 @@ class AttemptRecord:
     attempted_at: datetime
     state: DeliveryState  # the delivery's state once this attempt was made
     next_attempt_at: datetime | None = None
+    # The answer's body as text, its first 64 KiB (None when no answer came), and whether
+    # more came than that.
+    response_body: str | None = None
+    response_truncated: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -59,6 +63,8 @@ class AttemptRecord:
             "attempted_at": _iso(self.attempted_at),
             "state": self.state.value,
             "next_attempt_at": _iso(self.next_attempt_at),
+            "response_body": self.response_body,
+            "response_truncated": self.response_truncated,
         }
 
     def to_json(self) -> str:
@@ -80,4 +86,7 @@ class AttemptRecord:
             attempted_at=datetime.fromisoformat(data["attempted_at"]),
             state=DeliveryState(data["state"]),
             next_attempt_at=datetime.fromisoformat(next_at) if next_at else None,
+            # Entries recorded before the body was kept have neither key.
+            response_body=data.get("response_body"),
+            response_truncated=bool(data.get("response_truncated", False)),
         )

@@ -200,6 +200,19 @@ class CatalogStore:
             if stored:
                 return updated
 
+    async def disable_webhook(
+        self, campaign_id: str, webhook_id: str, reason: str
+    ) -> Webhook | None:
+        """Switches the webhook off with the reason it shows; one already off keeps its state
+        and reason (its owner's choice or the first reason). None if the webhook is gone."""
+
+        def change(current: Webhook) -> Webhook:
+            if not current.enabled:
+                return current
+            return current.model_copy(update={"enabled": False, "disabled_reason": reason})
+
+        return await self.update_webhook(campaign_id, webhook_id, change)
+
     async def delete_webhook(self, campaign_id: str, webhook_id: str) -> bool:
         removed = await self._redis.hdel(keys.campaign_webhooks(campaign_id), webhook_id)
         return bool(removed)

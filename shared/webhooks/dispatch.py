@@ -5,6 +5,7 @@ the API queues."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -19,15 +20,26 @@ from shared.rules.delivery_retries import (
     after_manual_attempt,
     delivery_id_for,
 )
+from shared.rules.webhook_health import disabled_reason
 from shared.rules.webhook_payloads import TEST_TIMEOUT_S, auth_headers
 from shared.rules.webhook_signing import signature_headers
 from shared.store.catalog import CatalogStore
-from shared.store.deliveries import DeliveryRef, DeliveryStore
+from shared.store.deliveries import DeliveryRef, DeliveryStore, Recorded
 from shared.webhooks.webhook_http import DeliveryResult
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_DISABLED = "The webhook was disabled; its retries stopped."
+DISABLED_NOW = "The webhook was disabled."
+
+
+def stopped(hook: Webhook) -> str:
+    """The log's error for an attempt not made because the webhook is disabled."""
+    if hook.disabled_reason:
+        return f"The webhook was disabled ({hook.disabled_reason}); its retries stopped."
+    return WEBHOOK_DISABLED
+
+
 # Extra time, beyond the webhook's own timeout, that a claimed attempt is held for.
 DEFAULT_CLAIM_MARGIN_MS = 15_000
 
@@ -97,9 +109,13 @@ class Dispatcher:
             timeout = min(hook.timeout, TEST_TIMEOUT_S) if trigger is Trigger.TEST else hook.timeout
             sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout)
         else:
-            sent_at, result = now, DeliveryResult(None, 0.0, WEBHOOK_DISABLED, retryable=False)
+            sent_at, result = now, DeliveryResult(None, 0.0, stopped(hook), retryable=False)
         # Whether the attempt tells how the endpoint is doing (a test event does not).
         counted = result.ok if sent and trigger is not Trigger.TEST else None
+        gone = disabled_reason(result.status_code, None, sent_at) if counted is not None else None
+        if gone is not None:
+            # The endpoint says it is gone for good: nothing more is sent to it.
+            result = replace(result, error=f"{gone} {DISABLED_NOW}", retryable=False)
         if trigger is Trigger.REDELIVER:
             state = after_manual_attempt(DeliveryState(claim.state), delivered=result.ok)
             # A pending delivery keeps its scheduled retry unless this attempt settled it.
@@ -107,7 +123,7 @@ class Dispatcher:
         else:
             max_retries = 0 if trigger is Trigger.TEST else hook.max_retries
             after = self._after(claim.attempt, max_retries, result)
-        record = await self._record(
+        record, recorded = await self._record(
             ref,
             claim.event_id,
             claim.event_type,
@@ -118,6 +134,10 @@ class Dispatcher:
             after,
             counted,
         )
+        if counted is not None:
+            reason = gone or disabled_reason(result.status_code, recorded.failing_since, sent_at)
+            if reason is not None:
+                await self._disable(hook, reason)
         if record.state is DeliveryState.PENDING and record.next_attempt_at is not None:
             await self._store.requeue_claimed(ref, record.next_attempt_at)
         else:
@@ -132,6 +152,7 @@ class Dispatcher:
             retryable=result.retryable,
             now=self._clock.now(),
             policy=self._policy,
+            retry_after=result.retry_after,
         )
 
     async def _send(
@@ -159,7 +180,7 @@ class Dispatcher:
         result: DeliveryResult,
         after: AfterAttempt,
         counted: bool | None,
-    ) -> AttemptRecord:
+    ) -> tuple[AttemptRecord, Recorded]:
         record = AttemptRecord(
             delivery_id=ref.delivery_id,
             event_id=event_id,
@@ -172,8 +193,10 @@ class Dispatcher:
             attempted_at=sent_at,
             state=after.state,
             next_attempt_at=after.next_attempt_at,
+            response_body=result.response_body,
+            response_truncated=result.response_truncated,
         )
-        await self._store.record(
+        recorded = await self._store.record(
             ref,
             attempt,
             after.state.value,
@@ -193,4 +216,8 @@ class Dispatcher:
                 result.error,
                 after.state.value,
             )
-        return record
+        return record, recorded
+
+    async def _disable(self, hook: Webhook, reason: str) -> None:
+        if await self._catalog.disable_webhook(hook.campaign_id, hook.id, reason) is not None:
+            log.warning("webhook %s of campaign %s disabled: %s", hook.id, hook.campaign_id, reason)

@@ -6,6 +6,7 @@ import socket
 import time
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Final
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -13,6 +14,9 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from shared.rules.webhook_targets import REFUSED_TARGET, is_refused_address, literal_address
+
+# The most of an answer's body that is read and kept; the rest is never read.
+MAX_REPLY_BYTES: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,12 @@ class DeliveryResult:
     error: str | None
     # False when sending again cannot help (the target is refused): no retry is scheduled.
     retryable: bool = True
+    # The answer's body as text, its first MAX_REPLY_BYTES (None when no answer came), and
+    # whether more came than that.
+    response_body: str | None = None
+    response_truncated: bool = False
+    # The answer's Retry-After header as it came, if any.
+    retry_after: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -53,6 +63,22 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+async def _read_reply(response: aiohttp.ClientResponse) -> tuple[str, bool]:
+    """The first MAX_REPLY_BYTES of the body as text, and whether more was coming; when it
+    was, the connection is dropped rather than drained or pooled."""
+    kept = bytearray()
+    # One byte past the limit tells a body of exactly the limit from a longer one.
+    while len(kept) <= MAX_REPLY_BYTES:
+        chunk = await response.content.read(MAX_REPLY_BYTES + 1 - len(kept))
+        if not chunk:
+            break
+        kept += chunk
+    truncated = len(kept) > MAX_REPLY_BYTES
+    if truncated:
+        response.close()
+    return kept[:MAX_REPLY_BYTES].decode("utf-8", errors="replace"), truncated
 
 
 def _refused(started: float) -> DeliveryResult:
@@ -114,8 +140,9 @@ class HttpWebhookSender:
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
                 allow_redirects=False,
             ) as response:
-                await response.read()
                 status = response.status
+                retry_after = response.headers.get("Retry-After")
+                text, truncated = await _read_reply(response)
         except TimeoutError:
             # aiohttp's own timeout errors are TimeoutError too (and ClientError), so first.
             elapsed = (time.perf_counter() - started) * 1000
@@ -128,4 +155,12 @@ class HttpWebhookSender:
                 return _refused(started)
             elapsed = (time.perf_counter() - started) * 1000
             return DeliveryResult(None, elapsed, f"{type(exc).__name__}: {exc}")
-        return DeliveryResult(status, (time.perf_counter() - started) * 1000, None)
+        elapsed = (time.perf_counter() - started) * 1000
+        return DeliveryResult(
+            status,
+            elapsed,
+            None,
+            response_body=text,
+            response_truncated=truncated,
+            retry_after=retry_after,
+        )

@@ -17,20 +17,23 @@ from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
+from shared import keys
 from shared.bus import DLQ_TOPIC_HEADER
 from shared.events import CallEvent, CallEventType, CampaignEventType, campaign_event, event_id_for
 from shared.rules.delivery_retries import delivery_id_for
+from shared.rules.webhook_health import FAILING, FAILING_FOR, GONE
 from shared.rules.webhook_targets import REFUSED_TARGET
 from shared.store.deliveries import DeliveryRef, DeliveryStore, Recorded
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CAMPAIGN_EVENTS, call_key
-from shared.webhooks.dispatch import WEBHOOK_DISABLED
+from shared.webhooks.dispatch import DISABLED_NOW, WEBHOOK_DISABLED
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import IngestClient, StartNotifier
 from tests.support import TOKEN, Receiver, read_topic
 
 pytestmark = pytest.mark.integration
 
-BASE_MS = 100  # retry waits: 100 ms, 200 ms, 400 ms …
+# The retry schedule in milliseconds: 5 ms, 300 ms, 1.8 s, 7.2 s … (each ±20%).
+SCALE = 0.001
 
 
 @pytest.fixture
@@ -48,12 +51,10 @@ async def api(kafka_server: KafkaServer, redis_server: RedisServer) -> AsyncIter
 
 @pytest.fixture
 async def start_notifier(start_notifier: StartNotifier) -> StartNotifier:
-    """Notifier copies with short retry waits."""
+    """Notifier copies with the retry schedule in milliseconds."""
 
     async def start(**overrides: Any) -> FastStream:
-        return await start_notifier(
-            **{"retry_base_ms": BASE_MS, "retry_max_ms": 1_000, **overrides}
-        )
+        return await start_notifier(**{"retry_scale": SCALE, **overrides})
 
     return start
 
@@ -135,9 +136,9 @@ async def test_a_receiver_failing_twice_gets_the_same_event_three_times_signed(
         assert delivery.json()["id"] == event.event_id
     assert len({d.body for d in receiver.deliveries}) == 1
     first, second, third = (d.received_at for d in receiver.deliveries)
-    # Growing waits: about 100 ms, then about 200 ms.
-    assert second - first >= BASE_MS / 1000 * 0.9
-    assert third - second >= 2 * BASE_MS / 1000 * 0.9
+    # The schedule's waits, scaled: 5 s then 5 min become 5 ms then 300 ms (less 20% jitter).
+    assert second - first >= 5 * SCALE * 0.8
+    assert third - second >= 300 * SCALE * 0.8
     log = await deliveries_log(api, campaign_id, hook["id"])
     assert [(e["attempt"], e["trigger"], e["status_code"], e["state"]) for e in log] == [
         (3, "retry", 200, "delivered"),
@@ -210,6 +211,35 @@ async def test_a_receiver_that_always_fails_gets_one_plus_max_retries_attempts_t
     SignatureVerifier(hook["webhook_secret"]).verify(last.body, last.headers)
 
 
+async def test_a_receivers_retry_after_holds_the_retry_back_and_its_answer_is_logged(
+    api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
+) -> None:
+    await start_notifier()
+    campaign_id, hook = await setup_webhook(api, receiver.url, max_retries=1)
+    receiver.statuses = [429]
+    receiver.answer_body = b'{"error": "slow down"}'
+    # 2 minutes, scaled like the schedule: 120 ms rather than the first wait's 5 ms.
+    receiver.answer_headers = {"Retry-After": "120"}
+
+    await publish(producer, call_event(campaign_id, "call-retry-after"))
+
+    async def delivered() -> bool:
+        log = await deliveries_log(api, campaign_id, hook["id"])
+        return bool(log) and log[0]["state"] == "delivered"
+
+    await wait_until(delivered, within=30)
+    first, second = (d.received_at for d in receiver.deliveries)
+    assert second - first >= 120 * SCALE
+    log = await deliveries_log(api, campaign_id, hook["id"])
+    assert [(e["status_code"], e["response_body"], e["response_truncated"]) for e in log] == [
+        (200, '{"error": "slow down"}', False),
+        (429, '{"error": "slow down"}', False),
+    ]
+    retry_at = datetime.fromisoformat(log[1]["next_attempt_at"])
+    attempted_at = datetime.fromisoformat(log[1]["attempted_at"])
+    assert retry_at - attempted_at >= timedelta(milliseconds=120)
+
+
 async def test_a_replayed_event_is_not_sent_again(
     api: IngestClient,
     start_notifier: StartNotifier,
@@ -270,14 +300,19 @@ async def test_a_receiver_that_never_answers_in_time_holds_up_no_other_webhook(
         await wait_until(quick_received, within=20)
         # On time, while every place the slow endpoint may hold is taken.
         assert quick.deliveries[0].received_at - published_at < 2.5
-        assert slow.busy == 8
+        assert slow.busy >= 8
 
         async def slow_received_all() -> bool:
             return len(slow.deliveries) == 40
 
         await wait_until(slow_received_all, within=90)
-        # Never more at once than its cap.
-        assert slow.most_at_once == 8
+        # Never more at once than its cap: each of its 8 places starts an attempt at most
+        # once per timeout, so no stretch shorter than the timeout sees more than 8 arrive.
+        arrivals = sorted(d.received_at for d in slow.deliveries)
+        most = max(
+            sum(1 for later in arrivals if start <= later < start + 4.5) for start in arrivals
+        )
+        assert most == 8
         assert len({d.headers["webhook-id"] for d in slow.deliveries}) == 40
 
         async def all_failed() -> bool:
@@ -295,8 +330,9 @@ async def test_a_receiver_that_never_answers_in_time_holds_up_no_other_webhook(
 async def test_two_notifiers_never_send_one_retry_twice(
     api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
 ) -> None:
-    await start_notifier()
-    await start_notifier()
+    # Four retries of the schedule (5 s … 2 h) in under a second.
+    await start_notifier(retry_scale=SCALE / 10)
+    await start_notifier(retry_scale=SCALE / 10)
     campaign_id, hook = await setup_webhook(api, receiver.url, max_retries=4)
     receiver.status = 500
     for n in range(3):
@@ -338,7 +374,7 @@ async def test_disabling_a_webhook_stops_its_retries(
     api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
 ) -> None:
     # Waits long enough to switch the webhook off between the first attempt and the retry.
-    await start_notifier(retry_base_ms=1_000)
+    await start_notifier(retry_scale=0.3)  # the first wait: 1.5 s ± 20%
     campaign_id, hook = await setup_webhook(api, receiver.url, max_retries=3)
     receiver.status = 500
     await publish(producer, call_event(campaign_id, "call-6"))
@@ -481,3 +517,91 @@ async def test_a_bad_campaign_event_goes_to_the_dlq_and_the_next_is_delivered(
 
     await wait_until(delivered, within=30)
     assert receiver.of_type("campaign.paused")[0].json()["id"] == good.event_id
+
+
+async def test_a_410_disables_the_webhook_and_nothing_more_is_sent_to_it(
+    api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
+) -> None:
+    await start_notifier()
+    campaign_id, hook = await setup_webhook(api, receiver.url, max_retries=3)
+    # A second webhook of the campaign shows when later events were handled.
+    witness = await Receiver().start()
+    try:
+        status, created = await api.call(
+            "POST",
+            f"/campaigns/{campaign_id}/webhooks",
+            {"name": "witness", "webhook_url": witness.url, "events": ["campaign_call.completed"]},
+        )
+        assert status == 201, created
+        receiver.status = 410
+
+        await publish(producer, call_event(campaign_id, "call-gone-1"))
+
+        async def disabled() -> bool:
+            _, read = await api.call("GET", f"/campaigns/{campaign_id}/webhooks/{hook['id']}")
+            return read["data"]["enabled"] is False
+
+        await wait_until(disabled, within=30)
+        _, read = await api.call("GET", f"/campaigns/{campaign_id}/webhooks/{hook['id']}")
+        assert read["data"]["disabled_reason"] == GONE
+        (entry,) = await deliveries_log(api, campaign_id, hook["id"])
+        assert (entry["status_code"], entry["state"], entry["next_attempt_at"]) == (
+            410,
+            "failed",
+            None,
+        )
+        assert entry["error"] == f"{GONE} {DISABLED_NOW}"
+
+        await publish(producer, call_event(campaign_id, "call-gone-2"))
+
+        async def witness_has_both() -> bool:
+            return len(witness.deliveries) == 2
+
+        await wait_until(witness_has_both, within=30)
+        assert len(receiver.deliveries) == 1
+        assert len(await deliveries_log(api, campaign_id, hook["id"])) == 1
+    finally:
+        await witness.stop()
+
+
+async def test_a_webhook_failing_every_attempt_for_five_days_is_disabled(
+    api: IngestClient,
+    start_notifier: StartNotifier,
+    receiver: Receiver,
+    producer: AIOKafkaProducer,
+    redis: Redis,
+) -> None:
+    await start_notifier()
+    campaign_id, hook = await setup_webhook(api, receiver.url, max_retries=3)
+    # Its attempts have failed since just over five days ago.
+    since = datetime.now(UTC) - FAILING_FOR - timedelta(minutes=1)
+    await redis.set(keys.webhook_failing(campaign_id, hook["id"]), int(since.timestamp() * 1000))
+    receiver.status = 500
+
+    await publish(producer, call_event(campaign_id, "call-failing"))
+
+    async def stopped() -> bool:
+        log = await deliveries_log(api, campaign_id, hook["id"])
+        return bool(log) and log[0]["state"] == "failed"
+
+    await wait_until(stopped, within=30)
+    _, read = await api.call("GET", f"/campaigns/{campaign_id}/webhooks/{hook['id']}")
+    assert (read["data"]["enabled"], read["data"]["disabled_reason"]) == (False, FAILING)
+    log = await deliveries_log(api, campaign_id, hook["id"])
+    # The failing attempt keeps its retry; the retry is not sent, and says why.
+    assert [(e["attempt"], e["status_code"], e["state"], e["error"]) for e in log] == [
+        (2, None, "failed", f"The webhook was disabled ({FAILING}); its retries stopped."),
+        (1, 500, "pending", None),
+    ]
+    assert len(receiver.deliveries) == 1
+
+    # Switched on again by its owner, its old run of failures no longer counts.
+    status, toggled = await api.call(
+        "PATCH", f"/campaigns/{campaign_id}/webhooks/{hook['id']}/toggle"
+    )
+    assert (status, toggled["data"]["enabled"], toggled["data"]["disabled_reason"]) == (
+        200,
+        True,
+        None,
+    )
+    assert await redis.get(keys.webhook_failing(campaign_id, hook["id"])) is None

@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
+from shared.rules.webhook_health import FAILING, GONE
 from shared.rules.webhook_payloads import EVENT_NAMES
 from shared.rules.webhook_targets import REFUSED_TARGET
+from shared.store.catalog import CatalogStore
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import OTHER_AUTH, IngestClient, StartNotifier
 from tests.support import TOKEN, Receiver
@@ -132,6 +135,44 @@ async def test_a_webhook_is_created_read_listed_edited_toggled_and_deleted(
     assert (status, gone["code"]) == (404, "WEBHOOK_NOT_FOUND")
     _, listed = await api.call("GET", base)
     assert listed["data"] == []
+
+
+async def test_a_webhook_disabled_by_the_notifier_shows_why_until_enabled_again(
+    api: IngestClient, receiver: Receiver, redis: Redis
+) -> None:
+    campaign = await api.campaign()
+    # Read-only: a reason sent with the webhook is not taken.
+    created = await _webhook(api, campaign["id"], receiver.url, disabled_reason="made up")
+    assert (created["enabled"], created["disabled_reason"]) == (True, None)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    catalog = CatalogStore(redis)
+
+    disabled = await catalog.disable_webhook(campaign["id"], created["id"], GONE)
+
+    assert disabled is not None
+    assert (disabled.enabled, disabled.disabled_reason) == (False, GONE)
+    status, read = await api.call("GET", hook)
+    assert status == 200, read
+    assert (read["data"]["enabled"], read["data"]["disabled_reason"]) == (False, GONE)
+    # Already off: the first reason stays.
+    again = await catalog.disable_webhook(campaign["id"], created["id"], FAILING)
+    assert again is not None
+    assert again.disabled_reason == GONE
+
+    status, toggled = await api.call("PATCH", f"{hook}/toggle")
+    assert status == 200, toggled
+    assert (toggled["data"]["enabled"], toggled["data"]["disabled_reason"]) == (True, None)
+    stored = await catalog.get_webhook(campaign["id"], created["id"])
+    assert stored is not None
+    assert (stored.enabled, stored.disabled_reason) == (True, None)
+
+    # Switched off by its owner, it has no reason, and the notifier does not give it one.
+    status, toggled = await api.call("PATCH", f"{hook}/toggle")
+    assert (status, toggled["data"]["disabled_reason"]) == (200, None)
+    owner_off = await catalog.disable_webhook(campaign["id"], created["id"], FAILING)
+    assert owner_off is not None
+    assert (owner_off.enabled, owner_off.disabled_reason) == (False, None)
+    assert await catalog.disable_webhook(campaign["id"], "no-such-webhook", GONE) is None
 
 
 async def test_an_update_is_checked_like_a_create(api: IngestClient, receiver: Receiver) -> None:
@@ -389,6 +430,8 @@ async def test_deliveries_log_is_newest_first_and_paginated(
         "attempted_at",
         "state",
         "next_attempt_at",
+        "response_body",
+        "response_truncated",
     }
     assert [r["status_code"] for r in results] == [200, 404, 200]
     status, bad = await api.call("GET", f"{hook}/deliveries?per_page=101")

@@ -284,6 +284,12 @@ class WebhookView(Body):
     custom_headers: list[WebhookHeader]
     include_call_events: bool
     created_at: datetime
+    disabled_reason: str | None = Field(
+        description="Why the webhook was disabled for its endpoint (a 410 Gone, or every "
+        "attempt failing for 5 days); `null` when enabled or disabled through the API. "
+        "Read-only: enabling the webhook clears it.",
+        json_schema_extra={"readOnly": True},
+    )
     webhook_secret: str | SkipJsonSchema[None] = sometimes(
         "The generated `whsec_` secret, shown once, when the request sent none."
     )
@@ -304,6 +310,13 @@ class DeliveryAttemptView(Body):
     attempted_at: datetime
     state: DeliveryState = Field(description="The delivery's state after this attempt.")
     next_attempt_at: datetime | None
+    response_body: str | None = Field(
+        description="The answer's body as text (UTF-8, undecodable bytes replaced), its first "
+        "64 KiB; `null` when no answer came."
+    )
+    response_truncated: bool = Field(
+        description="Whether the answer's body was longer than the 64 KiB kept."
+    )
 
 
 class RedeliveryQueued(Body):

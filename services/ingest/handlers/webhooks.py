@@ -150,11 +150,16 @@ async def update_webhook(request: web.Request) -> web.Response:
             environment_id=current.environment_id,
             webhook_secret=body.webhook_secret or current.webhook_secret,
             created_at=current.created_at,
+            # Why the notifier switched it off stays shown while it stays off.
+            disabled_reason=None if body.enabled else current.disabled_reason,
         )
 
     updated = await runtime.catalog.update_webhook(campaign.id, webhook.id, change)
     if updated is None:
         raise not_found("webhook")
+    if updated.enabled and not webhook.enabled:
+        # Switched on again: its past run of failures no longer counts towards disabling it.
+        await runtime.catalog.webhook_deliveries.healthy_again(campaign.id, webhook.id)
     return json_response({"success": True, "data": webhook_view(updated)})
 
 
@@ -163,10 +168,16 @@ async def toggle_webhook(request: web.Request) -> web.Response:
     updated = await runtime.catalog.update_webhook(
         campaign.id,
         webhook.id,
-        lambda current: current.model_copy(update={"enabled": not current.enabled}),
+        # Either way the notifier's reason goes: enabled again, or disabled by the owner.
+        lambda current: current.model_copy(
+            update={"enabled": not current.enabled, "disabled_reason": None}
+        ),
     )
     if updated is None:
         raise not_found("webhook")
+    if updated.enabled:
+        # Switched on again: its past run of failures no longer counts towards disabling it.
+        await runtime.catalog.webhook_deliveries.healthy_again(campaign.id, webhook.id)
     return json_response({"success": True, "data": webhook_view(updated)})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -394,6 +395,10 @@ def test_webhook_answers_conform(document: dict[str, Any]) -> None:
     _conforms(document, "WebhookResponse", {"success": True, "data": view})
     view["webhook_secret"] = "whsec_c2VjcmV0"  # a created webhook shows its generated secret
     _conforms(document, "WebhookResponse", {"success": True, "data": view})
+    disabled = webhook.model_copy(
+        update={"enabled": False, "disabled_reason": "The endpoint answered 410 Gone."}
+    )
+    _conforms(document, "WebhookResponse", {"success": True, "data": webhook_view(disabled)})
     record = AttemptRecord(
         "delivery-1",
         "event-1",
@@ -408,6 +413,10 @@ def test_webhook_answers_conform(document: dict[str, Any]) -> None:
         NOW,
     )
     _conforms(document, "DeliveryAttemptResponse", {"success": True, "data": record.view()})
+    answered = replace(
+        record, status_code=503, error=None, response_body="busy", response_truncated=True
+    )
+    _conforms(document, "DeliveryAttemptResponse", {"success": True, "data": answered.view()})
 
 
 # --- The page -------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ DOCUMENTED_KEYS = {
     "attempted_at",
     "state",
     "next_attempt_at",
+    "response_body",
+    "response_truncated",
 }
 
 
@@ -40,6 +42,7 @@ BASE = AttemptRecord(
     attempted_at=NOW,
     state=DeliveryState.PENDING,
     next_attempt_at=NOW + timedelta(seconds=2),
+    response_body='{"error": "busy"}',
 )
 
 
@@ -64,6 +67,8 @@ def test_view_has_the_documented_keys_and_values() -> None:
         "attempted_at": "2026-03-02T15:04:05.250000Z",
         "state": "pending",
         "next_attempt_at": "2026-03-02T15:04:07.250000Z",
+        "response_body": '{"error": "busy"}',
+        "response_truncated": False,
     }
 
 
@@ -81,12 +86,31 @@ def test_a_failed_connection_has_an_error_and_no_status() -> None:
         error="Timed out after 30 s.",
         state=DeliveryState.FAILED,
         next_attempt_at=None,
+        response_body=None,
     ).view()
 
     assert view["status_code"] is None
+    assert view["response_body"] is None
     assert view["error"] == "Timed out after 30 s."
     assert view["state"] == "failed"
     assert view["next_attempt_at"] is None
+
+
+def test_a_truncated_answer_says_so() -> None:
+    view = make_record(response_body="x" * 65_536, response_truncated=True).view()
+
+    assert (len(view["response_body"]), view["response_truncated"]) == (65_536, True)
+    assert AttemptRecord.from_json(orjson.dumps(view)).response_truncated is True
+
+
+def test_an_entry_recorded_before_answers_were_kept_reads_without_one() -> None:
+    view = make_record().view()
+    del view["response_body"], view["response_truncated"]
+
+    read = AttemptRecord.from_json(orjson.dumps(view))
+
+    assert (read.response_body, read.response_truncated) == (None, False)
+    assert read == make_record(response_body=None, latency_ms=12.3)
 
 
 @pytest.mark.parametrize("trigger", list(Trigger))
