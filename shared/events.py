@@ -111,6 +111,10 @@ class CallEventType(StrEnum):
         return self.value.startswith("campaign_call.")
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class CallEvent(BaseModel):
     """A fact in a call's life, keyed by call id so one call's events stay in order."""
 
@@ -133,6 +137,10 @@ class CallEvent(BaseModel):
     will_retry: bool = False
     next_attempt_at: datetime | None = None
     reason: str | None = None
+    # The request's context, on a `campaign_call.rejected` event only: that call is never
+    # stored, so its webhook body has nowhere else to read it from. Left out of the message
+    # when unset, so every other event's message stays as it was.
+    context: dict[str, Any] | None = Field(default=None, exclude_if=_unset)
 
 
 class CampaignEventType(StrEnum):
@@ -198,6 +206,7 @@ def call_event(
     will_retry: bool = False,
     next_attempt_at: datetime | None = None,
     reason: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> CallEvent:
     return CallEvent(
         event_id=event_id_for(call.id, attempt, event_type),
@@ -216,4 +225,5 @@ def call_event(
         will_retry=will_retry,
         next_attempt_at=next_attempt_at,
         reason=reason,
+        context=context,
     )

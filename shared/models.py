@@ -193,12 +193,18 @@ class Agent(BaseModel):
 
 
 class WebhookHeader(BaseModel):
+    # A header value may be a credential: kept out of reprs and validation errors (and so out
+    # of logs and tracebacks).
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     key: str = Field(min_length=1, max_length=255)
-    value: str = Field(max_length=2000)
+    value: str = Field(max_length=2000, repr=False)
 
 
 class Webhook(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # The secret, the authorization value and header values are credentials: never in a repr
+    # or a validation error.
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     id: str
     campaign_id: str
@@ -206,13 +212,13 @@ class Webhook(BaseModel):
     name: str
     webhook_url: HttpUrl
     events: list[str]
-    webhook_secret: str
+    webhook_secret: str = Field(repr=False)
     timeout: int = 30
     max_retries: int = 3
     enabled: bool = True
     http_method: Literal["POST", "PUT", "PATCH"] = "POST"
     authorization_scheme: Literal["none", "bearer", "basic", "api_key", "custom"] = "none"
-    authorization_value: str | None = None
+    authorization_value: str | None = Field(default=None, repr=False)
     custom_headers: list[WebhookHeader] = Field(default_factory=list)
     include_call_events: bool = False
     created_at: datetime

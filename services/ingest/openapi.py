@@ -112,7 +112,9 @@ class CreateWebhookBody(WebhookBody):
 
 
 class UpdateWebhook(CreateWebhookBody):
-    """A partial update; `webhook_secret` left out or `null` keeps the secret."""
+    """A partial update; `webhook_secret` left out or `null` keeps the secret. A credential
+    (`webhook_secret`, `authorization_value`, a custom header's `value`, that header matched by
+    `key`) sent back as the masked hint reads show keeps the stored value."""
 
     model_config = ConfigDict(json_schema_extra=_every_field_optional)
 
@@ -305,9 +307,15 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Create a webhook",
         "Webhooks",
         {
-            201: answer("The webhook; a generated secret is shown once.", WebhookResponse),
+            201: answer(
+                "The webhook, its credentials masked; a generated secret is shown once, in full.",
+                WebhookResponse,
+            ),
             404: _CAMPAIGN_404,
-            422: _invalid("A field is invalid, or the URL points at a private address"),
+            422: _invalid(
+                "A field is invalid (a custom header under `custom_headers.<index>.key` or "
+                "`.value`), or the URL points at a private address"
+            ),
         },
         body=CreateWebhookBody,
     ),
@@ -318,7 +326,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "List a campaign's webhooks",
         "Webhooks",
         {
-            200: answer("A page of webhooks; secrets are never shown.", WebhookPage),
+            200: answer("A page of webhooks; credentials only as masked hints.", WebhookPage),
             404: _CAMPAIGN_404,
             422: _BAD_PAGE,
         },
@@ -330,7 +338,10 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "getWebhook",
         "Get a webhook",
         "Webhooks",
-        {200: answer("The webhook.", WebhookResponse), 404: _WEBHOOK_404},
+        {
+            200: answer("The webhook; credentials only as masked hints.", WebhookResponse),
+            404: _WEBHOOK_404,
+        },
     ),
     Operation(
         "PUT",
@@ -339,7 +350,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Update a webhook",
         "Webhooks",
         {
-            200: answer("The updated webhook.", WebhookResponse),
+            200: answer("The updated webhook; credentials only as masked hints.", WebhookResponse),
             404: _WEBHOOK_404,
             422: _invalid("A field is invalid once merged with the stored ones"),
         },
@@ -359,7 +370,10 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "toggleWebhook",
         "Enable a disabled webhook, or disable an enabled one",
         "Webhooks",
-        {200: answer("The webhook with `enabled` flipped.", WebhookResponse), 404: _WEBHOOK_404},
+        {
+            200: answer("The webhook with `enabled` flipped; credentials masked.", WebhookResponse),
+            404: _WEBHOOK_404,
+        },
     ),
     Operation(
         "POST",

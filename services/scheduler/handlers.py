@@ -171,6 +171,8 @@ class RequestHandler:
             max_attempts=max_attempts(campaign),
             status="rejected",
             reason=reason.value,
+            # Never stored, so the event carries the context its webhook body echoes.
+            context=request.context,
         )
         await publish_events(self._rt.broker, [event])
 

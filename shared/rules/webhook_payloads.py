@@ -11,6 +11,7 @@ import orjson
 
 from shared.clock import to_iso
 from shared.models import Webhook
+from shared.rules.webhook_headers import is_header_value, sendable_headers
 
 # The events a webhook may subscribe to (API.md, Webhooks).
 WebhookEvent = Literal[
@@ -64,18 +65,33 @@ def webhook_test_body(webhook: Webhook, event_id: str, now: datetime) -> bytes:
     return orjson.dumps(body)
 
 
-def auth_headers(webhook: Webhook) -> dict[str, str]:
-    headers = {header.key: header.value for header in webhook.custom_headers}
+def _scheme_header(webhook: Webhook) -> tuple[str, str] | None:
+    """The header of the webhook's authorization scheme, if it has one to send."""
     value = webhook.authorization_value
     if not value or webhook.authorization_scheme == "none":
-        return headers
+        return None
     if webhook.authorization_scheme == "bearer":
-        headers["Authorization"] = f"Bearer {value}"
-    elif webhook.authorization_scheme == "basic":
+        return "Authorization", f"Bearer {value}"
+    if webhook.authorization_scheme == "basic":
         token = value if ":" not in value else base64.b64encode(value.encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    elif webhook.authorization_scheme == "api_key":
-        headers["X-API-Key"] = value
-    else:
-        headers["Authorization"] = value
+        return "Authorization", f"Basic {token}"
+    if webhook.authorization_scheme == "api_key":
+        return "X-API-Key", value
+    return "Authorization", value
+
+
+def auth_headers(webhook: Webhook) -> dict[str, str]:
+    """The webhook's custom headers and its authorization header.
+
+    A stored custom header that breaks the header rules (saved before they existed) is left
+    out, and so is an authorization value with a control character: sending them would fail.
+    The scheme's header replaces a custom one of the same name."""
+    custom = [(header.key, header.value) for header in webhook.custom_headers]
+    headers = dict(sendable_headers(custom))
+    scheme = _scheme_header(webhook)
+    if scheme is None or not is_header_value(scheme[1]):
+        return headers
+    name, value = scheme
+    headers = {key: kept for key, kept in headers.items() if key.lower() != name.lower()}
+    headers[name] = value
     return headers

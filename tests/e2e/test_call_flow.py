@@ -10,6 +10,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
 from tests.conftest import KafkaServer, RedisServer, wait_until
+from tests.integration.pipeline import publish_requests, request
 from tests.stack import Stack
 from tests.support import Api, Receiver
 
@@ -83,3 +84,35 @@ async def test_a_call_is_placed_and_the_customer_hears_about_it(
     assert status == 200
     assert stored["data"]["status"] == "completed"
     assert all(process.alive() for process in stack.all()), stack.logs_text()
+
+
+async def test_a_request_refused_on_the_topic_reaches_the_webhook_with_its_context(
+    stack: Stack, api: Api, receiver: Receiver, kafka_server: KafkaServer
+) -> None:
+    """A rejected call is never stored; its webhook event still echoes the request's context."""
+    campaign = await api.active_campaign()
+    hook = await api.webhook(campaign["id"], receiver.url)
+    context = {"crm_id": "lead-43", "nested": {"tags": ["a", "ü"], "score": 7, "none": None}}
+
+    await publish_requests(
+        kafka_server.bootstrap,
+        request(campaign["id"], "12", "call-refused", context=context, payload={"p": 1}),
+    )
+
+    async def rejected() -> bool:
+        return bool(receiver.of_type("campaign_call.rejected"))
+
+    try:
+        await wait_until(rejected, within=30)
+    except AssertionError:
+        raise AssertionError(stack.logs_text()) from None
+
+    (delivery,) = receiver.of_type("campaign_call.rejected")
+    SignatureVerifier(hook["webhook_secret"]).verify(delivery.body, delivery.headers)
+    event = delivery.json()
+    assert event["context"] == context
+    assert event["campaign_id"] == campaign["id"]
+    assert (event["data"]["id"], event["data"]["status"]) == ("call-refused", "rejected")
+    assert event["data"]["reason"] == "invalid_number"
+    status, stored = await api.call("GET", f"/campaigns/{campaign['id']}/calls/call-refused")
+    assert status == 404, stored

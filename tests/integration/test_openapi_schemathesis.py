@@ -263,10 +263,20 @@ def test_known_webhook_requests_get_the_documented_answers(live_ingest: LiveInge
         created = check("POST", "", 201, path_parameters=campaign, body=body)
         assert created["webhook_secret"].startswith("whsec_")
         hook = {**campaign, "webhook_id": created["id"]}
+        bad_header = {"custom_headers": [{"key": "Host", "value": "x"}]}
+        check("POST", "", 422, path_parameters=campaign, body={**body, **bad_header})
+        credentials = {
+            "authorization_scheme": "bearer",
+            "authorization_value": "tok_live_0123456789",
+            "custom_headers": [{"key": "X-Tenant", "value": "acme"}],
+        }
+        check("PUT", "/{webhook_id}", 200, path_parameters=hook, body=credentials)
         check("GET", "", 200, path_parameters=campaign)
-        check("GET", "/{webhook_id}", 200, path_parameters=hook)
+        read = check("GET", "/{webhook_id}", 200, path_parameters=hook)
+        assert read["authorization_value"] == "****6789"
         check("PUT", "/{webhook_id}", 200, path_parameters=hook, body={"timeout": 10})
         check("PUT", "/{webhook_id}", 422, path_parameters=hook, body={"events": ["nope"]})
+        check("PUT", "/{webhook_id}", 422, path_parameters=hook, body=bad_header)
         assert check("PATCH", "/{webhook_id}/toggle", 200, path_parameters=hook)["enabled"] is False
         sent = check("POST", "/{webhook_id}/test", 200, path_parameters=hook)
         assert sent["success"] is True

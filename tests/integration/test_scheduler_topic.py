@@ -108,12 +108,14 @@ async def test_a_refused_topic_request_becomes_a_rejected_event(
     producer = AIOKafkaProducer(bootstrap_servers=kafka_server.bootstrap, acks="all")
     await producer.start()
     try:
-        for body in (
+        for fields in (
             {"campaign_id": "no-such-campaign", "to": "+12125550123", "call_id": "c-unknown"},
             {"campaign_id": campaign.id, "to": "12", "call_id": "c-invalid"},
             {"campaign_id": campaign.id, "to": "+12125550123", "call_id": "c-first"},
             {"campaign_id": campaign.id, "to": "+1 212 555 0123", "call_id": "c-dup"},
         ):
+            context = {"crm_id": fields["call_id"], "nested": {"tags": ["a", "ü"]}}
+            body = {**fields, "context": context}
             # Keyed as the README says, so requests for one number keep their order.
             key = f"{body['campaign_id']}:+12125550123".encode()
             await producer.send_and_wait(CALLS_REQUESTED, orjson.dumps(body), key=key)
@@ -124,7 +126,8 @@ async def test_a_refused_topic_request_becomes_a_rejected_event(
         ids = {e.call_id for e in _events(records) if e.type.value.endswith(("rejected", "queued"))}
         return ids >= {"c-unknown", "c-invalid", "c-first", "c-dup"}
 
-    events = _events(await read_topic(kafka_server.bootstrap, CALLS_EVENTS, settled))
+    records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, settled)
+    events = _events(records)
     outcome = {
         e.call_id: (e.type, e.reason)
         for e in events
@@ -134,3 +137,12 @@ async def test_a_refused_topic_request_becomes_a_rejected_event(
     assert outcome["c-invalid"] == (CallEventType.REJECTED, "invalid_number")
     assert outcome["c-first"][0] is CallEventType.QUEUED
     assert outcome["c-dup"] == (CallEventType.REJECTED, "duplicate")
+    # A rejected call is never stored: its event carries the request's context for webhooks;
+    # no other event's message has a context.
+    for record in records:
+        message = orjson.loads(record.value)
+        if message["type"] == CallEventType.REJECTED.value:
+            expected = {"crm_id": message["call_id"], "nested": {"tags": ["a", "ü"]}}
+            assert message["context"] == expected, message
+        else:
+            assert "context" not in message, message

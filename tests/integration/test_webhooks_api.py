@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
@@ -14,6 +16,7 @@ from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
+from shared.models import WebhookHeader
 from shared.rules.webhook_health import FAILING, GONE
 from shared.rules.webhook_payloads import EVENT_NAMES
 from shared.rules.webhook_targets import REFUSED_TARGET
@@ -94,18 +97,19 @@ async def test_a_webhook_is_created_read_listed_edited_toggled_and_deleted(
         timeout=10,
         custom_headers=[{"key": "X-Tenant", "value": "acme"}],
     )
-    assert created["webhook_secret"].startswith("whsec_")
+    secret = created["webhook_secret"]
+    assert secret.startswith("whsec_")
+    assert created["custom_headers"] == [{"key": "X-Tenant", "value": "****"}]
     hook = f"{base}/{created['id']}"
 
     status, read = await api.call("GET", hook)
     assert status == 200, read
-    assert "webhook_secret" not in read["data"]
-    assert {k: v for k, v in created.items() if k != "webhook_secret"} == read["data"]
+    # The generated secret was shown once; from then on only its hint.
+    assert read["data"] == {**created, "webhook_secret": "****" + secret[-4:]}
 
     status, listed = await api.call("GET", base)
     assert status == 200, listed
-    assert [h["id"] for h in listed["data"]] == [created["id"]]
-    assert "webhook_secret" not in listed["data"][0]
+    assert listed["data"] == [read["data"]]
     assert listed["pagination"]["total"] == 1
 
     status, updated = await api.call(
@@ -119,9 +123,9 @@ async def test_a_webhook_is_created_read_listed_edited_toggled_and_deleted(
         5,
     )
     assert data["timeout"] == 10
-    assert data["custom_headers"] == [{"key": "X-Tenant", "value": "acme"}]
+    assert data["custom_headers"] == [{"key": "X-Tenant", "value": "****"}]
     assert data["created_at"] == created["created_at"]
-    assert "webhook_secret" not in data
+    assert data["webhook_secret"] == "****" + secret[-4:]
 
     status, toggled = await api.call("PATCH", f"{hook}/toggle")
     assert (status, toggled["data"]["enabled"]) == (200, False)
@@ -218,12 +222,13 @@ async def test_a_secret_sent_on_update_signs_from_then_on_and_is_never_shown(
 ) -> None:
     campaign = await api.campaign()
     created = await _webhook(api, campaign["id"], receiver.url, webhook_secret="first-secret")
-    assert "webhook_secret" not in created
+    # Shorter than 16 characters: the hint shows none of them.
+    assert created["webhook_secret"] == "****"
     hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
 
     status, updated = await api.call("PUT", hook, {"webhook_secret": "whsec_c2Vjb25kLXNlY3JldA"})
     assert status == 200, updated
-    assert "webhook_secret" not in updated["data"]
+    assert updated["data"]["webhook_secret"] == "****JldA"
     status, tested = await api.call("POST", f"{hook}/test")
     assert status == 200, tested
 
@@ -516,3 +521,332 @@ async def test_a_receiver_slower_than_the_test_timeout_is_reported_as_timed_out(
     assert answer["data"]["error"] == "Timed out after 8 s."
     assert answer["data"]["state"] == "failed"
     assert len(receiver.deliveries) == 1
+
+
+# --- Credentials: write-only, shown as masked hints -----------------------------------------
+
+SECRET = "whsec_c2VjcmV0LWZvci1tYXNraW5n"
+TOKEN_VALUE = "tok_live_4f9a8b7c6d5e"
+HEADER_VALUE = "hdr_live_0123456789"
+CREDENTIALS: dict[str, Any] = {
+    "webhook_secret": SECRET,
+    "authorization_scheme": "bearer",
+    "authorization_value": TOKEN_VALUE,
+    "custom_headers": [
+        {"key": "X-Api-Secret", "value": HEADER_VALUE},
+        {"key": "X-Tenant", "value": "acme"},
+    ],
+}
+HINTS: dict[str, Any] = {
+    "webhook_secret": "****" + SECRET[-4:],
+    "authorization_value": "****" + TOKEN_VALUE[-4:],
+    "custom_headers": [
+        {"key": "X-Api-Secret", "value": "****" + HEADER_VALUE[-4:]},
+        # Shorter than 16 characters: no character shown.
+        {"key": "X-Tenant", "value": "****"},
+    ],
+}
+
+
+def _hints_of(view: dict[str, Any]) -> dict[str, Any]:
+    return {name: view[name] for name in HINTS}
+
+
+def _lowered(headers: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+async def _sent_headers(api: IngestClient, hook: str, receiver: Receiver) -> dict[str, str]:
+    """The headers, names in lower case, of a test event sent now and answered 200."""
+    status, tested = await api.call("POST", f"{hook}/test")
+    assert (status, tested["data"]["status_code"]) == (200, 200), tested
+    return _lowered(receiver.deliveries[-1].headers)
+
+
+async def test_credentials_show_only_as_hints_at_create_and_on_every_read(
+    api: IngestClient, receiver: Receiver
+) -> None:
+    campaign = await api.campaign()
+    base = f"/campaigns/{campaign['id']}/webhooks"
+    created = await _webhook(api, campaign["id"], receiver.url, **CREDENTIALS)
+    hook = f"{base}/{created['id']}"
+    _, read = await api.call("GET", hook)
+    _, listed = await api.call("GET", base)
+    _, updated = await api.call("PUT", hook, {"name": "renamed"})
+    _, toggled = await api.call("PATCH", f"{hook}/toggle")
+
+    answers = {
+        "create": created,
+        "get": read["data"],
+        "list": listed["data"][0],
+        "update": updated["data"],
+        "toggle": toggled["data"],
+    }
+    for path, view in answers.items():
+        assert _hints_of(view) == HINTS, path
+        for credential in (SECRET, TOKEN_VALUE, HEADER_VALUE, "acme"):
+            assert credential not in orjson.dumps(view).decode(), (path, credential)
+
+
+async def test_a_webhook_read_and_written_back_keeps_its_credentials(
+    api: IngestClient, receiver: Receiver, notifier: None
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url, **CREDENTIALS)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    _, read = await api.call("GET", hook)
+
+    # A client changes one field and writes back all it read: hints, reordered headers, a
+    # header name in another case.
+    written = dict(read["data"])
+    written["name"] = "CRM v2"
+    secret_header, tenant = written["custom_headers"]
+    written["custom_headers"] = [{"key": "x-tenant", "value": tenant["value"]}, secret_header]
+    status, updated = await api.call("PUT", hook, written)
+
+    assert status == 200, updated
+    assert updated["data"]["name"] == "CRM v2"
+    assert updated["data"]["custom_headers"] == [
+        {"key": "x-tenant", "value": "****"},
+        {"key": "X-Api-Secret", "value": "****" + HEADER_VALUE[-4:]},
+    ]
+    headers = await _sent_headers(api, hook, receiver)
+    assert headers["authorization"] == f"Bearer {TOKEN_VALUE}"
+    assert (headers["x-api-secret"], headers["x-tenant"]) == (HEADER_VALUE, "acme")
+    SignatureVerifier(SECRET).verify(receiver.deliveries[-1].body, receiver.deliveries[-1].headers)
+
+
+async def test_new_credentials_sent_on_update_replace_the_stored_ones(
+    api: IngestClient, receiver: Receiver, notifier: None
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url, **CREDENTIALS)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    new_secret = "whsec_cm90YXRlZC1zZWNyZXQtdmFsdWU"
+
+    status, updated = await api.call(
+        "PUT",
+        hook,
+        {
+            "webhook_secret": new_secret,
+            "authorization_value": "tok_rotated_000000001",
+            "custom_headers": [
+                {"key": "X-Api-Secret", "value": "hdr_rotated_00000002"},
+                {"key": "X-Tenant", "value": "****"},
+            ],
+        },
+    )
+
+    assert status == 200, updated
+    assert updated["data"]["webhook_secret"] == "****" + new_secret[-4:]
+    assert updated["data"]["authorization_value"] == "****0001"
+    headers = await _sent_headers(api, hook, receiver)
+    assert headers["authorization"] == "Bearer tok_rotated_000000001"
+    assert (headers["x-api-secret"], headers["x-tenant"]) == ("hdr_rotated_00000002", "acme")
+    SignatureVerifier(new_secret).verify(
+        receiver.deliveries[-1].body, receiver.deliveries[-1].headers
+    )
+
+
+async def test_a_hint_that_is_not_the_stored_values_is_refused_never_stored(
+    api: IngestClient, receiver: Receiver, redis: Redis
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url, **CREDENTIALS)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    catalog = CatalogStore(redis)
+    before = await catalog.get_webhook(campaign["id"], created["id"])
+
+    # Hints of another webhook's credentials, or of values changed since they were read.
+    status, body = await api.call(
+        "PUT",
+        hook,
+        {
+            "webhook_secret": "****",
+            "authorization_value": "****zzzz",
+            "custom_headers": [{"key": "X-New", "value": "****"}],
+        },
+    )
+
+    hint = "must be the credential itself, not its masked hint."
+    assert (status, body) == (
+        422,
+        {
+            "success": False,
+            "message": "The given data was invalid.",
+            "errors": {
+                "webhook_secret": [f"The webhook secret {hint}"],
+                "authorization_value": [f"The authorization value {hint}"],
+                "custom_headers.0.value": [f"The value {hint}"],
+            },
+        },
+    )
+    assert await catalog.get_webhook(campaign["id"], created["id"]) == before
+
+
+async def test_credentials_never_reach_the_logs(
+    api: IngestClient, receiver: Receiver, caplog: pytest.LogCaptureFixture, notifier: None
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    campaign = await api.campaign()
+    base = f"/campaigns/{campaign['id']}/webhooks"
+    created = await _webhook(api, campaign["id"], receiver.url, **CREDENTIALS)
+    hook = f"{base}/{created['id']}"
+    receiver.statuses = [500]
+
+    await api.call("GET", hook)
+    await api.call("PUT", hook, {**CREDENTIALS, "timeout": 1})
+    await api.call("POST", base, {**CREDENTIALS, "name": "x", "webhook_url": "ftp://x"})
+    status, tested = await api.call("POST", f"{hook}/test")
+
+    assert (status, tested["data"]["status_code"]) == (200, 500)
+    # The failed attempt is logged, with nothing of the webhook's credentials.
+    assert any("failed" in record.getMessage() for record in caplog.records)
+    for credential in (SECRET, TOKEN_VALUE, HEADER_VALUE):
+        assert credential not in caplog.text
+
+
+# --- Custom header rules ---------------------------------------------------------------------
+
+CONTROL = (
+    "The value must not contain control characters (CR, LF, NUL and the like; tab is allowed)."
+)
+HEADER_RULES = [
+    pytest.param(
+        [{"key": "X Tenant", "value": "acme"}],
+        {
+            "custom_headers.0.key": [
+                "The key must be an HTTP header name: letters, digits and !#$%&'*+-.^_`|~ only, "
+                "no spaces."
+            ]
+        },
+        id="not-a-token",
+    ),
+    pytest.param(
+        [{"key": "X-A", "value": "1"}, {"key": "host", "value": "evil.example"}],
+        {"custom_headers.1.key": ["The key must not be Host: the sender sets it."]},
+        id="host",
+    ),
+    pytest.param(
+        [{"key": "Content-Type", "value": "text/plain"}],
+        {"custom_headers.0.key": ["The key must not be Content-Type: the sender sets it."]},
+        id="content-type",
+    ),
+    pytest.param(
+        [{"key": "Transfer-Encoding", "value": "chunked"}],
+        {"custom_headers.0.key": ["The key must not be Transfer-Encoding: the sender sets it."]},
+        id="transfer-encoding",
+    ),
+    pytest.param(
+        [{"key": "WEBHOOK-SIGNATURE", "value": "v1,forged"}],
+        {
+            "custom_headers.0.key": [
+                "The key must not start with webhook-: the signature headers are the sender's."
+            ]
+        },
+        id="signature",
+    ),
+    pytest.param(
+        [{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}],
+        {
+            "custom_headers.1.key": [
+                "The key must not repeat the name of header 0 (names ignore case)."
+            ]
+        },
+        id="repeated",
+    ),
+    pytest.param(
+        [{"key": "X-A", "value": "a\r\nX-Injected: 1"}],
+        {"custom_headers.0.value": [CONTROL]},
+        id="crlf",
+    ),
+    pytest.param(
+        [{"key": "X-A", "value": "a\x00"}], {"custom_headers.0.value": [CONTROL]}, id="nul"
+    ),
+]
+
+
+@pytest.mark.parametrize(("headers", "errors"), HEADER_RULES)
+async def test_a_header_breaking_a_rule_is_refused_at_create_and_nothing_is_stored(
+    api: IngestClient, receiver: Receiver, headers: list[dict[str, str]], errors: dict[str, Any]
+) -> None:
+    campaign = await api.campaign()
+    base = f"/campaigns/{campaign['id']}/webhooks"
+    body = {"name": "CRM", "webhook_url": receiver.url, "events": ["campaign.started"]}
+
+    status, answer = await api.call("POST", base, {**body, "custom_headers": headers})
+
+    assert (status, answer) == (
+        422,
+        {"success": False, "message": "The given data was invalid.", "errors": errors},
+    )
+    _, listed = await api.call("GET", base)
+    assert listed["data"] == []
+
+
+@pytest.mark.parametrize(("headers", "errors"), HEADER_RULES)
+async def test_a_header_breaking_a_rule_is_refused_at_update_and_nothing_is_stored(
+    api: IngestClient,
+    receiver: Receiver,
+    redis: Redis,
+    headers: list[dict[str, str]],
+    errors: dict[str, Any],
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url, **CREDENTIALS)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    catalog = CatalogStore(redis)
+    before = await catalog.get_webhook(campaign["id"], created["id"])
+
+    status, answer = await api.call("PUT", hook, {"name": "renamed", "custom_headers": headers})
+
+    assert (status, answer) == (
+        422,
+        {"success": False, "message": "The given data was invalid.", "errors": errors},
+    )
+    assert await catalog.get_webhook(campaign["id"], created["id"]) == before
+
+
+async def test_stored_headers_that_break_the_rules_are_not_sent_and_must_be_mended_on_edit(
+    api: IngestClient, receiver: Receiver, redis: Redis, notifier: None
+) -> None:
+    campaign = await api.campaign()
+    created = await _webhook(api, campaign["id"], receiver.url)
+    hook = f"/campaigns/{campaign['id']}/webhooks/{created['id']}"
+    catalog = CatalogStore(redis)
+    stored = await catalog.get_webhook(campaign["id"], created["id"])
+    assert stored is not None
+    # Saved before the rules existed.
+    legacy = [
+        WebhookHeader(key="X-Tenant", value="acme"),
+        WebhookHeader(key="Content-Type", value="text/plain"),
+        WebhookHeader(key="webhook-id", value="forged"),
+        WebhookHeader(key="X-Injected", value="a\r\nX-Evil: 1"),
+        WebhookHeader(key="x-tenant", value="second"),
+    ]
+    await catalog.save_webhook(stored.model_copy(update={"custom_headers": legacy}))
+
+    headers = await _sent_headers(api, hook, receiver)
+
+    delivery = receiver.deliveries[-1]
+    SignatureVerifier(created["webhook_secret"]).verify(delivery.body, delivery.headers)
+    assert headers["x-tenant"] == "acme"
+    assert headers["content-type"] == "application/json"
+    assert headers["webhook-id"] == delivery.json()["id"]
+    assert "x-injected" not in headers
+    assert "x-evil" not in headers
+
+    # An edit checks the whole webhook, stored headers included: they are named until mended.
+    status, answer = await api.call("PUT", hook, {"name": "renamed"})
+    assert status == 422, answer
+    assert set(answer["errors"]) == {
+        "custom_headers.1.key",
+        "custom_headers.2.key",
+        "custom_headers.3.value",
+        "custom_headers.4.key",
+    }
+    status, mended = await api.call(
+        "PUT", hook, {"name": "renamed", "custom_headers": [{"key": "X-Tenant", "value": "****"}]}
+    )
+    assert status == 200, mended
+    assert (await _sent_headers(api, hook, receiver))["x-tenant"] == "acme"

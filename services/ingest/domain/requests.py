@@ -4,11 +4,30 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictBool,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from services.ingest.domain.credentials import looks_masked
 from shared.models import CampaignRules, CampaignStatus, WebhookHeader
 from shared.phone import InvalidNumber, to_e164
 from shared.rules.prompts import MAX_PROMPT_BYTES, utf8_size
+from shared.rules.webhook_headers import (
+    CONTROL_CHARACTER,
+    SENDER_HEADERS,
+    SIGNATURE_PREFIX,
+    TOKEN_PATTERN,
+    VALUE_PATTERN,
+    header_problems,
+    is_header_value,
+)
 
 
 class CreateAgent(BaseModel):
@@ -57,21 +76,110 @@ class ChangeCampaignStatus(BaseModel):
     status: CampaignStatus
 
 
+_MASKED = "must be the credential itself, not its masked hint"
+
+
+class HeaderBody(WebhookHeader):
+    """A custom header as the API takes it; the rules are checked over the whole list."""
+
+    key: str = Field(
+        min_length=1,
+        max_length=255,
+        description=(
+            "An HTTP header name (RFC 9110 token), each name once (ignoring case); not "
+            f"{', '.join(SENDER_HEADERS)}, nor any `{SIGNATURE_PREFIX}*` name."
+        ),
+        json_schema_extra={"pattern": TOKEN_PATTERN},
+    )
+    value: str = Field(
+        max_length=2000,
+        repr=False,
+        description=(
+            "No control characters but tab. Write-only: reads show a masked hint, which sent "
+            "back unchanged under the same name keeps the value."
+        ),
+        json_schema_extra={"pattern": VALUE_PATTERN},
+    )
+
+
+def _header_error(index: int, part: str, message: str) -> InitErrorDetails:
+    # The message is the context, not the template, so that braces in it are kept as written.
+    error = PydanticCustomError("webhook_header", "{message}", {"message": message})
+    return {"type": error, "loc": (index, part), "input": None}
+
+
 class CreateWebhook(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Credentials stay out of reprs and validation errors (and so out of logs).
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     name: str = Field(min_length=1, max_length=255)
     webhook_url: HttpUrl = Field(max_length=500)
     events: list[str] = Field(min_length=1)
-    webhook_secret: str | None = Field(default=None, min_length=1, max_length=255)
+    webhook_secret: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        repr=False,
+        description=(
+            "Signs each delivery; generated (`whsec_`) when left out. Write-only: reads show a "
+            "masked hint, which sent back unchanged keeps the secret."
+        ),
+    )
     timeout: int = Field(default=30, ge=5, le=120)
     max_retries: int = Field(default=3, ge=0, le=10)
     enabled: StrictBool = True
     http_method: Literal["POST", "PUT", "PATCH"] = "POST"
     authorization_scheme: Literal["none", "bearer", "basic", "api_key", "custom"] = "none"
-    authorization_value: str | None = Field(default=None, max_length=2000)
-    custom_headers: list[WebhookHeader] = Field(default_factory=list)
+    authorization_value: str | None = Field(
+        default=None,
+        max_length=2000,
+        repr=False,
+        description=(
+            "Sent as a header value: no control characters but tab. Write-only: reads show a "
+            "masked hint, which sent back unchanged keeps the value."
+        ),
+        json_schema_extra={"pattern": VALUE_PATTERN},
+    )
+    custom_headers: list[HeaderBody] = Field(default_factory=list)
     include_call_events: StrictBool = False
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_not_a_hint(cls, secret: str | None) -> str | None:
+        if secret is not None and looks_masked(secret):
+            raise ValueError(_MASKED)
+        return secret
+
+    @field_validator("authorization_value")
+    @classmethod
+    def _sendable_authorization(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        # Sent as a header value, under the same rule as the custom ones.
+        if not is_header_value(value):
+            raise ValueError(CONTROL_CHARACTER)
+        if looks_masked(value):
+            raise ValueError(_MASKED)
+        return value
+
+    @field_validator("custom_headers")
+    @classmethod
+    def _sendable_headers(cls, headers: list[HeaderBody]) -> list[HeaderBody]:
+        """The header rules (shared with the sender), each refusal under its own
+        `custom_headers.<index>.key` or `.value`."""
+        problems = header_problems([(header.key, header.value) for header in headers])
+        found = [(problem.index, problem.part, problem.message) for problem in problems]
+        refused = {(index, part) for index, part, _ in found}
+        found += [
+            (index, "value", _MASKED)
+            for index, header in enumerate(headers)
+            if (index, "value") not in refused and looks_masked(header.value)
+        ]
+        if found:
+            # Raised from a validator, each error lands under the field's own location.
+            errors = [_header_error(*problem) for problem in sorted(found)]
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return headers
 
 
 class MakeCall(BaseModel):

@@ -15,8 +15,9 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from services.ingest.domain.credentials import HINT_PATTERN
 from services.ingest.domain.errors import INVALID_DATA
-from shared.models import CallStatus, CampaignRules, CampaignStatus, WebhookHeader
+from shared.models import CallStatus, CampaignRules, CampaignStatus
 from shared.rules.delivery_attempts import Trigger
 from shared.rules.delivery_retries import DeliveryState
 from shared.rules.dnc import EntrySource
@@ -267,6 +268,18 @@ class NumbersRemoved(Body):
 # --- Webhooks -------------------------------------------------------------------------------
 
 
+_HINT = (
+    "Write-only: a masked hint, `****` and the value's last four characters from 16 "
+    "characters on, `****` alone for a shorter value, empty for an empty one. Sending the "
+    "hint back unchanged on an update keeps the stored value."
+)
+
+
+class WebhookHeaderView(Body):
+    key: str
+    value: str = Field(description=_HINT, pattern=HINT_PATTERN)
+
+
 class WebhookView(Body):
     model_config = ConfigDict(json_schema_serialization_defaults_required=False)
 
@@ -280,8 +293,10 @@ class WebhookView(Body):
     enabled: bool
     http_method: Literal["POST", "PUT", "PATCH"]
     authorization_scheme: Literal["none", "bearer", "basic", "api_key", "custom"]
-    authorization_value: str | None
-    custom_headers: list[WebhookHeader]
+    authorization_value: str | None = Field(
+        description=f"`null` when none is set. {_HINT}", pattern=HINT_PATTERN
+    )
+    custom_headers: list[WebhookHeaderView]
     include_call_events: bool
     created_at: datetime
     disabled_reason: str | None = Field(
@@ -290,8 +305,11 @@ class WebhookView(Body):
         "Read-only: enabling the webhook clears it.",
         json_schema_extra={"readOnly": True},
     )
-    webhook_secret: str | SkipJsonSchema[None] = sometimes(
-        "The generated `whsec_` secret, shown once, when the request sent none."
+    webhook_secret: str = Field(
+        description=(
+            f"{_HINT} The one exception: the answer to a create that sent no secret shows the "
+            "generated `whsec_` secret in full, once."
+        )
     )
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import field_validator
 from yarl import URL
 
+from services.ingest.domain.credentials import keep_unchanged_credentials, masked_view
 from services.ingest.domain.errors import ApiError, Invalid, not_found
 from services.ingest.domain.pagination import PageRequest
 from services.ingest.domain.requests import CreateWebhook
@@ -73,10 +74,13 @@ def _refuse_private_target(url: str, allowed: bool) -> None:
 
 
 def webhook_view(webhook: Webhook) -> dict[str, Any]:
-    """A webhook as the API shows it: never its secret."""
-    view = webhook.model_dump(mode="json", exclude={"environment_id", "webhook_secret"})
+    """A webhook as the API shows it: each credential as a masked hint, never its value."""
+    view = webhook.model_dump(
+        mode="json",
+        exclude={"environment_id", "webhook_secret", "authorization_value", "custom_headers"},
+    )
     view["created_at"] = to_iso(webhook.created_at)
-    return view
+    return masked_view(webhook, view)
 
 
 async def _webhook_of(request: web.Request) -> tuple[Runtime, Campaign, Webhook]:
@@ -107,7 +111,8 @@ async def create_webhook(request: web.Request) -> web.Response:
     await runtime.catalog.save_webhook(webhook)
     view = webhook_view(webhook)
     if generated:
-        # Shown once: the customer needs it to verify signatures.
+        # Shown once, in full: the customer needs it to verify signatures. A secret the
+        # customer sent is theirs already, and shown masked like every other credential.
         view["webhook_secret"] = secret
     return json_response({"success": True, "data": view}, status=201)
 
@@ -128,7 +133,10 @@ async def get_webhook(request: web.Request) -> web.Response:
 
 
 async def update_webhook(request: web.Request) -> web.Response:
-    """A partial update: the fields sent replace the stored ones, then every rule is checked."""
+    """A partial update: the fields sent replace the stored ones, then every rule is checked.
+
+    A credential sent back as the hint reads show (a client writing back what it read) keeps
+    the stored value; a custom header is matched to the stored one by name."""
     runtime, campaign, webhook = await _webhook_of(request)
     changes = await read_object(request)
     known = {name: value for name, value in changes.items() if name in WebhookBody.model_fields}
@@ -140,7 +148,8 @@ async def update_webhook(request: web.Request) -> web.Response:
         stored = current.model_dump(
             mode="json", include=set(WebhookBody.model_fields) - {"webhook_secret"}
         )
-        body = parse(WebhookBody, {**stored, **known})
+        sent = keep_unchanged_credentials(known, current)
+        body = parse(WebhookBody, {**stored, **sent})
         if "webhook_url" in known:
             _refuse_private_target(str(body.webhook_url), runtime.allow_private_webhook_targets)
         return Webhook(

@@ -38,7 +38,8 @@ def _envelope(
 
 
 def call_event_body(event: CallEvent, call: Call | None) -> bytes:
-    """The documented body; `context` is the call's own, passed through as stored."""
+    """The documented body; `context` is the call's own, passed through as stored, or, for a
+    call never stored (a rejected request), the one its event carries."""
     data: dict[str, Any] = {
         "id": event.call_id,
         "campaign_id": event.campaign_id,
@@ -54,7 +55,7 @@ def call_event_body(event: CallEvent, call: Call | None) -> bytes:
     }
     body = {
         **_envelope(event.event_id, event.type.value, event.occurred_at, event.campaign_id, data),
-        "context": call.context if call else {},
+        "context": call.context if call else (event.context or {}),
         "attempt": event.attempt,
         "max_attempts": event.max_attempts,
         "will_retry": event.will_retry,

@@ -174,6 +174,139 @@ def test_nested_errors_in_webhook_headers() -> None:
     }
 
 
+HEADER_RULES = [
+    pytest.param(
+        [{"key": "X Tenant", "value": "acme"}],
+        {
+            "custom_headers.0.key": [
+                "The key must be an HTTP header name: letters, digits and !#$%&'*+-.^_`|~ only, "
+                "no spaces."
+            ]
+        },
+        id="not-a-token",
+    ),
+    pytest.param(
+        [{"key": "X-Ok", "value": "1"}, {"key": "content-type", "value": "text/plain"}],
+        {"custom_headers.1.key": ["The key must not be Content-Type: the sender sets it."]},
+        id="sender-header",
+    ),
+    pytest.param(
+        [{"key": "Webhook-Signature", "value": "v1,x"}],
+        {
+            "custom_headers.0.key": [
+                "The key must not start with webhook-: the signature headers are the sender's."
+            ]
+        },
+        id="signature-header",
+    ),
+    pytest.param(
+        [{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}],
+        {
+            "custom_headers.1.key": [
+                "The key must not repeat the name of header 0 (names ignore case)."
+            ]
+        },
+        id="repeated",
+    ),
+    pytest.param(
+        [{"key": "X-A", "value": "1\r\nX-Injected: 1"}],
+        {
+            "custom_headers.0.value": [
+                "The value must not contain control characters (CR, LF, NUL and the like; tab "
+                "is allowed)."
+            ]
+        },
+        id="crlf",
+    ),
+    pytest.param(
+        [{"key": "X-A", "value": "****"}],
+        {
+            "custom_headers.0.value": [
+                "The value must be the credential itself, not its masked hint."
+            ]
+        },
+        id="masked-value",
+    ),
+    pytest.param(
+        [{"key": "Host", "value": "\x00"}, {"key": "X-B", "value": "****abcd"}],
+        {
+            "custom_headers.0.key": ["The key must not be Host: the sender sets it."],
+            "custom_headers.0.value": [
+                "The value must not contain control characters (CR, LF, NUL and the like; tab "
+                "is allowed)."
+            ],
+            "custom_headers.1.value": [
+                "The value must be the credential itself, not its masked hint."
+            ],
+        },
+        id="several",
+    ),
+]
+
+
+@pytest.mark.parametrize(("headers", "expected"), HEADER_RULES)
+def test_custom_header_rules_are_reported_per_header(
+    headers: list[dict[str, str]], expected: dict[str, list[str]]
+) -> None:
+    assert errors_of(CreateWebhook, {**WEBHOOK, "custom_headers": headers}) == expected
+
+
+def test_header_rules_sit_beside_the_other_fields_messages() -> None:
+    body = {**WEBHOOK, "timeout": 1, "custom_headers": [{"key": "Host", "value": "x"}]}
+
+    assert set(errors_of(CreateWebhook, body)) == {"timeout", "custom_headers.0.key"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        pytest.param(
+            "authorization_value",
+            "t\nX-Injected: 1",
+            "The authorization value must not contain control characters (CR, LF, NUL and the "
+            "like; tab is allowed).",
+            id="authorization-control-character",
+        ),
+        pytest.param(
+            "authorization_value",
+            "****wxyz",
+            "The authorization value must be the credential itself, not its masked hint.",
+            id="authorization-hint",
+        ),
+        pytest.param(
+            "webhook_secret",
+            "****",
+            "The webhook secret must be the credential itself, not its masked hint.",
+            id="secret-hint",
+        ),
+    ],
+)
+def test_credentials_are_refused_as_hints_or_with_control_characters(
+    field: str, value: str, message: str
+) -> None:
+    errors = errors_of(CreateWebhook, {**WEBHOOK, "authorization_scheme": "custom", field: value})
+
+    assert errors == {field: [message]}
+
+
+def test_no_credential_is_echoed_in_a_validation_error() -> None:
+    body = {
+        **WEBHOOK,
+        "webhook_secret": ["SECRETSECRET"],
+        "authorization_value": {"TOKENTOKEN": 1},
+        "custom_headers": [{"key": "Host", "value": "HEADERVALUE"}],
+    }
+
+    with pytest.raises(ValidationError) as caught:
+        CreateWebhook.model_validate(body)
+
+    # What a log or a traceback would print.
+    text = str(caught.value)
+    assert "custom_headers.0.key" in text
+    for credential in ("SECRETSECRET", "TOKENTOKEN", "HEADERVALUE"):
+        assert credential not in text
+
+
 @pytest.mark.parametrize(
     ("model", "body", "expected"),
     [

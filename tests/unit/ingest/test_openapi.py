@@ -388,7 +388,9 @@ def test_webhook_answers_conform(document: dict[str, Any]) -> None:
         webhook_url="https://hooks.example.com/x",
         events=["campaign.started"],
         webhook_secret="whsec_c2VjcmV0",
-        custom_headers=[{"key": "X-A", "value": "1"}],
+        authorization_scheme="bearer",
+        authorization_value="tok_live_0123456789",
+        custom_headers=[{"key": "X-A", "value": "1"}, {"key": "X-B", "value": ""}],
         created_at=NOW,
     )
     view = webhook_view(webhook)
@@ -399,6 +401,8 @@ def test_webhook_answers_conform(document: dict[str, Any]) -> None:
         update={"enabled": False, "disabled_reason": "The endpoint answered 410 Gone."}
     )
     _conforms(document, "WebhookResponse", {"success": True, "data": webhook_view(disabled)})
+    unset = webhook_view(webhook.model_copy(update={"authorization_value": None}))
+    _conforms(document, "WebhookResponse", {"success": True, "data": unset})
     record = AttemptRecord(
         "delivery-1",
         "event-1",
@@ -417,6 +421,32 @@ def test_webhook_answers_conform(document: dict[str, Any]) -> None:
         record, status_code=503, error=None, response_body="busy", response_truncated=True
     )
     _conforms(document, "DeliveryAttemptResponse", {"success": True, "data": answered.view()})
+
+
+@pytest.mark.parametrize(
+    ("field", "leaked"),
+    [
+        ("authorization_value", "tok_live_0123456789"),
+        ("custom_headers", [{"key": "X-A", "value": "1"}]),
+    ],
+)
+def test_a_webhook_answer_that_shows_a_credential_breaks_the_document(
+    document: dict[str, Any], field: str, leaked: Any
+) -> None:
+    webhook = Webhook(
+        id="hook-1",
+        campaign_id="campaign-1",
+        environment_id="env-a",
+        name="CRM",
+        webhook_url="https://hooks.example.com/x",
+        events=["campaign.started"],
+        webhook_secret="whsec_c2VjcmV0",
+        created_at=NOW,
+    )
+    view = {**webhook_view(webhook), field: leaked}
+
+    with pytest.raises(AssertionError):
+        _conforms(document, "WebhookResponse", {"success": True, "data": view})
 
 
 # --- The page -------------------------------------------------------------------------------

@@ -9,7 +9,14 @@ import pytest
 from pydantic import TypeAdapter
 
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
-from shared.events import CallEventType, CampaignEventType, call_event, campaign_event, event_id_for
+from shared.events import (
+    CallEvent,
+    CallEventType,
+    CampaignEventType,
+    call_event,
+    campaign_event,
+    event_id_for,
+)
 from shared.models import (
     Call,
     CallStatus,
@@ -257,6 +264,36 @@ def test_body_without_a_stored_call_has_empty_context() -> None:
     assert body["data"]["reason"] == "duplicate"
     assert body["data"]["scheduled_at"] is None
     assert body["data"]["is_testing"] is False
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_rejected_call_never_stored_carries_its_events_context(context: dict[str, Any]) -> None:
+    event = call_event(
+        make_call(context={"ignored": True}),
+        CallEventType.REJECTED,
+        NOW,
+        attempt=0,
+        max_attempts=1,
+        status="rejected",
+        reason="invalid_number",
+        context=context,
+    )
+    wire = CallEvent.model_validate_json(event.model_dump_json())
+
+    body = decode(call_event_body(wire, None))
+
+    assert set(body) == DOCUMENTED_KEYS
+    assert orjson.dumps(body["context"]) == orjson.dumps(context)
+    assert body["data"]["reason"] == "invalid_number"
+
+
+def test_the_stored_calls_context_wins_over_the_events() -> None:
+    call = make_call(context={"from": "store"})
+    event = call_event(
+        call, CallEventType.REJECTED, NOW, attempt=0, max_attempts=1, context={"from": "event"}
+    )
+
+    assert decode(call_event_body(event, call))["context"] == {"from": "store"}
 
 
 @pytest.mark.parametrize(

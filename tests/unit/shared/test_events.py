@@ -4,6 +4,7 @@ import itertools
 import uuid
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from shared.events import (
@@ -119,6 +120,61 @@ def test_call_event_round_trips_through_json() -> None:
         next_attempt_at=NOW.replace(day=3),
     )
 
+    assert CallEvent.model_validate_json(event.model_dump_json()) == event
+
+
+# Every key of a call event's message as it was before rejected events carried a context.
+MESSAGE_KEYS = {
+    "schema_version",
+    "event_id",
+    "type",
+    "call_id",
+    "campaign_id",
+    "environment_id",
+    "to",
+    "attempt",
+    "max_attempts",
+    "status",
+    "occurred_at",
+    "outcome",
+    "error",
+    "duration_seconds",
+    "will_retry",
+    "next_attempt_at",
+    "reason",
+}
+
+
+def test_an_event_without_a_context_has_none_in_its_message() -> None:
+    event = call_event(
+        make_call(context={"k": "v"}), CallEventType.STARTED, NOW, attempt=1, max_attempts=1
+    )
+
+    message = orjson.loads(event.model_dump_json())
+
+    assert set(message) == MESSAGE_KEYS
+    assert CallEvent.model_validate_json(event.model_dump_json()).context is None
+
+
+@pytest.mark.parametrize("context", [{}, {"crm": {"id": 7, "tags": ["a", "ü"]}, "n": None}])
+def test_a_rejected_event_carries_the_requests_context_through_json(
+    context: dict[str, object],
+) -> None:
+    event = call_event(
+        make_call(),
+        CallEventType.REJECTED,
+        NOW,
+        attempt=0,
+        max_attempts=1,
+        status="rejected",
+        reason="duplicate",
+        context=context,
+    )
+
+    message = orjson.loads(event.model_dump_json())
+
+    assert set(message) == MESSAGE_KEYS | {"context"}
+    assert message["context"] == context
     assert CallEvent.model_validate_json(event.model_dump_json()) == event
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from shared.events import CallEventType
 from shared.models import Webhook, WebhookHeader
@@ -145,3 +146,94 @@ def test_auth_headers_do_not_change_the_webhook() -> None:
 
     assert webhook.custom_headers == [WebhookHeader(key="X-Tenant", value="acme")]
     assert auth_headers(webhook) == {"X-Tenant": "acme", "Authorization": "Bearer t"}
+
+
+def test_stored_headers_that_break_the_header_rules_are_not_sent() -> None:
+    # Saved before the rules existed: sending them would fail, or forge the signature.
+    webhook = make_webhook(
+        authorization_scheme="bearer",
+        authorization_value="t",
+        custom_headers=[
+            WebhookHeader(key="X-Tenant", value="acme"),
+            WebhookHeader(key="Content-Type", value="text/plain"),
+            WebhookHeader(key="webhook-signature", value="v1,forged"),
+            WebhookHeader(key="X-Injected", value="a\r\nX-Evil: 1"),
+            WebhookHeader(key="Bad Name", value="x"),
+            WebhookHeader(key="x-tenant", value="second"),
+        ],
+    )
+
+    assert auth_headers(webhook) == {"X-Tenant": "acme", "Authorization": "Bearer t"}
+
+
+@pytest.mark.parametrize(
+    ("scheme", "name", "sent"),
+    [
+        pytest.param("bearer", "authorization", "Bearer t", id="bearer"),
+        pytest.param("custom", "AUTHORIZATION", "t", id="custom"),
+        pytest.param("api_key", "x-api-key", "t", id="api-key"),
+    ],
+)
+def test_the_schemes_header_replaces_a_custom_one_of_the_same_name(
+    scheme: str, name: str, sent: str
+) -> None:
+    webhook = make_webhook(
+        authorization_scheme=scheme,
+        authorization_value="t",
+        custom_headers=[WebhookHeader(key=name, value="custom")],
+    )
+
+    headers = auth_headers(webhook)
+
+    assert list(headers.values()) == [sent]
+    assert [key.lower() for key in headers] == [name.lower()]
+
+
+def test_a_custom_header_of_the_schemes_name_is_sent_without_a_scheme() -> None:
+    webhook = make_webhook(custom_headers=[WebhookHeader(key="Authorization", value="Token x")])
+
+    assert auth_headers(webhook) == {"Authorization": "Token x"}
+
+
+@pytest.mark.parametrize("value", ["t\r\nX-Evil: 1", "t\x00"])
+def test_an_authorization_value_with_a_control_character_is_not_sent(value: str) -> None:
+    webhook = make_webhook(
+        authorization_scheme="custom",
+        authorization_value=value,
+        custom_headers=[WebhookHeader(key="X-Tenant", value="acme")],
+    )
+
+    assert auth_headers(webhook) == {"X-Tenant": "acme"}
+
+
+def test_a_webhooks_repr_shows_no_credential() -> None:
+    webhook = make_webhook(
+        webhook_secret="whsec_SECRETSECRET",
+        authorization_scheme="bearer",
+        authorization_value="TOKENTOKEN",
+        custom_headers=[WebhookHeader(key="X-Api-Secret", value="HEADERVALUE")],
+    )
+
+    for text in (repr(webhook), str(webhook), repr(webhook.custom_headers)):
+        assert "X-Api-Secret" in text or "custom_headers" in text
+        for credential in ("SECRETSECRET", "TOKENTOKEN", "HEADERVALUE"):
+            assert credential not in text, text
+
+
+def test_a_stored_webhook_that_fails_to_load_shows_no_credential_in_the_error() -> None:
+    raw = make_webhook(
+        webhook_secret="whsec_SECRETSECRET",
+        authorization_value="TOKENTOKEN",
+        custom_headers=[WebhookHeader(key="X-A", value="HEADERVALUE")],
+    ).model_dump(mode="json")
+    raw["timeout"] = "not a number"
+    raw["custom_headers"][0]["value"] = ["HEADERVALUE"]
+    raw["authorization_value"] = {"TOKENTOKEN": 1}
+
+    with pytest.raises(ValidationError) as caught:
+        Webhook.model_validate(raw)
+
+    text = str(caught.value)
+    assert "authorization_value" in text
+    for credential in ("HEADERVALUE", "TOKENTOKEN", "SECRETSECRET"):
+        assert credential not in text
