@@ -15,7 +15,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import dialer, ingest_instructions, ingest_make_call, redis_client, scheduler_release
+from bench import (
+    dialer,
+    ingest_instructions,
+    ingest_make_call,
+    notifier,
+    redis_client,
+    scheduler_release,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ BENCHMARKS = (
     Benchmark("ingest_make_call", ingest_make_call.DESCRIPTION, ingest_make_call.main),
     Benchmark("scheduler_release", scheduler_release.DESCRIPTION, scheduler_release.main),
     Benchmark("dialer", dialer.DESCRIPTION, dialer.main),
+    Benchmark("notifier", notifier.DESCRIPTION, notifier.main),
     Benchmark("ingest_instructions", ingest_instructions.DESCRIPTION, ingest_instructions.main),
     Benchmark("redis_client", redis_client.DESCRIPTION, redis_client.main),
 )
