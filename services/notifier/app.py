@@ -67,7 +67,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         calls=CallStore(redis, due_shards=1),
         broker=broker,
         dispatcher=dispatcher,
-        queued=workers.wake,
+        workers=workers,
     )
     handler = NotifyHandler(runtime)
 

@@ -4,20 +4,20 @@ the workers send them. The consumer never waits on an endpoint."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
+from services.notifier.workers import DeliveryWorkers
 from shared.bus import send_to_dlq
 from shared.events import CallEvent, CampaignEvent
 from shared.models import Webhook
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
-from shared.webhooks.dispatch import Dispatcher
+from shared.webhooks.dispatch import Dispatcher, FirstAttempt
 
 
 @dataclass(slots=True)
@@ -26,8 +26,7 @@ class NotifierRuntime:
     calls: CallStore
     broker: KafkaBroker
     dispatcher: Dispatcher
-    # Told when deliveries were queued, so the workers look for them at once.
-    queued: Callable[[], None]
+    workers: DeliveryWorkers
 
 
 class NotifyHandler:
@@ -73,12 +72,30 @@ class NotifyHandler:
     async def _deliver(
         self, webhooks: list[Webhook], event_id: str, event_type: str, payload: bytes
     ) -> None:
-        # Stored and queued only: the message is committed once every delivery is stored.
-        queued = await asyncio.gather(
-            *(
-                self._rt.dispatcher.queue_event(hook, event_id, event_type, payload)
-                for hook in webhooks
-            )
+        # Stored and queued only: the message is committed once every delivery is stored. A
+        # first attempt this process has room for is claimed as it is stored and made by its
+        # workers at once; the others wait in the queue for any copy's workers.
+        results = await asyncio.gather(
+            *(self._store(hook, event_id, event_type, payload) for hook in webhooks)
         )
-        if any(queued):
-            self._rt.queued()
+        if any(queued is True for queued in results):
+            self._rt.workers.wake()
+
+    async def _store(
+        self, hook: Webhook, event_id: str, event_type: str, payload: bytes
+    ) -> FirstAttempt | bool:
+        workers = self._rt.workers
+        take = workers.take(hook.id)
+        try:
+            stored = await self._rt.dispatcher.queue_event(
+                hook, event_id, event_type, payload, take=take
+            )
+        except BaseException:
+            if take:
+                workers.give_back(hook.id)
+            raise
+        if isinstance(stored, FirstAttempt):
+            workers.make_first(stored, hook)
+        elif take:
+            workers.give_back(hook.id)
+        return stored

@@ -10,11 +10,11 @@ class NotifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", populate_by_name=True)
 
     group_id: str = "notifier"
-    # Attempts one process sends at once (its HTTP connection pool is as large), and to any
-    # one webhook.
+    # Attempts one process holds at once (its HTTP connection pool is as large), and sends to
+    # any one webhook at once (as many more may wait for their turn in the process).
     max_in_flight: int = Field(default=256, ge=1)
-    endpoint_concurrency: int = Field(default=8, ge=1)
-    # An attempt claimed for a webhook already at its cap is queued again this much later.
+    endpoint_concurrency: int = Field(default=16, ge=1)
+    # An attempt claimed for a webhook with both full is queued again this much later.
     endpoint_busy_retry_ms: int = Field(default=1_000, ge=1)
     # How long a delivery (its body, for redelivery, and the dedup of its event) is kept.
     dedup_days: int = Field(default=7, ge=1)

@@ -2,10 +2,10 @@
 redeliveries) and send each in a task of its own, so no endpoint holds up the consumer or the
 other endpoints.
 
-One process sends at most `max_in_flight` attempts at once, and at most `per_endpoint` to one
-webhook: an attempt claimed for a webhook already at its cap goes back to the queue for a
-moment instead of waiting here, so a receiver that never answers holds a few of the workers'
-places and never the rest.
+One process holds at most `max_in_flight` attempts at once, and sends at most `per_endpoint` to
+one webhook at a time, with as many more waiting for their turn; an attempt claimed for a
+webhook beyond that goes back to the queue for a moment instead of waiting here, so a receiver
+that never answers holds a few of the workers' places and never the rest.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
+from shared.models import Webhook
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryRef, DeliveryStore
-from shared.webhooks.dispatch import Dispatcher
+from shared.webhooks.dispatch import Dispatcher, FirstAttempt
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,12 @@ class DeliveryWorkers:
         self._lease = timedelta(milliseconds=lease_ms)
         self._busy_retry = timedelta(milliseconds=busy_retry_ms)
         self._in_flight: set[asyncio.Task[None]] = set()
-        # Attempts under way per webhook, in this process.
-        self._sending: Counter[str] = Counter()
+        # Per webhook, in this process: attempts sent or waiting for their turn, and the gate
+        # that lets `per_endpoint` of them through at once.
+        self._load: Counter[str] = Counter()
+        self._gates: dict[str, asyncio.Semaphore] = {}
+        # Places held by `take` for first attempts not yet started.
+        self._taken = 0
         self._work = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -77,7 +82,7 @@ class DeliveryWorkers:
 
     async def tick(self) -> int:
         """Claims as many due attempts as there is room for and starts them."""
-        room = self._max_in_flight - len(self._in_flight)
+        room = self._max_in_flight - len(self._in_flight) - self._taken
         if room <= 0 or self._stopping.is_set():
             return 0
         now = self._clock.now()
@@ -103,19 +108,68 @@ class DeliveryWorkers:
                 # Deleted: its queued attempts are dropped.
                 await self._store.release_claimed(ref)
                 return
-            if self._sending[hook.id] >= self._per_endpoint:
+            if not self._enter(hook.id):
                 await self._store.requeue_claimed(ref, self._clock.now() + self._busy_retry)
                 return
-            self._sending[hook.id] += 1
             try:
-                await self._dispatcher.attempt(ref, hook, leased_until)
+                async with self._gates[hook.id]:
+                    await self._dispatcher.attempt(ref, hook, leased_until)
             finally:
-                self._sending[hook.id] -= 1
-                if self._sending[hook.id] <= 0:
-                    del self._sending[hook.id]
+                self._leave(hook.id)
         except Exception:
             # The claim stays; its lease runs out and the attempt is claimed again.
             log.exception("attempt of delivery %s failed", ref.delivery_id)
+
+    def _enter(self, webhook_id: str) -> bool:
+        """Takes a place for an attempt to the webhook: up to `per_endpoint` are sent at once
+        and as many wait for their turn; False beyond that."""
+        if self._load[webhook_id] >= 2 * self._per_endpoint:
+            return False
+        self._load[webhook_id] += 1
+        if webhook_id not in self._gates:
+            self._gates[webhook_id] = asyncio.Semaphore(self._per_endpoint)
+        return True
+
+    def _leave(self, webhook_id: str) -> None:
+        self._load[webhook_id] -= 1
+        if self._load[webhook_id] <= 0:
+            del self._load[webhook_id]
+            del self._gates[webhook_id]
+
+    # -- first attempts, handed over by the consumer that stored them ------------------------
+
+    def take(self, webhook_id: str) -> bool:
+        """Whether this process has room to make a first attempt to the webhook itself, now;
+        if so the place is held for it (`make_first`, or `give_back` if it is not needed)."""
+        if len(self._in_flight) + self._taken >= self._max_in_flight or self._stopping.is_set():
+            return False
+        if not self._enter(webhook_id):
+            return False
+        self._taken += 1
+        return True
+
+    def give_back(self, webhook_id: str) -> None:
+        self._taken -= 1
+        self._leave(webhook_id)
+
+    def make_first(self, first: FirstAttempt, hook: Webhook) -> None:
+        """Makes a first attempt claimed by `take` in a task of its own."""
+        self._taken -= 1
+        task = asyncio.create_task(
+            self._first(first, hook), name=f"delivery:{first.ref.delivery_id}"
+        )
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
+    async def _first(self, first: FirstAttempt, hook: Webhook) -> None:
+        try:
+            async with self._gates[hook.id]:
+                await self._dispatcher.make_first(first, hook)
+        except Exception:
+            # Its queue entry brings it back once the claim runs out.
+            log.exception("attempt of delivery %s failed", first.ref.delivery_id)
+        finally:
+            self._leave(hook.id)
 
     def stop(self) -> None:
         self._stopping.set()

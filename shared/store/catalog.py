@@ -26,6 +26,7 @@ _NOT_RULES = {"id", "environment_id", "status", "created_at", "updated_at"}
 _CAMPAIGN_CACHE_SIZE = 10_000
 # Agents' prompts run to 32 KiB: fewer of them are kept.
 _AGENT_CACHE_SIZE = 1_000
+_WEBHOOK_CACHE_SIZE = 10_000
 
 
 def _rules_json(campaign: Campaign) -> str:
@@ -55,6 +56,7 @@ class CatalogStore:
         self._update_rules = redis.register_script(_UPDATE_RULES)
         self._campaigns: dict[str, tuple[tuple[str | None, ...], Campaign]] = {}
         self._agents: dict[str, tuple[str, Agent]] = {}
+        self._webhooks: dict[str, tuple[str, Webhook]] = {}
 
     async def save_agent(self, agent: Agent) -> None:
         await asyncio.gather(
@@ -176,12 +178,26 @@ class CatalogStore:
 
     async def list_webhooks(self, campaign_id: str) -> list[Webhook]:
         raw = cast(dict[str, str], await self._redis.hgetall(keys.campaign_webhooks(campaign_id)))
-        hooks = [Webhook.model_validate_json(value) for value in raw.values()]
+        hooks = [self._webhook(webhook_id, value) for webhook_id, value in raw.items()]
         return sorted(hooks, key=lambda hook: hook.created_at)
 
     async def get_webhook(self, campaign_id: str, webhook_id: str) -> Webhook | None:
-        raw = await self._redis.hget(keys.campaign_webhooks(campaign_id), webhook_id)
-        return Webhook.model_validate_json(raw) if raw else None
+        raw = cast(
+            str | None, await self._redis.hget(keys.campaign_webhooks(campaign_id), webhook_id)
+        )
+        return self._webhook(webhook_id, raw) if raw else None
+
+    def _webhook(self, webhook_id: str, raw: str) -> Webhook:
+        """The webhook stored as `raw`, parsed again only when its stored form changed: the
+        notifier reads it for every delivery."""
+        cached = self._webhooks.get(webhook_id)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        webhook = Webhook.model_validate_json(raw)
+        if len(self._webhooks) >= _WEBHOOK_CACHE_SIZE:
+            self._webhooks.pop(next(iter(self._webhooks)))
+        self._webhooks[webhook_id] = (raw, webhook)
+        return webhook
 
     async def update_webhook(
         self, campaign_id: str, webhook_id: str, change: Callable[[Webhook], Webhook]

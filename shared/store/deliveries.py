@@ -24,6 +24,7 @@ _CLAIM_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "claim_webhook_attempt.l
 _RECORD_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "record_webhook_attempt.lua")
 _CLAIM_WEBHOOK_RETRIES: Final = lua.source(__package__, "claim_webhook_retries.lua")
 _REQUEST_REDELIVERY: Final = lua.source(__package__, "request_redelivery.lua")
+_REQUEUE_WEBHOOK_DELIVERY: Final = lua.source(__package__, "requeue_webhook_delivery.lua")
 
 KEEP_ATTEMPTS: Final = 1000
 KEEP_MS: Final = 7 * 24 * 3600 * 1000
@@ -109,6 +110,7 @@ class DeliveryStore:
         self._record = redis.register_script(_RECORD_WEBHOOK_ATTEMPT)
         self._claim_retries = redis.register_script(_CLAIM_WEBHOOK_RETRIES)
         self._request_redelivery = redis.register_script(_REQUEST_REDELIVERY)
+        self._requeue = redis.register_script(_REQUEUE_WEBHOOK_DELIVERY)
 
     # --- deliveries -------------------------------------------------------------------------
 
@@ -121,10 +123,13 @@ class DeliveryStore:
         now: datetime,
         *,
         kind: Literal["event", "test"] = "event",
+        claim_until: datetime | None = None,
     ) -> str | None:
         """Creates the delivery with its first attempt due now (None); for a pair seen before
         (a replay, or an event delivered before deliveries were kept) returns its state. The
-        caller then queues it (`schedule`)."""
+        caller then queues it (`schedule`). With `claim_until` the first attempt is claimed for
+        the caller until then."""
+        claimed = ["claim_until", str(_ms(claim_until))] if claim_until is not None else []
         reply = cast(
             list[str],
             await self._begin(
@@ -142,6 +147,7 @@ class DeliveryStore:
                     body.decode(),
                     "created_at",
                     now.astimezone(UTC).isoformat(),
+                    *claimed,
                 ],
             ),
         )
@@ -294,11 +300,11 @@ class DeliveryStore:
         return [DeliveryRef.from_member(member) for member in members]
 
     async def requeue_claimed(self, ref: DeliveryRef, due: datetime) -> None:
-        """Hands a claimed retry back to the queue for `due`, dropping the claim."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(keys.webhook_retry_queue(), {ref.member: _ms(due)})
-            pipe.zrem(keys.webhook_retry_inflight(), ref.member)
-            await pipe.execute()
+        """Hands a claimed delivery back to the queue for `due`, dropping the claim."""
+        await self._requeue(
+            keys=[keys.webhook_retry_queue(), keys.webhook_retry_inflight()],
+            args=[ref.member, _ms(due)],
+        )
 
     async def extend_claimed(self, ref: DeliveryRef, lease_until: datetime) -> None:
         """Keeps a claimed delivery's lease until `lease_until` (an attempt that may take

@@ -5,7 +5,7 @@ the API queues."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -24,7 +24,7 @@ from shared.rules.webhook_health import disabled_reason
 from shared.rules.webhook_payloads import TEST_TIMEOUT_S, auth_headers
 from shared.rules.webhook_signing import signature_headers
 from shared.store.catalog import CatalogStore
-from shared.store.deliveries import DeliveryRef, DeliveryStore, Recorded
+from shared.store.deliveries import AttemptClaim, DeliveryRef, DeliveryStore, Recorded
 from shared.webhooks.webhook_http import DeliveryResult
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,15 @@ def stopped(hook: Webhook) -> str:
 
 # Extra time, beyond the webhook's own timeout, that a claimed attempt is held for.
 DEFAULT_CLAIM_MARGIN_MS = 15_000
+
+
+@dataclass(frozen=True, slots=True)
+class FirstAttempt:
+    """A delivery's first attempt, claimed for the process that stored it."""
+
+    ref: DeliveryRef
+    claim: AttemptClaim
+    trigger: Trigger
 
 
 class WebhookSender(Protocol):
@@ -70,18 +79,32 @@ class Dispatcher:
     def _claim_until(self, hook: Webhook, now: datetime) -> datetime:
         return now + timedelta(seconds=hook.timeout) + self._margin
 
-    async def queue_event(self, hook: Webhook, event_id: str, event_type: str, body: bytes) -> bool:
+    async def queue_event(
+        self, hook: Webhook, event_id: str, event_type: str, body: bytes, *, take: bool = False
+    ) -> FirstAttempt | bool:
         """Stores the delivery of an event to a webhook and queues its first attempt, due now;
-        False when the pair was seen before and has nothing left to send (a replay)."""
+        False when the pair was seen before and has nothing left to send (a replay). With
+        `take` a new delivery's first attempt is claimed for the caller, who makes it
+        (`make_first`): it is queued only for when that claim runs out, should the caller die."""
         ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, event_id))
         now = self._clock.now()
-        existing = await self._store.begin(ref, event_id, event_type, body, now)
-        if existing is not None and existing != DeliveryState.PENDING:
-            return False
-        # Queued after it is stored (a worker finds it complete). A replay of a pending one
-        # queues it again only if it is not queued already: its attempt claim decides.
-        await self._store.schedule(ref, now, only_new=True)
-        return True
+        claim_until = self._claim_until(hook, now) if take else None
+        existing = await self._store.begin(
+            ref, event_id, event_type, body, now, claim_until=claim_until
+        )
+        if existing is not None:
+            if existing != DeliveryState.PENDING:
+                return False
+            # A replay of a pending one is queued again only if it is not queued already:
+            # its attempt claim decides who sends it.
+            await self._store.schedule(ref, now, only_new=True)
+            return True
+        # Queued after it is stored (a worker finds it complete).
+        await self._store.schedule(ref, claim_until or now, only_new=True)
+        if claim_until is None:
+            return True
+        claim = AttemptClaim("ok", 1, DeliveryState.PENDING.value, event_id, event_type, body)
+        return FirstAttempt(ref, claim, trigger=Trigger.EVENT)
 
     async def attempt(
         self, ref: DeliveryRef, hook: Webhook, leased_until: datetime
@@ -101,7 +124,27 @@ class Dispatcher:
         if claim_until > leased_until:
             # A long timeout: the queue's claim must outlast the attempt's.
             await self._store.extend_claimed(ref, claim_until)
-        trigger = Trigger(claim.trigger)
+        record = await self._make(ref, hook, claim, Trigger(claim.trigger), now)
+        if record.state is DeliveryState.PENDING and record.next_attempt_at is not None:
+            await self._store.requeue_claimed(ref, record.next_attempt_at)
+        else:
+            await self._store.release_claimed(ref)
+        return record
+
+    async def make_first(self, first: FirstAttempt, hook: Webhook) -> AttemptRecord:
+        """Makes a first attempt `queue_event` claimed for this caller, and records it; its
+        queue entry moves to the retry's time, or goes."""
+        record = await self._make(first.ref, hook, first.claim, first.trigger, self._clock.now())
+        if record.state is DeliveryState.PENDING and record.next_attempt_at is not None:
+            await self._store.schedule(first.ref, record.next_attempt_at)
+        else:
+            await self._store.unschedule(first.ref)
+        return record
+
+    async def _make(
+        self, ref: DeliveryRef, hook: Webhook, claim: AttemptClaim, trigger: Trigger, now: datetime
+    ) -> AttemptRecord:
+        """Sends a claimed attempt (unless the webhook is off) and records it."""
         # A test event and a redelivery are asked for by hand: sent whether or not the webhook
         # is enabled. A test gets a short timeout, so the API can answer with its result.
         sent = hook.enabled or trigger in (Trigger.TEST, Trigger.REDELIVER)
@@ -138,10 +181,6 @@ class Dispatcher:
             reason = gone or disabled_reason(result.status_code, recorded.failing_since, sent_at)
             if reason is not None:
                 await self._disable(hook, reason)
-        if record.state is DeliveryState.PENDING and record.next_attempt_at is not None:
-            await self._store.requeue_claimed(ref, record.next_attempt_at)
-        else:
-            await self._store.release_claimed(ref)
         return record
 
     def _after(self, attempt: int, max_retries: int, result: DeliveryResult) -> AfterAttempt:
