@@ -10,6 +10,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
+from services.notifier.adapters.webhook_http import HttpWebhookSender
+from services.notifier.dispatch import Dispatcher, WebhookSender
 from services.notifier.handlers import NotifierRuntime, NotifyHandler
 from services.notifier.settings import NotifierSettings
 from services.notifier.workers import DeliveryWorkers
@@ -21,8 +23,6 @@ from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
-from shared.webhooks.dispatch import Dispatcher, WebhookSender
-from shared.webhooks.webhook_http import HttpWebhookSender
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
+from services.notifier.dispatch import Dispatcher, FirstAttempt
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from services.notifier.workers import DeliveryWorkers
 from shared.bus import send_to_dlq
@@ -17,7 +18,6 @@ from shared.models import Webhook
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
-from shared.webhooks.dispatch import Dispatcher, FirstAttempt
 
 
 @dataclass(slots=True)

@@ -16,11 +16,11 @@ import logging
 from collections import Counter
 from datetime import datetime, timedelta
 
+from services.notifier.dispatch import Dispatcher, FirstAttempt
 from shared.clock import Clock
 from shared.models import Webhook
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryRef, DeliveryStore
-from shared.webhooks.dispatch import Dispatcher, FirstAttempt
 
 log = logging.getLogger(__name__)
 

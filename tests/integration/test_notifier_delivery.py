@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
+from services.notifier.dispatch import DISABLED_NOW, WEBHOOK_DISABLED
 from shared import keys
 from shared.bus import DLQ_TOPIC_HEADER
 from shared.events import CallEvent, CallEventType, CampaignEventType, campaign_event, event_id_for
@@ -25,7 +26,6 @@ from shared.rules.webhook_health import FAILING, FAILING_FOR, GONE
 from shared.rules.webhook_targets import REFUSED_TARGET
 from shared.store.deliveries import DeliveryRef, DeliveryStore, Recorded
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CAMPAIGN_EVENTS, call_key
-from shared.webhooks.dispatch import DISABLED_NOW, WEBHOOK_DISABLED
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import IngestClient, StartNotifier
 from tests.support import TOKEN, Receiver, read_topic

@@ -13,13 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from shared.rules.webhook_targets import REFUSED_TARGET
-from shared.webhooks.webhook_http import (
+from services.notifier.adapters.webhook_http import (
     MAX_REPLY_BYTES,
     GuardedResolver,
     HttpWebhookSender,
     RefusedTarget,
 )
+from shared.rules.webhook_targets import REFUSED_TARGET
 from tests.conftest import wait_until
 from tests.support import Receiver
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from services.notifier.adapters.webhook_http import DeliveryResult
 from shared.clock import Clock
 from shared.models import Webhook
 from shared.rules.delivery_attempts import AttemptRecord, Trigger
@@ -25,7 +26,6 @@ from shared.rules.webhook_payloads import TEST_TIMEOUT_S, auth_headers
 from shared.rules.webhook_signing import signature_headers
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import AttemptClaim, DeliveryRef, DeliveryStore, Recorded
-from shared.webhooks.webhook_http import DeliveryResult
 
 log = logging.getLogger(__name__)
 
