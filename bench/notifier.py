@@ -19,8 +19,8 @@ webhook of its campaign: N × `--webhooks` deliveries.
   deliveries are the first arrival of each (path, webhook-id); a later one is a duplicate. A
   sample of them (`--verify`) is checked with the `standardwebhooks` package against its
   webhook's secret, and its body's `id` against its `webhook-id`.
-- bare aiohttp: in the benchmark's own process, one `ClientSession` with the notifier's pool
-  size (`NOTIFIER_MAX_CONNECTIONS`, 64 unless `--env` sets it) posts the bodies the notifier
+- bare aiohttp: in the benchmark's own process, one `ClientSession` with `--bare-connections`
+  connections (64) posts the bodies the notifier
   delivered in that round, each to the path it went to, from `--bare-concurrency` tasks; only
   `Content-Type` and `webhook-id` headers: no signing, no Kafka, no Redis, no deliveries log.
 
@@ -91,7 +91,7 @@ ENVIRONMENT = "bench"
 TARGET_SHARE = 0.60
 DUE_SHARDS = 16
 RESERVATION_TTL_MS = 3_600_000
-# The notifier's pool size unless `--env NOTIFIER_MAX_CONNECTIONS=...` says otherwise.
+# The bare client's connection pool.
 DEFAULT_MAX_CONNECTIONS = 64
 KEEP_ATTEMPTS_VARIABLE = "NOTIFIER_KEEP_ATTEMPTS"
 DEFAULT_KEEP_ATTEMPTS = 1_000
@@ -131,6 +131,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--bare-concurrency", type=int, default=64, help="bare client's tasks")
     parser.add_argument(
+        "--bare-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="bare client's connection pool",
+    )
+    parser.add_argument(
         "--verify", type=int, default=1_000, help="notifier deliveries whose signature is checked"
     )
     parser.add_argument(
@@ -139,7 +145,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a setting for the notifier process (repeatable), e.g. NOTIFIER_MAX_CONNECTIONS=128",
+        help="a setting for the notifier process (repeatable), e.g. NOTIFIER_MAX_IN_FLIGHT=512",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="give up waiting after")
     parser.add_argument(
@@ -158,7 +164,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _connections(args: argparse.Namespace) -> int:
-    return int(args.env.get("NOTIFIER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS))
+    return max(1, int(args.bare_connections))
 
 
 # --- the receiver (its own process) -----------------------------------------------------------
