@@ -15,7 +15,7 @@ from services.notifier.dispatch import Dispatcher, WebhookSender
 from services.notifier.handlers import NotifierRuntime, NotifyHandler
 from services.notifier.settings import NotifierSettings
 from services.notifier.workers import DeliveryWorkers
-from shared.bus import batch_consumer, consume_batch, create_broker, records_of
+from shared.bus import batch_consumer, consume_batch, create_broker, log_batch, records_of
 from shared.clock import Clock, SystemClock
 from shared.redis_client import create_redis
 from shared.rules.delivery_retries import RetryPolicy
@@ -76,9 +76,13 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
 
     @broker.subscriber(CALLS_EVENTS, group_id=settings.group_id, **options)
     async def on_call_event(message: KafkaMessage) -> None:
+        records = records_of(message)
+        if await handler.on_call_events(records):
+            log_batch(records, CALLS_EVENTS)
+            return
         await consume_batch(
             broker,
-            records_of(message),
+            records,
             CALLS_EVENTS,
             "notifier",
             lambda r: handler.on_call_event(r.value or b"", r.key),

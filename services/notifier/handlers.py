@@ -4,20 +4,25 @@ the workers send them. The consumer never waits on an endpoint."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from services.notifier.dispatch import Dispatcher, FirstAttempt
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from services.notifier.workers import DeliveryWorkers
-from shared.bus import send_to_dlq
+from shared.bus import TRANSIENT_BACKOFF_S, TRANSIENT_ERRORS, send_to_dlq
 from shared.events import CallEvent, CampaignEvent
 from shared.models import Webhook
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -48,6 +53,70 @@ class NotifyHandler:
         await self._deliver(
             webhooks, event.event_id, event.type.value, call_event_body(event, call)
         )
+
+    async def on_call_events(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> bool:
+        """A fetched batch of call events at once: each campaign's webhooks and the calls are
+        read in one go, and every delivery of the batch is stored side by side. Returns False,
+        having done nothing, when one of them fails in a way a single event would answer
+        with the DLQ: the caller then takes the batch one event at a time."""
+        events: list[CallEvent] = []
+        for record in records:
+            body = record.value or b""
+            try:
+                event = CallEvent.model_validate_json(body)
+            except ValidationError as exc:
+                await send_to_dlq(
+                    self._rt.broker, body, record.key, CALLS_EVENTS, "notifier", str(exc)
+                )
+                continue
+            if event.type.is_public:
+                events.append(event)
+        if not events:
+            return True
+        try:
+            await self._deliver_all(events)
+        except TRANSIENT_ERRORS:
+            log.warning("transient failure storing deliveries; will retry", exc_info=True)
+            await asyncio.sleep(TRANSIENT_BACKOFF_S)
+            raise
+        except Exception:
+            log.warning("a batch of call events failed; taking it one by one", exc_info=True)
+            return False
+        return True
+
+    async def _deliver_all(self, events: list[CallEvent]) -> None:
+        campaign_ids = list({event.campaign_id for event in events})
+        hooks = dict(
+            zip(
+                campaign_ids,
+                await asyncio.gather(*map(self._rt.catalog.list_webhooks, campaign_ids)),
+                strict=True,
+            )
+        )
+        wanted = [
+            (event, subscribed)
+            for event in events
+            if (
+                subscribed := [
+                    hook for hook in hooks[event.campaign_id] if wants(hook, event.type.value)
+                ]
+            )
+        ]
+        if not wanted:
+            return
+        calls = await self._rt.calls.get_many(
+            (event.campaign_id, event.call_id) for event, _ in wanted
+        )
+        stored = await asyncio.gather(
+            *(
+                self._store(hook, event.event_id, event.type.value, body)
+                for (event, subscribed), call in zip(wanted, calls, strict=True)
+                for body in (call_event_body(event, call),)
+                for hook in subscribed
+            )
+        )
+        if any(queued is True for queued in stored):
+            self._rt.workers.wake()
 
     async def on_campaign_event(self, body: bytes, key: bytes | None) -> None:
         try:

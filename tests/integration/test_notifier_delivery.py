@@ -605,3 +605,33 @@ async def test_a_webhook_failing_every_attempt_for_five_days_is_disabled(
         None,
     )
     assert await redis.get(keys.webhook_failing(campaign_id, hook["id"])) is None
+
+
+async def test_an_event_whose_call_cannot_be_read_goes_to_the_dlq_and_its_batch_is_delivered(
+    kafka_server: KafkaServer,
+    api: IngestClient,
+    start_notifier: StartNotifier,
+    receiver: Receiver,
+    producer: AIOKafkaProducer,
+    redis: Redis,
+) -> None:
+    campaign_id, _ = await setup_webhook(api, receiver.url)
+    # A stored call that cannot be read back: its events cannot be built.
+    await redis.hset(keys.call(campaign_id, "call-broken"), mapping={"env": "env-a"})
+    broken = call_event(campaign_id, "call-broken")
+    good = [call_event(campaign_id, f"call-fine-{n}") for n in range(5)]
+    # All published before the notifier starts, so they reach it in one batch.
+    for event in (*good[:2], broken, *good[2:]):
+        await publish(producer, event)
+
+    await start_notifier()
+
+    async def fine_delivered() -> bool:
+        return len(receiver.deliveries) == 5
+
+    await wait_until(fine_delivered, within=30)
+    assert {d.headers["webhook-id"] for d in receiver.deliveries} == {e.event_id for e in good}
+    dead = await read_topic(kafka_server.bootstrap, CALLS_DLQ, lambda r: len(r) >= 1)
+    assert [(r.key, dict(r.headers)[DLQ_TOPIC_HEADER]) for r in dead] == [
+        (call_key("call-broken"), CALLS_EVENTS.encode())
+    ]
