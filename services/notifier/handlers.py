@@ -51,7 +51,7 @@ class NotifyHandler:
             return
         call = await self._rt.calls.get(event.campaign_id, event.call_id)
         await self._deliver(
-            webhooks, event.event_id, event.type.value, call_event_body(event, call)
+            webhooks, event.event_id, event.type.value, call_event_body(event, call), event.call_id
         )
 
     async def on_call_events(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> bool:
@@ -107,15 +107,27 @@ class NotifyHandler:
         calls = await self._rt.calls.get_many(
             (event.campaign_id, event.call_id) for event, _ in wanted
         )
-        stored = await asyncio.gather(
-            *(
-                self._store(hook, event.event_id, event.type.value, body)
-                for (event, subscribed), call in zip(wanted, calls, strict=True)
-                for body in (call_event_body(event, call),)
-                for hook in subscribed
+        # One call's events are stored one after another, in the batch's order (so its first
+        # attempts go out in that order); different calls side by side.
+        by_call: dict[str, list[tuple[CallEvent, list[Webhook], bytes]]] = {}
+        for (event, subscribed), call in zip(wanted, calls, strict=True):
+            by_call.setdefault(event.call_id, []).append(
+                (event, subscribed, call_event_body(event, call))
             )
-        )
-        if any(queued is True for queued in stored):
+
+        async def store_in_order(lane: list[tuple[CallEvent, list[Webhook], bytes]]) -> bool:
+            queued = False
+            for event, subscribed, body in lane:
+                stored = await asyncio.gather(
+                    *(
+                        self._store(hook, event.event_id, event.type.value, body, event.call_id)
+                        for hook in subscribed
+                    )
+                )
+                queued = queued or any(result is True for result in stored)
+            return queued
+
+        if any(await asyncio.gather(*map(store_in_order, by_call.values()))):
             self._rt.workers.wake()
 
     async def on_campaign_event(self, body: bytes, key: bytes | None) -> None:
@@ -129,7 +141,8 @@ class NotifyHandler:
             return
         campaign = await self._rt.catalog.get_campaign(event.campaign_id)
         body = campaign_event_body(event, campaign)
-        await self._deliver(webhooks, event.event_id, event.type.value, body)
+        # A campaign's status moves reach a webhook in the order they were made.
+        await self._deliver(webhooks, event.event_id, event.type.value, body, event.campaign_id)
 
     async def _subscribed(self, campaign_id: str, event_type: str) -> list[Webhook]:
         return [
@@ -139,22 +152,22 @@ class NotifyHandler:
         ]
 
     async def _deliver(
-        self, webhooks: list[Webhook], event_id: str, event_type: str, payload: bytes
+        self, webhooks: list[Webhook], event_id: str, event_type: str, payload: bytes, lane: str
     ) -> None:
         # Stored and queued only: the message is committed once every delivery is stored. A
         # first attempt this process has room for is claimed as it is stored and made by its
         # workers at once; the others wait in the queue for any copy's workers.
         results = await asyncio.gather(
-            *(self._store(hook, event_id, event_type, payload) for hook in webhooks)
+            *(self._store(hook, event_id, event_type, payload, lane) for hook in webhooks)
         )
         if any(queued is True for queued in results):
             self._rt.workers.wake()
 
     async def _store(
-        self, hook: Webhook, event_id: str, event_type: str, payload: bytes
+        self, hook: Webhook, event_id: str, event_type: str, payload: bytes, lane: str
     ) -> FirstAttempt | bool:
         workers = self._rt.workers
-        take = workers.take(hook.id)
+        take = workers.take(hook.id, lane)
         try:
             stored = await self._rt.dispatcher.queue_event(
                 hook, event_id, event_type, payload, take=take
@@ -164,7 +177,7 @@ class NotifyHandler:
                 workers.give_back(hook.id)
             raise
         if isinstance(stored, FirstAttempt):
-            workers.make_first(stored, hook)
+            workers.make_first(stored, hook, lane)
         elif take:
             workers.give_back(hook.id)
         return stored

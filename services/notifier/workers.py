@@ -55,6 +55,8 @@ class DeliveryWorkers:
         # that lets `per_endpoint` of them through at once.
         self._load: Counter[str] = Counter()
         self._gates: dict[str, asyncio.Semaphore] = {}
+        # The last first attempt handed over per (webhook, lane): the next one waits for it.
+        self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Places held by `take` for first attempts not yet started.
         self._taken = 0
         self._work = asyncio.Event()
@@ -138,12 +140,18 @@ class DeliveryWorkers:
 
     # -- first attempts, handed over by the consumer that stored them ------------------------
 
-    def take(self, webhook_id: str) -> bool:
-        """Whether this process has room to make a first attempt to the webhook itself, now;
-        if so the place is held for it (`make_first`, or `give_back` if it is not needed)."""
-        if len(self._in_flight) + self._taken >= self._max_in_flight or self._stopping.is_set():
+    def take(self, webhook_id: str, lane: str) -> bool:
+        """Whether this process makes a first attempt to the webhook itself; if so the place is
+        held for it (`make_first`, or `give_back` if it is not needed). It does when it has
+        room, and always behind a first attempt of the same lane it is still making (which
+        keeps a call's events in order and adds nothing sent at once)."""
+        if self._stopping.is_set():
             return False
-        if not self._enter(webhook_id):
+        if (webhook_id, lane) in self._lanes:
+            self._load[webhook_id] += 1
+        elif len(self._in_flight) + self._taken >= self._max_in_flight:
+            return False
+        elif not self._enter(webhook_id):
             return False
         self._taken += 1
         return True
@@ -152,17 +160,32 @@ class DeliveryWorkers:
         self._taken -= 1
         self._leave(webhook_id)
 
-    def make_first(self, first: FirstAttempt, hook: Webhook) -> None:
-        """Makes a first attempt claimed by `take` in a task of its own."""
+    def make_first(self, first: FirstAttempt, hook: Webhook, lane: str) -> None:
+        """Makes a first attempt claimed by `take` in a task of its own, after the first
+        attempts to the same webhook in the same `lane` (one call's events) handed over before
+        it: the events of a call reach a webhook in the order they happened, unless one fails
+        and is retried."""
         self._taken -= 1
+        key = (hook.id, lane)
+        before = self._lanes.get(key)
         task = asyncio.create_task(
-            self._first(first, hook), name=f"delivery:{first.ref.delivery_id}"
+            self._first(first, hook, before), name=f"delivery:{first.ref.delivery_id}"
         )
+        self._lanes[key] = task
         self._in_flight.add(task)
         task.add_done_callback(self._done)
+        task.add_done_callback(lambda done: self._lane_done(key, done))
 
-    async def _first(self, first: FirstAttempt, hook: Webhook) -> None:
+    def _lane_done(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._lanes.get(key) is task:
+            del self._lanes[key]
+
+    async def _first(
+        self, first: FirstAttempt, hook: Webhook, before: asyncio.Task[None] | None
+    ) -> None:
         try:
+            if before is not None:
+                await asyncio.wait({before})
             async with self._gates[hook.id]:
                 await self._dispatcher.make_first(first, hook)
         except Exception:

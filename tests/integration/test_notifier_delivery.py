@@ -635,3 +635,31 @@ async def test_an_event_whose_call_cannot_be_read_goes_to_the_dlq_and_its_batch_
     assert [(r.key, dict(r.headers)[DLQ_TOPIC_HEADER]) for r in dead] == [
         (call_key("call-broken"), CALLS_EVENTS.encode())
     ]
+
+
+async def test_the_events_of_one_call_reach_a_webhook_in_the_order_they_happened(
+    api: IngestClient, start_notifier: StartNotifier, producer: AIOKafkaProducer
+) -> None:
+    # Answers slowly enough that events sent side by side would overtake one another.
+    receiver = await Receiver(delay_s=0.05).start()
+    try:
+        campaign_id, _ = await setup_webhook(api, receiver.url, include_call_events=True)
+        order = [CallEventType.STARTED, CallEventType.ANSWERED, CallEventType.COMPLETED]
+        calls = [f"call-order-{n}" for n in range(20)]
+        for event_type in order:
+            for call_id in calls:
+                await publish(producer, call_event(campaign_id, call_id, event_type))
+
+        await start_notifier()
+
+        async def all_arrived() -> bool:
+            return len(receiver.deliveries) == len(calls) * len(order)
+
+        await wait_until(all_arrived, within=30)
+        arrived: dict[str, list[str]] = {}
+        for delivery in receiver.deliveries:
+            body = delivery.json()
+            arrived.setdefault(body["data"]["id"], []).append(body["type"])
+        assert arrived == {call_id: [t.value for t in order] for call_id in calls}
+    finally:
+        await receiver.stop()
