@@ -149,9 +149,7 @@ class DeliveryWorkers:
             return False
         if (webhook_id, lane) in self._lanes:
             self._load[webhook_id] += 1
-        elif len(self._in_flight) + self._taken >= self._max_in_flight:
-            return False
-        elif not self._enter(webhook_id):
+        elif self.in_flight + self._taken >= self._max_in_flight or not self._enter(webhook_id):
             return False
         self._taken += 1
         return True
