@@ -33,6 +33,7 @@ from schemathesis import APIOperation, BaseSchema, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
+    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -122,7 +123,12 @@ def live_ingest(
 
 
 Case = schemathesis.Case[APIOperation[Any, Any, Any, Any]]
-CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    negative_data_rejection,
+]
 
 
 def _load_schema(live: LiveIngest) -> BaseSchema:
