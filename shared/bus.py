@@ -36,7 +36,7 @@ DLQ_CONSUMER_HEADER = "x-dlq-consumer"
 # after TRANSIENT_RETRY_BUDGET_S the batch is handed back unacknowledged instead (the consumer
 # reads it again from the same offsets), so a long outage never keeps one poll open for good.
 TRANSIENT_BACKOFF_S = 0.1
-TRANSIENT_BACKOFF_MAX_S = 5.0
+TRANSIENT_BACKOFF_MAX_S = 2.0
 TRANSIENT_RETRY_BUDGET_S = 30.0
 
 

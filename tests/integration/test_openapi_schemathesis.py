@@ -1,4 +1,5 @@
-"""Schemathesis against the live ingest service: no 5xx, and no answer that breaks the document.
+"""Schemathesis against the live ingest service: no 5xx, no answer that breaks the document, and
+no request that breaks the document accepted (`negative_data_rejection`).
 
 The service runs as its own process, as in production, with the real broker and Redis, and the
 document is read from the service itself.
