@@ -90,8 +90,9 @@ async def consume_batch(
 
     Keys carry the ordering that matters (one number in one campaign, one call), so records
     sharing a key run one after another; the rest run concurrently, `concurrency` at a time.
-    A transient failure cancels the batch and raises, so the whole batch is delivered again;
-    every handler is idempotent, so the records already done are no-ops the second time.
+    A transient failure that outlasts `consume_guarded`'s retries cancels the batch and raises,
+    so the whole batch is delivered again; every handler is idempotent, so the records already
+    done are no-ops the second time.
     A batch done is logged in one line (`log_batch`).
     """
     groups: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
