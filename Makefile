@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench clean
+.PHONY: run test check lint format bench clean dlq-replay
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
@@ -44,6 +44,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Dead-lettered messages back onto their topics (README, Operations); e.g. ARGS="--dry-run".
+dlq-replay: $(STAMP)
+	$(PY) -m tools.dlq replay $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis .run

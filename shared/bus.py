@@ -16,10 +16,10 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.events import CallEvent
+from shared.faults import TryAgain as TryAgain
+from shared.faults import is_transient
 from shared.observability import FIELDS
 from shared.partitioner import KeyPartitioner, partition_of
 from shared.settings import KafkaSettings
@@ -32,20 +32,12 @@ DLQ_TOPIC_HEADER = "x-dlq-source-topic"
 DLQ_CONSUMER_HEADER = "x-dlq-consumer"
 
 
-class TryAgain(Exception):
-    """A handler's own failure that passes by itself (e.g. state that kept changing under it)."""
-
-
-# Failures that pass by themselves: the message is processed again after a pause.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    TryAgain,
-    RedisConnectionError,
-    RedisTimeoutError,
-    KafkaError,
-    OSError,
-    TimeoutError,
-)
-TRANSIENT_BACKOFF_S = 0.5
+# A transient failure is retried in place, the pause doubling from the first to the most;
+# after TRANSIENT_RETRY_BUDGET_S the batch is handed back unacknowledged instead (the consumer
+# reads it again from the same offsets), so a long outage never keeps one poll open for good.
+TRANSIENT_BACKOFF_S = 0.1
+TRANSIENT_BACKOFF_MAX_S = 2.0
+TRANSIENT_RETRY_BUDGET_S = 30.0
 
 
 async def consume_guarded(
@@ -56,21 +48,34 @@ async def consume_guarded(
     consumer: str,
     handle: Callable[[], Awaitable[None]],
 ) -> None:
-    """Runs a handler so that one bad message never blocks its partition.
+    """Runs a handler so that one bad message never blocks its partition, and a passing
+    failure never loses one.
 
-    A transient failure (Redis or Kafka away) is raised after a pause, so the message is
-    redelivered; any other failure is a defect in the message or the code, and the message is
-    parked on the DLQ with the error so the consumer moves on.
+    A transient failure (`shared.faults.is_transient`: Redis or Kafka away, Redis out of
+    memory, read-only, loading or busy) is retried with a growing pause; past the retry
+    budget it is raised, so the batch is not acknowledged and is delivered again. It never
+    reaches the DLQ. Any other failure is a defect in the message or the code: the message is
+    parked on the DLQ with the error, and the consumer moves on.
     """
-    try:
-        await handle()
-    except TRANSIENT_ERRORS:
-        log.warning("transient failure consuming %s; will retry", topic, exc_info=True)
-        await asyncio.sleep(TRANSIENT_BACKOFF_S)
-        raise
-    except Exception as exc:
-        log.exception("unexpected failure consuming %s; parking the message", topic)
-        await send_to_dlq(broker, body, key, topic, consumer, f"unhandled error: {exc!r}")
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + TRANSIENT_RETRY_BUDGET_S
+    pause = TRANSIENT_BACKOFF_S
+    while True:
+        try:
+            await handle()
+            return
+        except Exception as exc:
+            if not is_transient(exc):
+                log.exception("unexpected failure consuming %s; parking the message", topic)
+                await send_to_dlq(broker, body, key, topic, consumer, f"unhandled error: {exc!r}")
+                return
+            log.warning(
+                "transient failure consuming %s (%r); retrying in %.1f s", topic, exc, pause
+            )
+            await asyncio.sleep(pause)
+            if loop.time() >= give_up_at:
+                raise
+            pause = min(pause * 2, TRANSIENT_BACKOFF_MAX_S)
 
 
 async def consume_batch(
@@ -85,8 +90,9 @@ async def consume_batch(
 
     Keys carry the ordering that matters (one number in one campaign, one call), so records
     sharing a key run one after another; the rest run concurrently, `concurrency` at a time.
-    A transient failure cancels the batch and raises, so the whole batch is delivered again;
-    every handler is idempotent, so the records already done are no-ops the second time.
+    A transient failure that outlasts `consume_guarded`'s retries cancels the batch and raises,
+    so the whole batch is delivered again; every handler is idempotent, so the records already
+    done are no-ops the second time.
     A batch done is logged in one line (`log_batch`).
     """
     groups: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}

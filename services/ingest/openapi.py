@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, SkipJsonSchema, models_json_schema
 
 from services.ingest.domain.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE
+from services.ingest.domain.query import MAX_ID_LENGTH, MAX_NUMBER_LENGTH, MAX_SEARCH_LENGTH
 from services.ingest.domain.requests import (
     CampaignBody,
     ChangeCampaignStatus,
@@ -60,6 +61,7 @@ from services.ingest.handlers.webhooks import WebhookBody
 from services.ingest.idempotency import HEADER as IDEMPOTENCY_HEADER
 from services.ingest.idempotency import MAX_KEY_LENGTH
 from shared.models import CallStatus, CampaignStatus, CampaignType
+from shared.rules.input_bounds import MAX_CALL_JSON_BYTES, MAX_WEBHOOKS_PER_CAMPAIGN
 from shared.rules.prompts import MAX_PROMPT_BYTES
 from shared.rules.webhook_payloads import WebhookEvent
 
@@ -72,9 +74,15 @@ JSON: Final = "application/json"
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def _optional(description: str) -> Any:
-    """A query parameter that may be left out (it is never `null`)."""
-    return Field(default=None, description=description, json_schema_extra=without_default)
+def _optional(description: str, max_length: int | None = None) -> Any:
+    """A query parameter that may be left out (it is never `null`, nor empty)."""
+    return Field(
+        default=None,
+        description=description,
+        min_length=1 if max_length is not None else None,
+        max_length=max_length,
+        json_schema_extra=without_default,
+    )
 
 
 # --- Requests as documented, derived from the models the handlers parse them with -------------
@@ -92,7 +100,16 @@ class MakeCallBody(MakeCall):
 class CallBatchBody(CallBatch):
     """Each item is checked on its own and answered in `results`, in request order."""
 
-    calls: list[MakeCallBody] = Field(min_length=1, max_length=MAX_BATCH)
+    # Any item is taken: one that is not a valid `MakeCallBody` is answered with its own 422
+    # in `results`, so the batch as a whole refuses only a missing, empty or long `calls`.
+    calls: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=(
+            "Make Campaign Call bodies (`MakeCallBody`); an invalid item gets its own 422 in "
+            "`results` and the others go ahead."
+        ),
+    )
 
 
 def _every_field_optional(schema: dict[str, Any]) -> None:
@@ -127,22 +144,33 @@ class PageQuery(BaseModel):
 class CampaignFilters(PageQuery):
     status: CampaignStatus | SkipJsonSchema[None] = _optional("Only campaigns in this status.")
     campaign_type: CampaignType | SkipJsonSchema[None] = _optional("Only this type.")
-    agent_id: str | SkipJsonSchema[None] = _optional("Only campaigns of this agent.")
-    search: str | SkipJsonSchema[None] = _optional("Text in the name or the description.")
+    agent_id: str | SkipJsonSchema[None] = _optional(
+        "Only campaigns of this agent.", max_length=MAX_ID_LENGTH
+    )
+    search: str | SkipJsonSchema[None] = _optional(
+        "Text in the name or the description.", max_length=MAX_SEARCH_LENGTH
+    )
 
 
 class CallFilters(PageQuery):
     status: CallStatus | SkipJsonSchema[None] = _optional("Only calls in this status.")
-    to: str | SkipJsonSchema[None] = _optional("Only calls to this number (any format).")
+    to: str | SkipJsonSchema[None] = _optional(
+        "Only calls to this number (any format).", max_length=MAX_NUMBER_LENGTH
+    )
 
 
 class DncLookup(BaseModel):
-    number: str = Field(min_length=1, description="The number to look up, in any format.")
+    number: str = Field(
+        min_length=1,
+        max_length=MAX_NUMBER_LENGTH,
+        description="The number to look up, in any format.",
+    )
 
 
 class DncRemoval(BaseModel):
     campaign_id: str | SkipJsonSchema[None] = _optional(
-        "Take the number off this campaign's list only; without it, off every list."
+        "Take the number off this campaign's list only; without it, off every list.",
+        max_length=MAX_ID_LENGTH,
     )
 
 
@@ -312,12 +340,18 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
                 WebhookResponse,
             ),
             404: _CAMPAIGN_404,
+            409: answer(
+                f"`WEBHOOK_LIMIT_REACHED`: the campaign has {MAX_WEBHOOKS_PER_CAMPAIGN} "
+                "webhooks already.",
+                ErrorBody,
+            ),
             422: _invalid(
                 "A field is invalid (a custom header under `custom_headers.<index>.key` or "
                 "`.value`), or the URL points at a private address"
             ),
         },
         body=CreateWebhookBody,
+        description=f"A campaign may have at most {MAX_WEBHOOKS_PER_CAMPAIGN} webhooks.",
     ),
     Operation(
         "GET",
@@ -437,7 +471,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             ),
             422: _invalid(
                 "`to` is missing, invalid or on the do-not-call list, `payload` makes the agent's "
-                f"prompt longer than {MAX_PROMPT_BYTES:,} bytes, or a field is"
+                f"prompt longer than {MAX_PROMPT_BYTES:,} bytes, `payload` or `context` is over "
+                f"{MAX_CALL_JSON_BYTES:,} bytes as JSON, or a field is"
             ),
             503: answer("`UNAVAILABLE`: the campaign kept changing; retry.", ErrorBody),
         },

@@ -17,10 +17,11 @@ the repeated hour is counted once: 00:00-01:30 ends at the first 01:30, while 01
 the repeated hour as well.
 
 ``next_allowed_time`` starts from a candidate, the latest of ``now``, ``now + initial_call_delay``
-(requests only), ``not_before`` (a cooldown) and the first instant of ``start_date``, and returns
-the earliest allowed instant at or after it. The reason is ``immediate`` when that is ``now``;
-the bound that made the candidate when the candidate itself is allowed (ties: start date, then
-cooldown, then delay); otherwise ``outside_call_hours`` if the candidate lay outside the campaign
+(requests only; a delay over MAX_INITIAL_CALL_DELAY_S, 30 days, counts as 30 days),
+``not_before`` (a cooldown) and the first instant of ``start_date``, and returns the earliest
+allowed instant at or after it. The reason is ``immediate`` when that is ``now``; the bound
+that made the candidate when the candidate itself is allowed (ties: start date, then cooldown,
+then delay); otherwise ``outside_call_hours`` if the candidate lay outside the campaign
 windows, else ``recipient_local_hours``. ``Closed`` instead: ``end_date_passed`` once ``now``
 reaches the end of ``end_date`` (the first instant of the next local date),
 ``no_window_before_end_date`` when the search reaches that end first, ``no_window`` when
@@ -41,6 +42,8 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from shared.rules.input_bounds import MAX_INITIAL_CALL_DELAY_S
 
 SECONDS_PER_DAY = 86400
 SEARCH_HORIZON_DAYS = 400
@@ -340,7 +343,9 @@ def next_allowed_time(
     candidate_seconds = now_seconds
     pushed_by = SchedulingReason.IMMEDIATE
     if from_request and policy.initial_call_delay > 0:
-        candidate = now + timedelta(seconds=policy.initial_call_delay)
+        # Held to the API's bound: a campaign stored before it cannot wait past the calendar.
+        delay = min(policy.initial_call_delay, MAX_INITIAL_CALL_DELAY_S)
+        candidate = now + timedelta(seconds=delay)
         candidate_seconds = candidate.timestamp()
         pushed_by = SchedulingReason.INITIAL_DELAY
     if not_before is not None:

@@ -21,6 +21,7 @@ from shared.store.deliveries import DeliveryStore
 _TRANSITION_CAMPAIGN: Final = lua.source(__package__, "transition_campaign.lua")
 _UPDATE_RULES: Final = lua.source(__package__, "update_rules.lua")
 _REPLACE_WEBHOOK: Final = lua.source(__package__, "replace_webhook.lua")
+_ADD_WEBHOOK: Final = lua.source(__package__, "add_webhook.lua")
 
 _NOT_RULES = {"id", "environment_id", "status", "created_at", "updated_at"}
 _CAMPAIGN_CACHE_SIZE = 10_000
@@ -176,6 +177,14 @@ class CatalogStore:
             keys.campaign_webhooks(webhook.campaign_id), webhook.id, webhook.model_dump_json()
         )
 
+    async def add_webhook(self, webhook: Webhook, most: int) -> bool:
+        """Stores a new webhook unless its campaign has `most` already; whether it was stored."""
+        stored = await self._add_webhook(
+            keys=[keys.campaign_webhooks(webhook.campaign_id)],
+            args=[webhook.id, webhook.model_dump_json(), most],
+        )
+        return bool(stored)
+
     async def list_webhooks(self, campaign_id: str) -> list[Webhook]:
         raw = cast(dict[str, str], await self._redis.hgetall(keys.campaign_webhooks(campaign_id)))
         hooks = [self._webhook(webhook_id, value) for webhook_id, value in raw.items()]
@@ -236,6 +245,10 @@ class CatalogStore:
     @cached_property
     def _replace_webhook(self) -> AsyncScript:
         return self._redis.register_script(_REPLACE_WEBHOOK)
+
+    @cached_property
+    def _add_webhook(self) -> AsyncScript:
+        return self._redis.register_script(_ADD_WEBHOOK)
 
     @cached_property
     def webhook_deliveries(self) -> DeliveryStore:

@@ -1,4 +1,5 @@
-"""Schemathesis against the live ingest service: no 5xx, and no answer that breaks the document.
+"""Schemathesis against the live ingest service: no 5xx, no answer that breaks the document, and
+no request that breaks the document accepted (`negative_data_rejection`).
 
 The service runs as its own process, as in production, with the real broker and Redis, and the
 document is read from the service itself.
@@ -33,6 +34,7 @@ from schemathesis import APIOperation, BaseSchema, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
+    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -122,7 +124,12 @@ def live_ingest(
 
 
 Case = schemathesis.Case[APIOperation[Any, Any, Any, Any]]
-CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    negative_data_rejection,
+]
 
 
 def _load_schema(live: LiveIngest) -> BaseSchema:

@@ -16,6 +16,7 @@ from services.scheduler.settings import SchedulerSettings
 from shared.bus import DLQ_ERROR_HEADER
 from shared.events import CallEvent, CallEventType
 from shared.models import Agent, Campaign, CampaignRules, CampaignStatus
+from shared.rules.input_bounds import MAX_CALL_JSON_BYTES
 from shared.settings import KafkaSettings
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
@@ -146,3 +147,34 @@ async def test_a_refused_topic_request_becomes_a_rejected_event(
             assert message["context"] == expected, message
         else:
             assert "context" not in message, message
+
+
+async def test_a_topic_request_over_the_size_bound_goes_to_the_dlq(
+    scheduler: FastStream, kafka_server: KafkaServer, redis: Redis
+) -> None:
+    campaign = await _active_campaign(redis)
+    big = {"k": "x" * MAX_CALL_JSON_BYTES}
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_server.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for name in ("payload", "context"):
+            body = {"campaign_id": campaign.id, "to": "+12125550123", name: big}
+            await producer.send_and_wait(CALLS_REQUESTED, orjson.dumps(body), key=name.encode())
+        fits = {"campaign_id": campaign.id, "to": "+12125550124", "call_id": "c-fits"}
+        await producer.send_and_wait(CALLS_REQUESTED, orjson.dumps(fits), key=b"fits")
+    finally:
+        await producer.stop()
+
+    dead = await read_topic(kafka_server.bootstrap, CALLS_DLQ, lambda r: len(r) >= 2)
+    reasons = {r.key: dict(r.headers)[DLQ_ERROR_HEADER].decode() for r in dead}
+    assert set(reasons) == {b"payload", b"context"}
+    for name in ("payload", "context"):
+        assert (
+            f"{name} must not be greater than {MAX_CALL_JSON_BYTES} bytes" in reasons[name.encode()]
+        )
+    records = await read_topic(
+        kafka_server.bootstrap,
+        CALLS_EVENTS,
+        lambda r: any(e.call_id == "c-fits" for e in _events(r)),
+    )
+    assert {e.call_id for e in _events(records)} == {"c-fits"}

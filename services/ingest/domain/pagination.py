@@ -29,7 +29,7 @@ class PageRequest:
             ("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE),
         ):
             raw = query.get(name)
-            if raw is None or raw == "":
+            if raw is None:
                 values[name] = default
                 continue
             # ASCII only: "²" is a digit to str.isdigit but not to int().

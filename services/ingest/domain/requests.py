@@ -18,6 +18,14 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from services.ingest.domain.credentials import looks_masked
 from shared.models import CampaignRules, CampaignStatus, WebhookHeader
 from shared.phone import InvalidNumber, to_e164
+from shared.rules.input_bounds import (
+    MAX_CALL_JSON_BYTES,
+    MAX_CUSTOM_HEADERS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_INITIAL_CALL_DELAY_S,
+    json_too_large,
+)
+from shared.rules.outcomes import KNOWN_ERRORS, Outcome
 from shared.rules.prompts import MAX_PROMPT_BYTES, utf8_size
 from shared.rules.webhook_headers import (
     CONTROL_CHARACTER,
@@ -48,8 +56,54 @@ class CreateAgent(BaseModel):
         return prompt
 
 
+KNOWN_STATUSES: tuple[str, ...] = tuple(Outcome)
+
+
+def _only_known(names: list[str], known: tuple[str, ...]) -> list[str]:
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(
+            f"may only hold these names: {', '.join(known)} (unknown: {', '.join(unknown)})"
+        )
+    return names
+
+
 class CampaignBody(CampaignRules):
-    """A campaign's rules as the API takes them, on create and on edit."""
+    """A campaign's rules as the API takes them, on create and on edit.
+
+    Bounds that a stored campaign need not meet (it was stored before they were set) are
+    checked here, not in `CampaignRules`: a campaign stays readable, and an edit brings it
+    within them."""
+
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
+    initial_call_delay: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_INITIAL_CALL_DELAY_S,
+        description="Seconds between a request and the first dial, at most 30 days.",
+    )
+    auto_dnc_trigger_statuses: list[str] = Field(
+        default_factory=list,
+        max_length=len(KNOWN_STATUSES),
+        description="Attempt outcomes that put the number on the do-not-call list.",
+        json_schema_extra={"items": {"type": "string", "enum": list(KNOWN_STATUSES)}},
+    )
+    auto_dnc_trigger_errors: list[str] = Field(
+        default_factory=list,
+        max_length=len(KNOWN_ERRORS),
+        description="Attempt errors that put the number on the do-not-call list.",
+        json_schema_extra={"items": {"type": "string", "enum": list(KNOWN_ERRORS)}},
+    )
+
+    @field_validator("auto_dnc_trigger_statuses")
+    @classmethod
+    def _known_statuses(cls, names: list[str]) -> list[str]:
+        return _only_known(names, KNOWN_STATUSES)
+
+    @field_validator("auto_dnc_trigger_errors")
+    @classmethod
+    def _known_errors(cls, names: list[str]) -> list[str]:
+        return _only_known(names, KNOWN_ERRORS)
 
     @field_validator("from_number", mode="before")
     @classmethod
@@ -140,7 +194,7 @@ class CreateWebhook(BaseModel):
         ),
         json_schema_extra={"pattern": VALUE_PATTERN},
     )
-    custom_headers: list[HeaderBody] = Field(default_factory=list)
+    custom_headers: list[HeaderBody] = Field(default_factory=list, max_length=MAX_CUSTOM_HEADERS)
     include_call_events: StrictBool = False
 
     @field_validator("webhook_secret")
@@ -187,7 +241,21 @@ class MakeCall(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    payload: dict[str, Any] = Field(default_factory=dict)
-    context: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"At most {MAX_CALL_JSON_BYTES:,} bytes as compact UTF-8 JSON.",
+    )
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"At most {MAX_CALL_JSON_BYTES:,} bytes as compact UTF-8 JSON.",
+    )
     is_testing: StrictBool = False
     allow_duplicates: StrictBool = False
+
+    @field_validator("payload", "context")
+    @classmethod
+    def _json_within_limit(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = json_too_large(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.ingest.domain.errors import ApiError, Invalid, not_found, validation_errors
 from services.ingest.domain.pagination import PageRequest
+from services.ingest.domain.query import MAX_NUMBER_LENGTH, choice_filter, text_filter
 from services.ingest.domain.requests import MakeCall
 from services.ingest.handlers.common import (
     call_view,
@@ -197,11 +198,9 @@ async def list_calls(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     campaign = await campaign_in_env(request)
     page = PageRequest.from_query(request.query)
-    status_filter = request.query.get("status")
-    if status_filter and status_filter not in CallStatus.__members__.values():
-        raise Invalid({"status": [f"The status must be one of: {', '.join(CallStatus)}."]})
-    number_filter = request.query.get("to")
-    if number_filter:
+    status_filter = choice_filter(request.query, "status", CallStatus)
+    number_filter = text_filter(request.query, "to", MAX_NUMBER_LENGTH)
+    if number_filter is not None:
         try:
             number_filter = to_e164(number_filter)
         except InvalidNumber as exc:

@@ -12,6 +12,12 @@ from pydantic import ValidationError
 from services.ingest.domain.campaign_status import allowed_sources, lifecycle_event
 from services.ingest.domain.errors import ApiError, Invalid, not_found, validation_errors
 from services.ingest.domain.pagination import PageRequest
+from services.ingest.domain.query import (
+    MAX_ID_LENGTH,
+    MAX_SEARCH_LENGTH,
+    choice_filter,
+    text_filter,
+)
 from services.ingest.domain.requests import CampaignBody, ChangeCampaignStatus, CreateCampaign
 from services.ingest.domain.stats import campaign_stats
 from services.ingest.handlers.common import (
@@ -67,20 +73,18 @@ async def get_campaign(request: web.Request) -> web.Response:
     return json_response({"success": True, "data": await _full_view(runtime_of(request), campaign)})
 
 
-_FILTERS = ("status", "campaign_type", "agent_id")
-
-
 async def list_campaigns(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     page = PageRequest.from_query(request.query)
     ids = await runtime.catalog.list_campaign_ids(request[ENVIRONMENT])
     campaigns = await runtime.catalog.get_campaigns(list(reversed(ids)))
-    wanted = {name: request.query[name] for name in _FILTERS if request.query.get(name)}
-    for name, allowed in (("status", CampaignStatus), ("campaign_type", CampaignType)):
-        if name in wanted and wanted[name] not in allowed.__members__.values():
-            label = name.replace("_", " ")
-            raise Invalid({name: [f"The {label} must be one of: {', '.join(allowed)}."]})
-    search = request.query.get("search", "").casefold()
+    filters = {
+        "status": choice_filter(request.query, "status", CampaignStatus),
+        "campaign_type": choice_filter(request.query, "campaign_type", CampaignType),
+        "agent_id": text_filter(request.query, "agent_id", MAX_ID_LENGTH),
+    }
+    wanted = {name: value for name, value in filters.items() if value is not None}
+    search = (text_filter(request.query, "search", MAX_SEARCH_LENGTH) or "").casefold()
     matching = [
         c
         for c in campaigns

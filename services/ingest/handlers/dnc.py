@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.ingest.domain.errors import ApiError, Invalid, not_found
+from services.ingest.domain.query import MAX_ID_LENGTH, MAX_NUMBER_LENGTH, text_filter
 from services.ingest.handlers.common import json_response, parse, read_object, runtime_of
 from services.ingest.keys import ENVIRONMENT
 from shared.clock import to_iso
@@ -92,6 +93,10 @@ def _query_number(request: web.Request) -> str:
         candidates.append(decoded)
     if not any(candidate.strip() for candidate in candidates):
         raise Invalid({"number": ["The number field is required."]})
+    if decoded is not None and len(decoded) > MAX_NUMBER_LENGTH:
+        raise Invalid(
+            {"number": [f"The number must not be greater than {MAX_NUMBER_LENGTH} characters."]}
+        )
     for candidate in candidates:
         try:
             return to_e164(candidate)
@@ -143,7 +148,7 @@ async def remove_number(request: web.Request) -> web.Response:
         number = to_e164(request.match_info["number"])
     except InvalidNumber as exc:
         raise Invalid({"number": ["The number must be a valid phone number."]}) from exc
-    campaign_id = request.query.get("campaign_id")
+    campaign_id = text_filter(request.query, "campaign_id", MAX_ID_LENGTH)
     if campaign_id is not None and not campaign_id.strip():
         raise Invalid({"campaign_id": ["The campaign id must not be empty."]})
     # Without a campaign the number leaves every list of the environment. A campaign id of

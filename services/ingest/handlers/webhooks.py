@@ -31,6 +31,7 @@ from shared.clock import to_iso
 from shared.ids import new_id
 from shared.models import Campaign, Webhook
 from shared.rules.delivery_retries import delivery_id_for
+from shared.rules.input_bounds import MAX_WEBHOOKS_PER_CAMPAIGN
 from shared.rules.webhook_payloads import (
     EVENT_NAMES,
     TEST_EVENT,
@@ -40,6 +41,9 @@ from shared.rules.webhook_payloads import (
 from shared.rules.webhook_targets import is_refused_host
 from shared.store.deliveries import DeliveryRef
 
+_TOO_MANY_WEBHOOKS = (
+    f"A campaign may have at most {MAX_WEBHOOKS_PER_CAMPAIGN} webhooks; delete one first."
+)
 _PRIVATE_TARGET = "The webhook url may not point at a private address."
 # The answer leaves before TEST_WAIT_S is up.
 _TEST_WAIT_MARGIN_S = 0.3
@@ -108,7 +112,8 @@ async def create_webhook(request: web.Request) -> web.Response:
         webhook_secret=secret,
         created_at=runtime.clock.now(),
     )
-    await runtime.catalog.save_webhook(webhook)
+    if not await runtime.catalog.add_webhook(webhook, MAX_WEBHOOKS_PER_CAMPAIGN):
+        raise ApiError(409, _TOO_MANY_WEBHOOKS, "WEBHOOK_LIMIT_REACHED")
     view = webhook_view(webhook)
     if generated:
         # Shown once, in full: the customer needs it to verify signatures. A secret the

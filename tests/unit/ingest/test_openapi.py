@@ -36,6 +36,13 @@ from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus, Web
 from shared.rules.delivery_attempts import AttemptRecord, Trigger
 from shared.rules.delivery_retries import DeliveryState
 from shared.rules.dnc import DncEntry, EntrySource, campaign_scope, scope_for
+from shared.rules.input_bounds import (
+    MAX_CALL_JSON_BYTES,
+    MAX_CUSTOM_HEADERS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_INITIAL_CALL_DELAY_S,
+)
+from shared.rules.outcomes import KNOWN_ERRORS, Outcome
 
 NOW = datetime(2026, 3, 2, 14, 30, 5, 123456, tzinfo=UTC)
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -208,8 +215,8 @@ def test_list_operations_document_the_paging_parameters(document: dict[str, Any]
 
 @pytest.mark.parametrize(
     "page",
-    ["0", "-1", "1.5", "²", "٣", str(MAX_PAGE + 1), "9" * 5000],
-    ids=["zero", "negative", "decimal", "superscript", "arabic-indic", "past-max", "huge"],
+    ["", "0", "-1", "1.5", "²", "٣", str(MAX_PAGE + 1), "9" * 5000],
+    ids=["empty", "zero", "negative", "decimal", "superscript", "arabic-indic", "past-max", "huge"],
 )
 def test_a_page_out_of_the_documented_range_is_a_422(document: dict[str, Any], page: str) -> None:
     parameters = document["paths"]["/agents"]["get"]["parameters"]
@@ -456,3 +463,21 @@ def test_the_docs_page_is_self_contained_and_reads_the_document() -> None:
     assert f'"{OPENAPI_PATH}"' in PAGE
     for external in ("http://", "https://", "src=", "<link", "@import"):
         assert external not in PAGE
+
+
+def test_the_document_shows_the_input_bounds(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    campaign = schemas["CreateCampaign"]["properties"]
+    assert campaign["initial_call_delay"]["maximum"] == MAX_INITIAL_CALL_DELAY_S
+    assert campaign["description"]["anyOf"][0]["maxLength"] == MAX_DESCRIPTION_CHARS
+    assert campaign["auto_dnc_trigger_statuses"]["items"]["enum"] == list(Outcome)
+    assert campaign["auto_dnc_trigger_errors"]["items"]["enum"] == list(KNOWN_ERRORS)
+    webhook = schemas["CreateWebhookBody"]["properties"]
+    assert webhook["custom_headers"]["maxItems"] == MAX_CUSTOM_HEADERS
+    call = schemas["MakeCallBody"]["properties"]
+    assert f"{MAX_CALL_JSON_BYTES:,} bytes" in call["payload"]["description"]
+    create = document["paths"]["/campaigns/{campaign_id}/webhooks"]["post"]["responses"]
+    assert "WEBHOOK_LIMIT_REACHED" in create["409"]["description"]
+    listing = document["paths"]["/campaigns"]["get"]["parameters"]
+    texts = {p["name"]: p["schema"] for p in listing if p["name"] in ("agent_id", "search")}
+    assert all(schema["minLength"] == 1 for schema in texts.values())

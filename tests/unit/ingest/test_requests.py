@@ -7,8 +7,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from services.dialer.domain import telephony
+from services.dialer.domain.sandbox import sandbox_outcome
 from services.ingest.domain.errors import validation_errors
 from services.ingest.domain.requests import CampaignBody, CreateCampaign
+from services.scheduler.due_pump import DIALER_LOST
+from shared.rules.outcomes import KNOWN_ERRORS, Outcome
+from shared.rules.prompts import PROMPT_TOO_LARGE
 
 BASE: dict[str, Any] = {
     "name": "Spring",
@@ -74,4 +79,38 @@ def test_the_from_number_message_sits_beside_the_other_fields_messages() -> None
     assert validation_errors(caught.value) == {
         "max_retries": ["The max retries must not be greater than 10."],
         **INVALID,
+    }
+
+
+def test_every_error_an_attempt_can_end_with_is_a_known_trigger() -> None:
+    reported = {
+        telephony.CARRIER_UNAVAILABLE,
+        telephony.CARRIER_ERROR,
+        telephony.INVALID_NUMBER,
+        telephony.OUTCOME_UNKNOWN,
+        PROMPT_TOO_LARGE,
+        DIALER_LOST,
+        *(sandbox_outcome(f"+1212555012{digit}").error for digit in "0123456789"),
+    } - {None}
+    assert reported == set(KNOWN_ERRORS)
+
+
+def test_auto_dnc_triggers_take_the_known_names_only() -> None:
+    body = CampaignBody.model_validate(
+        {
+            **BASE,
+            "auto_dnc_trigger_statuses": list(Outcome),
+            "auto_dnc_trigger_errors": list(KNOWN_ERRORS),
+        }
+    )
+    assert body.auto_dnc_trigger_statuses == [outcome.value for outcome in Outcome]
+    with pytest.raises(ValidationError) as refused:
+        CampaignBody.model_validate(
+            {**BASE, "auto_dnc_trigger_statuses": ["completed", "answered", "rejected"]}
+        )
+    assert validation_errors(refused.value) == {
+        "auto_dnc_trigger_statuses": [
+            "The auto dnc trigger statuses may only hold these names: "
+            f"{', '.join(Outcome)} (unknown: answered, rejected)."
+        ]
     }

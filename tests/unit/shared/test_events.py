@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from shared.events import (
     CallEvent,
@@ -16,6 +17,7 @@ from shared.events import (
     event_id_for,
 )
 from shared.models import Call, CallStatus
+from shared.rules.input_bounds import MAX_CALL_JSON_BYTES
 
 NOW = datetime(2026, 3, 2, 15, 4, 5, tzinfo=UTC)
 
@@ -242,3 +244,15 @@ def test_an_accepted_request_is_the_models_own_json(fields: dict[str, object]) -
 
     assert encoded == _as_model(call).model_dump_json().encode()
     assert CallRequested.model_validate_json(encoded) == _as_model(call)
+
+
+@pytest.mark.parametrize("name", ["payload", "context"])
+def test_a_call_request_over_the_size_bound_is_invalid_unless_already_accepted(
+    name: str,
+) -> None:
+    big = {"k": "x" * MAX_CALL_JSON_BYTES}
+    fields = {"campaign_id": "c", "to": "+12125550123", name: big}
+    with pytest.raises(ValidationError, match=f"{name} must not be greater than"):
+        CallRequested.model_validate(fields)
+    # One the API accepted was checked there (or stored before the bound): queued as it is.
+    assert getattr(CallRequested.model_validate({**fields, "accepted": True}), name) == big

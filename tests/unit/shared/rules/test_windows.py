@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.rules.input_bounds import MAX_INITIAL_CALL_DELAY_S
 from shared.rules.windows import (
     CallingPolicy,
     Closed,
@@ -968,3 +969,12 @@ def test_allowed_intervals_clips_to_the_asked_span() -> None:
         (ny("2026-05-04 13:00"), ny("2026-05-04 14:00")),
     ]
     assert allowed_intervals(p, (), ny("2026-05-04 12:00"), ny("2026-05-04 13:00")) == []
+
+
+@pytest.mark.parametrize("delay", [MAX_INITIAL_CALL_DELAY_S + 1, 10**12, 10**18])
+def test_a_delay_over_the_bound_counts_as_the_bound(delay: int) -> None:
+    """A campaign stored before the API bound its delay still gets a time, 30 days out."""
+    now = datetime(2026, 5, 4, 14, 0, tzinfo=UTC)
+    decision = next_allowed_time(policy(ranges=("00:00-24:00",), delay=delay), (), now)
+    bound = timedelta(seconds=MAX_INITIAL_CALL_DELAY_S)
+    assert decision == Schedule(now + bound, DELAY)

@@ -1,0 +1,1 @@
+"""Operators' commands that work on the running system (python -m tools.<name>)."""
