@@ -77,12 +77,13 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
     @broker.subscriber(CALLS_EVENTS, group_id=settings.group_id, **options)
     async def on_call_event(message: KafkaMessage) -> None:
         records = records_of(message)
-        if await handler.on_call_events(records):
+        again = await handler.on_call_events(records)
+        if not again:
             log_batch(records, CALLS_EVENTS)
             return
         await consume_batch(
             broker,
-            records,
+            again,
             CALLS_EVENTS,
             "notifier",
             lambda r: handler.on_call_event(r.value or b"", r.key),

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from services.notifier.dispatch import Dispatcher, FirstAttempt
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from services.notifier.workers import DeliveryWorkers
-from shared.bus import TRANSIENT_BACKOFF_S, TRANSIENT_ERRORS, send_to_dlq
+from shared.bus import send_to_dlq
 from shared.events import CallEvent, CampaignEvent
 from shared.models import Webhook
 from shared.store.calls import CallStore
@@ -54,12 +54,15 @@ class NotifyHandler:
             webhooks, event.event_id, event.type.value, call_event_body(event, call), event.call_id
         )
 
-    async def on_call_events(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> bool:
+    async def on_call_events(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> list[ConsumerRecord[bytes, bytes]]:
         """A fetched batch of call events at once: each campaign's webhooks and the calls are
-        read in one go, and every delivery of the batch is stored side by side. Returns False,
-        having done nothing, when one of them fails in a way a single event would answer
-        with the DLQ: the caller then takes the batch one event at a time."""
+        read in one go, and every delivery of the batch is stored side by side. Returns the
+        records to take again one at a time (each with its own retries and DLQ) when that
+        fails: none when it did not."""
         events: list[CallEvent] = []
+        valid: list[ConsumerRecord[bytes, bytes]] = []
         for record in records:
             body = record.value or b""
             try:
@@ -69,20 +72,17 @@ class NotifyHandler:
                     self._rt.broker, body, record.key, CALLS_EVENTS, "notifier", str(exc)
                 )
                 continue
+            valid.append(record)
             if event.type.is_public:
                 events.append(event)
         if not events:
-            return True
+            return []
         try:
             await self._deliver_all(events)
-        except TRANSIENT_ERRORS:
-            log.warning("transient failure storing deliveries; will retry", exc_info=True)
-            await asyncio.sleep(TRANSIENT_BACKOFF_S)
-            raise
         except Exception:
             log.warning("a batch of call events failed; taking it one by one", exc_info=True)
-            return False
-        return True
+            return valid
+        return []
 
     async def _deliver_all(self, events: list[CallEvent]) -> None:
         campaign_ids = list({event.campaign_id for event in events})
