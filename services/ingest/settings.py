@@ -11,7 +11,8 @@ class IngestSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("API_HOST", "INGEST_HOST"))
     port: int = Field(default=8080, validation_alias=AliasChoices("API_PORT", "INGEST_PORT"))
-    dev_api_token: str | None = Field(default="dev-token", validation_alias="DEV_API_TOKEN")
+    # A token of the environment `dev`; none unless set (`make run` sets `dev-token`).
+    dev_api_token: str | None = Field(default=None, validation_alias="DEV_API_TOKEN")
     api_tokens: str = Field(default="", validation_alias="API_TOKENS")
     # Requests a second per environment, shared by every copy of the service, with a burst of
     # one second's worth; a batch counts its items. 0 turns the limit off.
