@@ -34,6 +34,12 @@ class RedisSettings(BaseSettings):
 
     url: str = "redis://127.0.0.1:6379/0"
     max_connections: int = Field(default=64, ge=1)
+    # How long a command waits for Redis's reply before its caller gets a timeout error and the
+    # connection is dropped (a new one opens for the next commands), and how long opening a
+    # connection may take. No service sends a blocking command (BLPOP, XREAD BLOCK, ...): one
+    # would need to block for less than the socket timeout.
+    socket_timeout_seconds: float = Field(default=10.0, gt=0)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
 def default_instance() -> str:
