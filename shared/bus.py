@@ -19,6 +19,7 @@ from faststream.kafka.message import KafkaMessage
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared import kafka_security
 from shared.events import CallEvent
 from shared.observability import FIELDS
 from shared.partitioner import KeyPartitioner, partition_of
@@ -200,6 +201,7 @@ class BulkSender:
             enable_idempotence=self._settings.enable_idempotence,
             linger_ms=0,
             partitioner=KeyPartitioner(),
+            **kafka_security.client_options(self._settings),
         )
         await self._producer.start()
 
@@ -269,6 +271,8 @@ def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
         # Per-message INFO logs halve a subscriber's rate; keep them for debugging only.
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
+        # Its producer and every subscriber's consumer connect with it.
+        security=kafka_security.broker_security(settings),
     )
 
 
@@ -300,7 +304,10 @@ async def ensure_topics(
     """Creates the topics (idempotently), retrying while the broker is still starting."""
     wanted = list(topics)
     for attempt in range(attempts):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            **kafka_security.client_options(settings),
+        )
         try:
             await admin.start()
             existing = set(await admin.list_topics())

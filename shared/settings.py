@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,25 @@ class KafkaSettings(BaseSettings):
     # Consumers fetch up to this many records at once and handle different keys side by side.
     batch_max_records: int = Field(default=500, ge=1)
     batch_concurrency: int = Field(default=64, ge=1)
+    # How every client connects (`shared/kafka_security.py`): TLS for SSL and SASL_SSL (the
+    # broker's certificate checked against `ssl_cafile`, else the system's authorities), a
+    # SASL login for SASL_PLAINTEXT and SASL_SSL.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_login(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_username and self.sasl_password and self.sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD"
+            )
+        return self
 
 
 class RedisSettings(BaseSettings):
