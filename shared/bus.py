@@ -17,6 +17,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
+from shared import kafka_security
 from shared.events import CallEvent
 from shared.faults import TryAgain as TryAgain
 from shared.faults import is_transient
@@ -206,6 +207,7 @@ class BulkSender:
             enable_idempotence=self._settings.enable_idempotence,
             linger_ms=0,
             partitioner=KeyPartitioner(),
+            **kafka_security.client_options(self._settings),
         )
         await self._producer.start()
 
@@ -275,6 +277,8 @@ def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
         # Per-message INFO logs halve a subscriber's rate; keep them for debugging only.
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
+        # Its producer and every subscriber's consumer connect with it.
+        security=kafka_security.broker_security(settings),
     )
 
 
@@ -306,7 +310,10 @@ async def ensure_topics(
     """Creates the topics (idempotently), retrying while the broker is still starting."""
     wanted = list(topics)
     for attempt in range(attempts):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            **kafka_security.client_options(settings),
+        )
         try:
             await admin.start()
             existing = set(await admin.list_topics())

@@ -173,6 +173,12 @@ def idempotency(environment_id: str, scope: str) -> str:
     return f"{PREFIX}:env:{{{environment_id}}}:idempotency:{scope}"
 
 
+def api_rate(environment_id: str) -> str:
+    """When the environment's API allowance is next wholly spent (GCRA's theoretical arrival
+    time, microseconds of Redis's clock)."""
+    return f"{PREFIX}:env:{{{environment_id}}}:api-rate"
+
+
 def webhook_delivery(campaign_id: str, webhook_id: str, delivery_id: str) -> str:
     """Hash of one (webhook, event) delivery: its body, state and attempt count."""
     return f"{PREFIX}:{{{campaign_id}}}:delivery:{webhook_id}:{delivery_id}"

@@ -724,16 +724,28 @@ def create_redis(settings: RedisSettings) -> Redis:
     connection instead of failing.
 
     The cluster client has the same command methods; it is typed as `Redis` so that the stores
-    need not care which one they were given."""
+    need not care which one they were given.
+
+    The settings' socket and connect timeouts apply to every connection either client makes:
+    the pooled ones, the shared ones each turn's commands go on (a reply later than the socket
+    timeout fails its callers and drops the connection) and a cluster's per-node ones."""
+    timeouts = {
+        "socket_timeout": settings.socket_timeout_seconds,
+        "socket_connect_timeout": settings.connect_timeout_seconds,
+    }
     if is_cluster(settings.url):
         cluster = AutoPipelineCluster.from_url(
-            settings.url, decode_responses=True, max_connections=settings.max_connections
+            settings.url,
+            decode_responses=True,
+            max_connections=settings.max_connections,
+            **timeouts,
         )
         return cast(Redis, cluster)
     pool = BlockingConnectionPool.from_url(
         settings.url,
         decode_responses=True,
         max_connections=settings.max_connections,
+        **timeouts,
         timeout=10,
         # Plain TCP only: a `rediss://` or `unix://` URL names its own connection class.
         connection_class=HiredisPackingConnection,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,25 @@ class KafkaSettings(BaseSettings):
     # Consumers fetch up to this many records at once and handle different keys side by side.
     batch_max_records: int = Field(default=500, ge=1)
     batch_concurrency: int = Field(default=64, ge=1)
+    # How every client connects (`shared/kafka_security.py`): TLS for SSL and SASL_SSL (the
+    # broker's certificate checked against `ssl_cafile`, else the system's authorities), a
+    # SASL login for SASL_PLAINTEXT and SASL_SSL.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_login(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_username and self.sasl_password and self.sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD"
+            )
+        return self
 
 
 class RedisSettings(BaseSettings):
@@ -34,6 +54,12 @@ class RedisSettings(BaseSettings):
 
     url: str = "redis://127.0.0.1:6379/0"
     max_connections: int = Field(default=64, ge=1)
+    # How long a command waits for Redis's reply before its caller gets a timeout error and the
+    # connection is dropped (a new one opens for the next commands), and how long opening a
+    # connection may take. No service sends a blocking command (BLPOP, XREAD BLOCK, ...): one
+    # would need to block for less than the socket timeout.
+    socket_timeout_seconds: float = Field(default=10.0, gt=0)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
 def default_instance() -> str:

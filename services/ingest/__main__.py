@@ -31,6 +31,9 @@ def main() -> None:
         access_log=None,
         print=None,
         shutdown_timeout=10,
+        # aiohttp closes a connection that has not sent a whole request head this long after
+        # it opened or after its previous answer (the slow-header client), and an idle one.
+        keepalive_timeout=settings.header_timeout_seconds,
     )
 
 

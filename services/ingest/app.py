@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -12,9 +13,11 @@ from redis.asyncio import Redis
 
 from services.ingest import idempotency
 from services.ingest.adapters.agent_prompts import AgentPrompts
+from services.ingest.adapters.rate_limits import ApiAllowances
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.errors import UNAUTHENTICATED_BODY, ApiError, Invalid
+from services.ingest.domain.rate_limits import batch_cost, rate_limited, retry_after_seconds
 from services.ingest.domain.tokens import TokenRegistry
 from services.ingest.handlers import agents, calls, campaigns, dnc, docs, webhooks
 from services.ingest.handlers.common import json_response
@@ -49,6 +52,11 @@ _TOO_LARGE = {"success": False, "message": "The request body is too large.", "co
 _NOT_ALLOWED = {"success": False, "message": "Method not allowed.", "code": "METHOD_NOT_ALLOWED"}
 _NOT_FOUND = {"success": False, "message": "Not found.", "code": "NOT_FOUND"}
 _INTERNAL = {"success": False, "message": "Internal server error.", "code": "INTERNAL_ERROR"}
+_BODY_TIMEOUT = {
+    "success": False,
+    "message": "The request body took too long to arrive.",
+    "code": "REQUEST_TIMEOUT",
+}
 
 
 def _error_response(request: web.Request, exc: Exception) -> web.Response:
@@ -84,20 +92,38 @@ def public_route(handler: Handler) -> Handler:
     return framed
 
 
-def api_route(handler: Handler, idempotent: bool = True) -> Handler:
-    """An API route: the token check, the Idempotency-Key extension (for a POST) and the
-    documented error bodies, in one frame around the handler.
+def api_route(
+    handler: Handler, idempotent: bool = True, cost: Callable[[bytes], int] | None = None
+) -> Handler:
+    """An API route: the token check, the body's time limit, the environment's rate limit,
+    the Idempotency-Key extension (for a POST) and the documented error bodies, in one frame
+    around the handler. `cost` says what a request counts for against the rate limit, from
+    its body (one, without it).
 
-    Routes are framed one by one rather than by middleware: a middleware would add two
-    coroutine layers to every request, a measurable share of the call path's cost."""
+    The rate limit comes before anything is stored (the Idempotency-Key's claim included), so
+    a refused request leaves no trace. Routes are framed one by one rather than by middleware:
+    a middleware would add two coroutine layers to every request, a measurable share of the
+    call path's cost."""
 
     async def framed(request: web.Request) -> web.StreamResponse:
         try:
-            tokens = request.app[RUNTIME].tokens
-            environment = tokens.environment_for(request.headers.get("Authorization"))
+            runtime = request.app[RUNTIME]
+            environment = runtime.tokens.environment_for(request.headers.get("Authorization"))
             if environment is None:
                 return json_response(UNAUTHENTICATED_BODY, status=401)
             request[ENVIRONMENT] = environment
+            if request.body_exists and not request.content.is_eof():
+                try:
+                    async with asyncio.timeout(runtime.body_timeout):
+                        await request.read()  # kept: the handler reads the same bytes
+                except TimeoutError:
+                    return _body_timed_out()
+            allowances = runtime.allowances
+            if allowances is not None:
+                units = 1 if cost is None else cost(await request.read())
+                wait_ms = await allowances.take(environment, units)
+                if wait_ms:
+                    return _too_many_requests(wait_ms)
             if idempotent and idempotency.applies(request):
                 return await idempotency.answer_once(request, handler)
             return await handler(request)
@@ -105,6 +131,23 @@ def api_route(handler: Handler, idempotent: bool = True) -> Handler:
             return _error_response(request, exc)
 
     return framed
+
+
+def _too_many_requests(wait_ms: int) -> web.Response:
+    error = rate_limited()
+    response = json_response(error.body(), status=error.status)
+    response.headers["Retry-After"] = str(retry_after_seconds(wait_ms))
+    return response
+
+
+def _body_timed_out() -> web.Response:
+    response = json_response(_BODY_TIMEOUT, status=408)
+    response.force_close()  # what is left of the body would be read as the next request
+    return response
+
+
+def _batch_cost(body: bytes) -> int:
+    return batch_cost(body, calls.MAX_BATCH)
 
 
 async def _no_route(request: web.Request) -> web.StreamResponse:
@@ -161,6 +204,12 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             accept_call=AcceptCall(
                 calls, dnc, recent_campaigns, clock, settings.reservation_ttl_seconds * 1000
             ),
+            allowances=(
+                ApiAllowances(redis, settings.rate_limit_per_second)
+                if settings.rate_limit_per_second
+                else None
+            ),
+            body_timeout=settings.body_timeout_seconds,
         )
         yield
         await publisher.stop()
@@ -202,7 +251,10 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
     app.router.add_post(
         f"{hook}/deliveries/{{delivery_id}}/redeliver", api_route(webhooks.redeliver)
     )
-    app.router.add_post(f"{API}/campaigns/{{campaign_id}}/calls/batch", api_route(calls.make_calls))
+    app.router.add_post(
+        f"{API}/campaigns/{{campaign_id}}/calls/batch",
+        api_route(calls.make_calls, cost=_batch_cost),
+    )
     app.router.add_get(f"{API}/campaigns/{{campaign_id}}/calls", api_route(calls.list_calls))
     app.router.add_get(
         f"{API}/campaigns/{{campaign_id}}/calls/{{call_id}}", api_route(calls.get_call)

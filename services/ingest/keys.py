@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from services.ingest.adapters.agent_prompts import AgentPrompts
+from services.ingest.adapters.rate_limits import ApiAllowances
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.tokens import TokenRegistry
@@ -37,6 +38,10 @@ class Runtime:
     recent_campaigns: RecentCampaigns
     agent_prompts: AgentPrompts
     accept_call: AcceptCall
+    # Each environment's request allowance; None when the rate limit is off.
+    allowances: ApiAllowances | None = None
+    # How long an authenticated request's body may take to arrive.
+    body_timeout: float = 30.0
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

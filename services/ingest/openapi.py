@@ -4,9 +4,9 @@
 `app.py` (a unit test keeps the two equal). Each row names the request model, the query model
 and the response models per status; every schema in the document comes from those pydantic
 models through `models_json_schema`, so changing a model changes the document. The answers
-every operation shares (401; 413 and 422 for a body; the Idempotency-Key refusals of a POST)
-are added here once, not written in each row. Nothing is stored: the document is built on the
-first request and kept in memory.
+every operation shares (401 and 429; 408, 413 and 422 for a body; the Idempotency-Key
+refusals of a POST) are added here once, not written in each row. Nothing is stored: the
+document is built on the first request and kept in memory.
 """
 
 from __future__ import annotations
@@ -183,10 +183,13 @@ class Answer:
 
     description: str
     models: tuple[type[BaseModel], ...]
+    headers: Mapping[str, Any] = field(default_factory=dict)  # response headers it documents
 
 
-def answer(description: str, *models: type[BaseModel]) -> Answer:
-    return Answer(description, models)
+def answer(
+    description: str, *models: type[BaseModel], headers: Mapping[str, Any] | None = None
+) -> Answer:
+    return Answer(description, models, dict(headers or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,6 +580,21 @@ _PATH_PARAMETERS: Final = {
 
 _UNAUTHENTICATED = answer("The bearer token is missing or unknown.", UnauthenticatedBody)
 _TOO_LARGE = answer("`TOO_LARGE`: the body is over the size limit.", ErrorBody)
+_BODY_TIMEOUT = answer(
+    "`REQUEST_TIMEOUT`: the body did not arrive in time; the connection is closed.", ErrorBody
+)
+_RATE_LIMITED = answer(
+    "`RATE_LIMITED`: the environment is over its request rate (every authenticated request "
+    "counts, a batch one per item); nothing was done. Retry after `Retry-After` seconds.",
+    ErrorBody,
+    headers={
+        "Retry-After": {
+            "description": "Whole seconds until the environment's allowance takes the request.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+)
 _BAD_BODY = answer(
     "A body that is not a JSON object, or not sent as JSON, is reported under `body`.",
     ValidationErrorBody,
@@ -597,16 +615,17 @@ def _merged(first: Answer | None, second: Answer) -> Answer:
     if first is None:
         return second
     models = tuple(dict.fromkeys(first.models + second.models))
+    headers = {**first.headers, **second.headers}
     if second.description in first.description:
-        return Answer(first.description, models)
-    return Answer(f"{first.description} {second.description}", models)
+        return Answer(first.description, models, headers)
+    return Answer(f"{first.description} {second.description}", models, headers)
 
 
 def responses_of(operation: Operation) -> dict[int, Answer]:
     """The operation's own answers plus those every operation of its kind shares."""
-    shared: list[tuple[int, Answer]] = [(401, _UNAUTHENTICATED)]
+    shared: list[tuple[int, Answer]] = [(401, _UNAUTHENTICATED), (429, _RATE_LIMITED)]
     if operation.body is not None:
-        shared += [(413, _TOO_LARGE), (422, _BAD_BODY)]
+        shared += [(408, _BODY_TIMEOUT), (413, _TOO_LARGE), (422, _BAD_BODY)]
     if operation.method == "POST":
         shared += [(409, _KEY_IN_PROGRESS), (422, _KEY_REUSED)]
     answers = dict(operation.responses)
@@ -706,6 +725,7 @@ def build_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, 
         entry["responses"] = {
             str(status): {
                 "description": status_answer.description,
+                **({"headers": dict(status_answer.headers)} if status_answer.headers else {}),
                 "content": _content(
                     _one_of([refs[(model, "serialization")] for model in status_answer.models])
                 ),

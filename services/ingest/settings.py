@@ -11,8 +11,22 @@ class IngestSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("API_HOST", "INGEST_HOST"))
     port: int = Field(default=8080, validation_alias=AliasChoices("API_PORT", "INGEST_PORT"))
-    dev_api_token: str | None = Field(default="dev-token", validation_alias="DEV_API_TOKEN")
+    # A token of the environment `dev`; none unless set (`make run` sets `dev-token`).
+    dev_api_token: str | None = Field(default=None, validation_alias="DEV_API_TOKEN")
     api_tokens: str = Field(default="", validation_alias="API_TOKENS")
+    # Requests a second per environment, shared by every copy of the service, with a burst of
+    # one second's worth; a batch counts its items. 0 turns the limit off.
+    rate_limit_per_second: int = Field(
+        default=1000,
+        ge=0,
+        validation_alias=AliasChoices("API_RATE_LIMIT_PER_SECOND", "INGEST_RATE_LIMIT_PER_SECOND"),
+    )
+    # How long a connection may take to send a request's head (line and headers), counted from
+    # when it opened or answered its previous request; also how long an idle kept-alive
+    # connection stays open.
+    header_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
+    # How long an authenticated request's body may take to arrive once its head has.
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     # How long an accepted call's number stays reserved if the scheduler never stores it.
     reservation_ttl_seconds: int = Field(default=3600, ge=60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -64,10 +64,14 @@ class IngestClient:
 def ingest_settings(
     kafka_server: KafkaServer, redis_server: RedisServer, **overrides: Any
 ) -> IngestSettings:
-    """Ingest on the test's broker and Redis, with the test tokens of env-a and env-b."""
+    """Ingest on the test's broker and Redis, with the test tokens of env-a and env-b.
+
+    The rate limit is off unless a test sets it (test_rate_limits.py): its allowance is a key
+    of the environment, and tests here check that a refused request left no key behind."""
     fields: dict[str, Any] = {
         "api_tokens": f"{TOKEN}:env-a,other-token:env-b",
         "dev_api_token": None,
+        "rate_limit_per_second": 0,
         **overrides,
     }
     return IngestSettings(kafka=kafka_server.settings(), redis=redis_server.settings(), **fields)

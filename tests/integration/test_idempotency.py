@@ -80,6 +80,7 @@ async def api(kafka_server: KafkaServer, redis_server: RedisServer) -> AsyncIter
         api_tokens=f"{TOKEN}:env-a,other-token:env-b",
         dev_api_token=None,
         max_body_bytes=64 * 1024,
+        rate_limit_per_second=0,  # its allowance key is not what these tests look for
     )
     app = create_app(settings)
     probe = Probe()

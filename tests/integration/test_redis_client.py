@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared import redis_client
 from shared.redis_client import (
     AutoPipelineRedis,
     HiredisPackingConnection,
@@ -212,3 +213,68 @@ async def test_turns_queued_while_the_first_connection_opens_all_use_it(
         finally:
             await redis.aclose()
         assert [a for a in answers if isinstance(a, BaseException)] == []
+
+
+async def test_the_settings_timeouts_reach_every_connection_and_a_late_reply_fails_its_callers(
+    redis_server: RedisServer,
+) -> None:
+    redis = create_redis(
+        RedisSettings(url=redis_server.url, socket_timeout_seconds=0.5, connect_timeout_seconds=1)
+    )
+    admin = create_redis(RedisSettings(url=redis_server.url, max_connections=2))
+    assert isinstance(redis, AutoPipelineRedis)
+    try:
+        kwargs = redis.connection_pool.connection_kwargs
+        assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.5, 1)
+        await redis.set("k", "v")
+        assert redis._link is not None
+        assert redis._link._timeout == 0.5  # the shared connection's reply deadline
+        await admin.config_set("lua-time-limit", 100)
+        started = asyncio.get_running_loop().time()
+        stuck = await asyncio.gather(
+            redis.eval("while true do end", 0), redis.get("k"), return_exceptions=True
+        )
+        assert all(isinstance(outcome, RedisTimeoutError) for outcome in stuck), stuck
+        assert asyncio.get_running_loop().time() - started < 5
+        await admin.script_kill()
+        assert await redis.get("k") == "v"
+    finally:
+        await redis.aclose()
+        await admin.aclose()
+
+
+async def test_a_server_that_never_answers_fails_the_callers_within_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that takes the connection and says nothing (a stalled proxy, a wedged node):
+    the connection's greeting times out instead of holding the callers forever."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    silent = await asyncio.start_server(say_nothing, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    monkeypatch.setattr(redis_client, "is_cluster", lambda url: False)
+    redis = create_redis(
+        RedisSettings(
+            url=f"redis://127.0.0.1:{port}/0",
+            socket_timeout_seconds=0.3,
+            connect_timeout_seconds=0.3,
+        )
+    )
+    try:
+        started = asyncio.get_running_loop().time()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(redis.get("a"), redis.get("b"), return_exceptions=True), 10
+        )
+        assert all(
+            isinstance(outcome, (RedisTimeoutError, RedisConnectionError)) for outcome in outcomes
+        ), outcomes
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        await redis.aclose()
+        for writer in held:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()

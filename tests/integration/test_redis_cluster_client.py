@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from devstack.cluster import LocalCluster, slot_of
 from shared.redis_client import AutoPipelineCluster, create_redis
@@ -212,3 +213,37 @@ async def test_callers_that_all_meet_noscript_share_one_load(
     names = [f"s{i}" for i in range(500)]  # far more callers than the pool has connections
     assert await asyncio.gather(*(script(keys=[name]) for name in names)) == [1] * 500
     assert loads == 1
+
+
+async def test_the_settings_timeouts_reach_every_node_connection_and_a_late_reply_fails_callers(
+    flushed_cluster_url: str,
+) -> None:
+    redis = create_redis(
+        RedisSettings(
+            url=flushed_cluster_url, socket_timeout_seconds=0.5, connect_timeout_seconds=1
+        )
+    )
+    assert isinstance(redis, AutoPipelineCluster)
+    key = f"stuck{TAG}"
+    try:
+        await redis.set(key, "v")
+        spin = redis.register_script("while true do end")
+        await redis.script_load("while true do end")  # on every master: no NOSCRIPT turn
+        owner = redis.get_node_from_key(key)
+        for node in redis.get_nodes():
+            assert node.connection_kwargs["socket_timeout"] == 0.5
+            assert node.connection_kwargs["socket_connect_timeout"] == 1
+        assert redis._links[owner.name]._timeout == 0.5  # the node's shared connection
+        admin = Redis(host=owner.host, port=owner.port, decode_responses=True)
+        try:
+            await admin.config_set("lua-time-limit", 100)
+            started = asyncio.get_running_loop().time()
+            stuck = await asyncio.gather(spin(keys=[key]), redis.get(key), return_exceptions=True)
+            assert all(isinstance(outcome, RedisTimeoutError) for outcome in stuck), stuck
+            assert asyncio.get_running_loop().time() - started < 5
+            await admin.script_kill()
+        finally:
+            await admin.aclose()
+        assert await redis.get(key) == "v"
+    finally:
+        await redis.aclose()

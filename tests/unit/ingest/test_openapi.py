@@ -176,7 +176,7 @@ def test_every_operation_documents_its_refusals(document: dict[str, Any]) -> Non
             for name in path.replace("}", "{").split("{")[1::2]:
                 assert ("path", name) in parameters, label
         if "requestBody" in operation:
-            assert {"413", "422"} <= statuses, label
+            assert {"408", "413", "422"} <= statuses, label
         if method == "post":
             assert {"409", "422"} <= statuses, label
             assert ("header", "Idempotency-Key") in parameters, label
@@ -187,6 +187,18 @@ def test_every_operation_documents_its_refusals(document: dict[str, Any]) -> Non
         for status, answer in operation["responses"].items():
             assert answer["description"], (label, status)
             assert "schema" in answer["content"]["application/json"], (label, status)
+
+
+def test_every_operation_documents_429_with_its_retry_after(document: dict[str, Any]) -> None:
+    for method, path, operation in _operations(document):
+        refused = operation["responses"]["429"]
+        assert refused["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }, (method, path)
+        assert "RATE_LIMITED" in refused["description"], (method, path)
+        retry_after = refused["headers"]["Retry-After"]
+        assert retry_after["required"] is True
+        assert retry_after["schema"] == {"type": "integer", "minimum": 1}
 
 
 def test_make_campaign_call_documents_both_409_bodies_and_its_own_201(
