@@ -32,6 +32,7 @@ from typing import Final, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared import kafka_security
 from shared.bus import DLQ_CONSUMER_HEADER, DLQ_ERROR_HEADER, DLQ_TOPIC_HEADER
 from shared.partitioner import KeyPartitioner
 from shared.settings import KafkaSettings
@@ -140,6 +141,7 @@ async def replay(
         auto_offset_reset="earliest",
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        **kafka_security.client_options(settings),
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -147,6 +149,7 @@ async def replay(
         acks="all",
         enable_idempotence=settings.enable_idempotence,
         partitioner=KeyPartitioner(),
+        **kafka_security.client_options(settings),
     )
     report = Report()
     await consumer.start()
