@@ -14,6 +14,10 @@ from tests.support import ALWAYS_OPEN
 pytestmark = pytest.mark.integration
 
 _INVALID = "The given data was invalid."
+# Four uses of a topic: two 8,000-byte values (a payload within its 16 KiB) render past the
+# prompt's limit, a short name and one such topic stay within it.
+_REPEATING = "Hello {{name}}, " + "about {{topic}}. " * 4
+_FILL = "x" * 8_000
 _PAYLOAD_TOO_LARGE = {
     "payload": [
         f"The payload makes the agent's prompt longer than {MAX_PROMPT_BYTES} bytes (UTF-8)."
@@ -64,8 +68,8 @@ async def test_an_agent_whose_prompt_is_exactly_the_limit_is_created(
 async def test_a_call_whose_payload_makes_the_prompt_too_large_is_refused(
     ingest: IngestClient,
 ) -> None:
-    campaign = await _campaign_with_prompt(ingest, "Hello {{name}}, about {{topic}}.")
-    fill = "x" * (MAX_PROMPT_BYTES // 2)
+    campaign = await _campaign_with_prompt(ingest, _REPEATING)
+    fill = _FILL
 
     status, body = await ingest.call(
         "POST",
@@ -94,7 +98,7 @@ async def test_large_values_for_names_the_prompt_does_not_use_are_accepted(
     status, body = await ingest.call(
         "POST",
         f"/campaigns/{campaign['id']}/call",
-        {"to": "+12125550102", "payload": {"name": "Ann", "notes": "x" * (MAX_PROMPT_BYTES * 2)}},
+        {"to": "+12125550102", "payload": {"name": "Ann", "notes": "x" * 16_000}},
     )
 
     assert status == 201, body
@@ -106,17 +110,17 @@ async def test_a_prompt_without_placeholders_takes_any_payload(ingest: IngestCli
     status, body = await ingest.call(
         "POST",
         f"/campaigns/{campaign['id']}/call",
-        {"to": "+12125550103", "payload": {"name": "x" * (MAX_PROMPT_BYTES * 2)}},
+        {"to": "+12125550103", "payload": {"name": "x" * 16_000}},
     )
 
     assert status == 201, body
 
 
 async def test_a_batch_refuses_only_the_items_over_the_limit(ingest: IngestClient) -> None:
-    campaign = await _campaign_with_prompt(ingest, "Hello {{name}}.")
+    campaign = await _campaign_with_prompt(ingest, "Hello {{name}}, {{name}} and {{name}}.")
     calls = [
         {"to": "+12125550111", "payload": {"name": "Ann"}},
-        {"to": "+12125550112", "payload": {"name": "x" * MAX_PROMPT_BYTES}},
+        {"to": "+12125550112", "payload": {"name": "x" * (MAX_PROMPT_BYTES // 3 + 1)}},
         {"to": "+12125550113"},
     ]
 

@@ -207,11 +207,14 @@ async def test_a_call_whose_prompt_is_over_the_limit_fails_without_being_dialed(
         id=campaign.agent_id,
         environment_id="env-a",
         name="A",
-        prompt="Hello {{name}}, about {{topic}}.",
+        # Two 8,000-byte values (a payload within its 16 KiB) render past the prompt's limit;
+        # a short name and one such topic stay within it.
+        prompt="Hello {{name}}, " + "about {{topic}}. " * 4,
         created_at=clock.now(),
     )
     await CatalogStore(redis).save_agent(agent)
-    fill = "x" * (MAX_PROMPT_BYTES // 2)
+    fill = "x" * 8_000
+    assert 5 * len(fill) > MAX_PROMPT_BYTES > 4 * len(fill) + 40
     async with running_pipeline(kafka_server.bootstrap, redis_server.url, clock):
         await publish_requests(
             kafka_server.bootstrap,
