@@ -70,6 +70,14 @@ async def _statuses(ingest: IngestClient, campaign_id: str, ids: list[str]) -> l
     return found
 
 
+async def _due_members(redis: Redis, campaign_id: str) -> list[str]:
+    found: list[str] = []
+    for shard in range(16):
+        queue = cast(list[str], await redis.zrange(keys.due_queue(shard), 0, -1))
+        found.extend(member for member in queue if member.startswith(f"{campaign_id}|"))
+    return found
+
+
 @pytest.mark.parametrize("target", ["cancelled", "completed"])
 async def test_the_move_answers_before_the_finisher_ends_the_queued_calls(
     ingest: IngestClient, redis: Redis, target: str
@@ -140,6 +148,10 @@ async def test_delete_answers_at_once_and_the_finisher_removes_every_key(
     campaign_id = campaign["id"]
     path = f"/campaigns/{campaign_id}"
     ids = await _calls(ingest, campaign_id, 5)
+    store = CallStore(redis, 16)
+    for call in await store.get_many((campaign_id, call_id) for call_id in ids):
+        assert call is not None
+        await store.enqueue(call, datetime.now(UTC))
     status, _ = await ingest.call("DELETE", f"{path}/calls/{ids[0]}")
     assert status == 200
     status, hook = await ingest.call(
@@ -157,6 +169,7 @@ async def test_delete_answers_at_once_and_the_finisher_removes_every_key(
     await deliveries.begin(ref, "evt-1", "campaign_call.completed", b"{}", datetime.now(UTC))
     await ingest.call("PATCH", f"{path}/status", {"status": "paused"})
     assert await stored_keys(redis, f"*{campaign_id}*") != []
+    assert len(await _due_members(redis, campaign_id)) == 5
 
     status, body = await ingest.call("DELETE", path)
     assert status == 200, body
@@ -185,9 +198,7 @@ async def test_delete_answers_at_once_and_the_finisher_removes_every_key(
     assert await redis.zscore(shard, campaign_id) is None
     assert await redis.zscore(keys.campaigns_to_finish(), campaign_id) is None
     assert await redis.zscore(keys.env_campaigns("env-a"), campaign_id) is None
-    for shard_number in range(16):
-        queue = cast(list[str], await redis.zrange(keys.due_queue(shard_number), 0, -1))
-        assert not [member for member in queue if member.startswith(f"{campaign_id}|")]
+    assert await _due_members(redis, campaign_id) == []
     status, _ = await ingest.call("DELETE", path)
     assert status == 404
 
