@@ -78,6 +78,9 @@ class CampaignFinisher:
             # never was): whatever is left under its tag goes.
             done = await self._remove_keys(campaign_id, None)
         elif deleting:
+            # Its webhooks go first: a deleted campaign's cancellations are not delivered, and
+            # no delivery is stored under its tag once the keys below are removed.
+            await self._catalog.delete_webhooks(campaign_id)
             done = await self._cancel_queued(campaign, CampaignStatus.CANCELLED)
             done = done and await self._remove_keys(campaign_id, campaign)
         elif campaign.status in CLOSED_STATUSES:

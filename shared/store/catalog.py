@@ -184,20 +184,23 @@ class CatalogStore:
                 pipe.zrem(keys.env_campaigns_by_status(environment_id, status.value), campaign_id)
             await pipe.execute()
 
-    async def delete_campaign_keys(self, campaign_id: str) -> int:
-        """Deletes every key left under the campaign's hash tag but the campaign's own hash
-        (deleted last, by `drop_campaign`): the webhooks' logs, then whatever SCAN finds
-        (deliveries, indexes, counters). Returns how many keys went."""
-        webhook_ids = cast(list[str], await self._redis.hkeys(keys.campaign_webhooks(campaign_id)))
-        named = [
-            key
-            for webhook_id in webhook_ids
-            for key in (
+    async def delete_webhooks(self, campaign_id: str) -> None:
+        """Deletes the campaign's webhooks with their logs and health, the logs first (they
+        are found through the webhooks): from then on no event of the campaign is delivered."""
+        webhooks = keys.campaign_webhooks(campaign_id)
+        webhook_ids = cast(list[str], await self._redis.hkeys(webhooks))
+        for webhook_id in webhook_ids:
+            await self._redis.delete(
                 keys.webhook_attempts(campaign_id, webhook_id),
                 keys.webhook_failing(campaign_id, webhook_id),
             )
-        ]
-        deleted = int(await self._redis.delete(*named)) if named else 0
+        await self._redis.delete(webhooks)
+
+    async def delete_campaign_keys(self, campaign_id: str) -> int:
+        """Deletes every key left under the campaign's hash tag but the campaign's own hash
+        (deleted last, by `drop_campaign`), as SCAN finds them (deliveries, indexes,
+        counters). Returns how many keys went."""
+        deleted = 0
         keep = keys.campaign(campaign_id)
         batch: list[str] = []
         async for key in self._redis.scan_iter(
