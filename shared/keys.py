@@ -103,6 +103,17 @@ def campaigns_to_finish() -> str:
     return f"{PREFIX}:{{campaign-jobs}}:finish"
 
 
+def finish_lease(campaign_id: str) -> str:
+    """String: which finisher walks the campaign now (a lease, so one copy at a time)."""
+    return f"{PREFIX}:{{{campaign_id}}}:finishing"
+
+
+def calls_to_announce(campaign_id: str) -> str:
+    """Set of call ids the finisher cancelled whose `cancelled` events are not yet published:
+    a finisher that dies in between leaves them here for the next one."""
+    return f"{PREFIX}:{{{campaign_id}}}:to-announce"
+
+
 def campaign_pattern(campaign_id: str) -> str:
     """SCAN pattern of every key under the campaign's hash tag."""
     escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in campaign_id)

@@ -88,6 +88,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         lambda events: publish_events(broker, events),
         chunk=settings.finish_chunk,
         interval_ms=settings.finish_interval_ms,
+        lease_ms=settings.finish_lease_ms,
     )
     sweeper = RetentionSweeper(
         calls,

@@ -43,6 +43,8 @@ class SchedulerSettings(BaseSettings):
     # how many calls it ends (or deletes) at once.
     finish_interval_ms: int = Field(default=500, ge=10)
     finish_chunk: int = Field(default=500, ge=1)
+    # One finisher walks a campaign at a time: it holds a lease this long, renewed per chunk.
+    finish_lease_ms: int = Field(default=60_000, ge=1000)
     # How often the retention sweep runs, and how many calls it removes at once.
     retention_interval_ms: int = Field(default=60_000, ge=10)
     retention_batch: int = Field(default=500, ge=1)

@@ -393,8 +393,12 @@ class CallStore:
         first, _ = await self.apply_outcome(call, attempt, decision, status, now, terminal=True)
         return first
 
-    async def cancel_queued(self, call: Call, now: datetime) -> tuple[bool, str]:
-        """Cancels a call that is still waiting; returns (cancelled, status before)."""
+    async def cancel_queued(
+        self, call: Call, now: datetime, *, announce: bool = False
+    ) -> tuple[bool, str]:
+        """Cancels a call that is still waiting; returns (cancelled, status before). With
+        `announce`, the call is also put in its campaign's set of cancellations still to be
+        announced, in the same step (`announced` takes it out once its event is out)."""
         cancelled, before = await self._cancel(
             keys=[
                 keys.call(call.campaign_id, call.id),
@@ -404,8 +408,16 @@ class CallStore:
                 keys.calls_by_status_prefix(call.campaign_id),
                 keys.ended_calls(call.campaign_id),
                 keys.call_body(call.campaign_id, call.id),
+                keys.calls_to_announce(call.campaign_id),
             ],
-            args=[call.id, call.to, CallStatus.CANCELLED.value, to_us(now), self._keep_ms],
+            args=[
+                call.id,
+                call.to,
+                CallStatus.CANCELLED.value,
+                to_us(now),
+                self._keep_ms,
+                "1" if announce else "0",
+            ],
         )
         return bool(cancelled), str(before)
 
@@ -472,6 +484,16 @@ class CallStore:
     async def forget_from_status(self, campaign_id: str, status: CallStatus, call_id: str) -> None:
         """Drops an index entry whose call is gone, so a walk over the index moves on."""
         await self._redis.zrem(keys.calls_by_status(campaign_id, status.value), call_id)
+
+    async def to_announce(self, campaign_id: str) -> list[str]:
+        """Calls cancelled with `announce` whose events are not yet published."""
+        return sorted(
+            cast(set[str], await self._redis.smembers(keys.calls_to_announce(campaign_id)))
+        )
+
+    async def announced(self, campaign_id: str, call_ids: list[str]) -> None:
+        if call_ids:
+            await self._redis.srem(keys.calls_to_announce(campaign_id), *call_ids)
 
     # --- retention and deletion ------------------------------------------------------------
 

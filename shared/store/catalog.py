@@ -237,6 +237,23 @@ class CatalogStore:
     async def finished(self, campaign_id: str) -> None:
         await self._redis.zrem(keys.campaigns_to_finish(), campaign_id)
 
+    async def take_finish_lease(self, campaign_id: str, holder: str, lease_ms: int) -> bool:
+        """The right to walk the campaign for `lease_ms`, unless another finisher holds it."""
+        won = await self._redis.set(keys.finish_lease(campaign_id), holder, nx=True, px=lease_ms)
+        return bool(won)
+
+    async def renew_finish_lease(self, campaign_id: str, holder: str, lease_ms: int) -> bool:
+        """Extends a lease `holder` still holds; False when it lapsed (another may walk)."""
+        key = keys.finish_lease(campaign_id)
+        if await self._redis.get(key) != holder:
+            return False
+        return bool(await self._redis.pexpire(key, lease_ms))
+
+    async def release_finish_lease(self, campaign_id: str, holder: str) -> None:
+        key = keys.finish_lease(campaign_id)
+        if await self._redis.get(key) == holder:
+            await self._redis.delete(key)
+
     async def page_of_campaigns(
         self, environment_id: str, status: CampaignStatus | None, start: int, count: int
     ) -> tuple[list[str], int]:

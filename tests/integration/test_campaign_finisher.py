@@ -106,39 +106,76 @@ async def test_the_move_answers_before_the_finisher_ends_the_queued_calls(
     assert stored["data"]["stats"]["queued_calls"] == 0
 
 
-async def test_a_finisher_stopped_mid_walk_is_resumed_and_ends_each_call_once(
+class Killed(Exception):
+    """The finisher's process dies here."""
+
+
+async def test_a_finisher_killed_mid_walk_is_resumed_and_ends_each_call_once(
     ingest: IngestClient, redis: Redis
 ) -> None:
     campaign = await ingest.campaign()
-    ids = await _calls(ingest, campaign["id"], 30)
+    campaign_id = campaign["id"]
+    ids = await _calls(ingest, campaign_id, 30)
     status, _ = await ingest.call(
-        "PATCH", f"/campaigns/{campaign['id']}/status", {"status": "cancelled"}
+        "PATCH", f"/campaigns/{campaign_id}/status", {"status": "cancelled"}
     )
     assert status == 200
     recorder = Recorder()
-    first = _finisher(redis, recorder, chunk=4)
-    running: asyncio.Task[None] = asyncio.create_task(first.run())
 
-    async def killed_after_two_chunks(events: Iterable[CallEvent]) -> None:
-        await recorder(events)
+    async def dies_before_its_third_publish(events: Iterable[CallEvent]) -> None:
         if recorder.publishes == 2:
-            running.cancel()
+            raise Killed
+        await recorder(events)
 
-    first._publish = killed_after_two_chunks
-    with pytest.raises(asyncio.CancelledError):
-        await running
-    cancelled = await redis.zcard(keys.calls_by_status(campaign["id"], "cancelled"))
-    assert 8 <= cancelled < 30
-    assert await redis.zscore(keys.campaigns_to_finish(), campaign["id"]) is not None
+    first = _finisher(redis, recorder, chunk=4)
+    first._publish = dies_before_its_third_publish
+    with pytest.raises(Killed):
+        await first.finish_pending()
+    # Three chunks cancelled, two announced; the third chunk's calls wait to be announced.
+    assert await redis.zcard(keys.calls_by_status(campaign_id, "cancelled")) == 12
+    assert len(recorder.events) == 8
+    assert await redis.scard(keys.calls_to_announce(campaign_id)) == 4
+    assert await redis.zscore(keys.campaigns_to_finish(), campaign_id) is not None
+    # A dead copy does not give its lease back: it lapses.
+    await redis.set(keys.finish_lease(campaign_id), "the-dead-copy", px=300)
 
-    # Restarted: picks the campaign up again where its queued calls now stand.
-    await _finisher(redis, recorder, chunk=4).finish_pending()
+    second = _finisher(redis, recorder, chunk=4)
+    assert not await second.finish(campaign_id)
+    assert len(recorder.events) == 8
 
-    assert await _statuses(ingest, campaign["id"], ids) == ["cancelled"] * 30
+    async def finished() -> bool:
+        return await second.finish(campaign_id)
+
+    await wait_until(finished)
+
+    assert await _statuses(ingest, campaign_id, ids) == ["cancelled"] * 30
     assert Counter(e.call_id for e in recorder.events) == Counter(ids)
-    _, stored = await ingest.call("GET", f"/campaigns/{campaign['id']}")
+    assert await redis.scard(keys.calls_to_announce(campaign_id)) == 0
+    assert await redis.exists(keys.finish_lease(campaign_id)) == 0
+    assert await redis.zscore(keys.campaigns_to_finish(), campaign_id) is None
+    _, stored = await ingest.call("GET", f"/campaigns/{campaign_id}")
     assert stored["data"]["stats"]["queued_calls"] == 0
-    assert await redis.hget(keys.campaign_stats(campaign["id"]), "cancelled") == "30"
+    assert await redis.hget(keys.campaign_stats(campaign_id), "cancelled") == "30"
+
+
+async def test_two_finishers_never_announce_a_call_twice(
+    ingest: IngestClient, redis: Redis
+) -> None:
+    campaign = await ingest.campaign()
+    ids = await _calls(ingest, campaign["id"], 40)
+    await ingest.call("PATCH", f"/campaigns/{campaign['id']}/status", {"status": "completed"})
+    recorder = Recorder()
+
+    async def both() -> bool:
+        await asyncio.gather(
+            _finisher(redis, recorder, chunk=3).finish_pending(),
+            _finisher(redis, recorder, chunk=3).finish_pending(),
+        )
+        return await redis.zscore(keys.campaigns_to_finish(), campaign["id"]) is None
+
+    await wait_until(both)
+
+    assert Counter(e.call_id for e in recorder.events) == Counter(ids)
 
 
 async def test_delete_answers_at_once_and_the_finisher_removes_every_key(
