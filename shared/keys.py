@@ -24,6 +24,16 @@ def env_campaigns(environment_id: str) -> str:
     return f"{PREFIX}:env:{{{environment_id}}}:campaigns"
 
 
+def env_campaigns_pattern() -> str:
+    """SCAN pattern of every environment's campaigns list (`env_campaigns`)."""
+    return f"{PREFIX}:env:*:campaigns"
+
+
+def environment_of(env_key: str) -> str:
+    """The environment id of a key built by one of the `env_*` functions."""
+    return env_key.partition("{")[2].partition("}")[0]
+
+
 def env_campaigns_by_status(environment_id: str, status: str) -> str:
     """Sorted set of the environment's campaigns in one status, by creation time in ms."""
     return f"{PREFIX}:env:{{{environment_id}}}:campaigns:{status}"
@@ -50,6 +60,12 @@ def call_body(campaign_id: str, call_id: str) -> str:
 def campaign_calls(campaign_id: str) -> str:
     """Sorted set of every call id of the campaign, scored by creation time in µs (listing)."""
     return f"{PREFIX}:{{{campaign_id}}}:index:calls"
+
+
+def legacy_campaign_calls(campaign_id: str) -> str:
+    """The list of a campaign's call ids written before the sorted-set indexes existed; read
+    once by the upgrade (`python -m services.scheduler.reindex`), then deleted."""
+    return f"{PREFIX}:{{{campaign_id}}}:calls"
 
 
 def calls_by_status_prefix(campaign_id: str) -> str:

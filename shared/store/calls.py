@@ -26,6 +26,7 @@ _MARK_STARTED: Final = lua.source(__package__, "mark_started.lua")
 _CANCEL_QUEUED: Final = lua.source(__package__, "cancel_queued.lua")
 _FORGET_ENDED_CALLS: Final = lua.source(__package__, "forget_ended_calls.lua")
 _DROP_CALLS: Final = lua.source(__package__, "drop_calls.lua")
+_REINDEX_CALLS: Final = lua.source(__package__, "reindex_calls.lua")
 
 DEFAULT_RETENTION_MS: Final = 30 * 24 * 3600 * 1000
 # An ended call's hash and body expire this long after its retention, should the sweep (which
@@ -148,6 +149,7 @@ class CallStore:
         self._cancel = redis.register_script(_CANCEL_QUEUED)
         self._forget_ended = redis.register_script(_FORGET_ENDED_CALLS)
         self._drop_calls = redis.register_script(_DROP_CALLS)
+        self._reindex = redis.register_script(_REINDEX_CALLS)
         # Campaigns this process has entered in the hand-off index (entered once, then known).
         self._indexed: set[str] = set()
 
@@ -558,6 +560,41 @@ class CallStore:
         )
         await self._forget_due(campaign_id, removed)
         return removed
+
+    async def reindex_legacy(self, campaign_id: str, now: datetime, chunk: int) -> int:
+        """Files the calls of the campaign's list written before the listing indexes (the
+        old `cc:{<id>}:calls` list) in those indexes, and its ended calls in the ended set,
+        `chunk` at a time; then deletes the list. Returns how many calls it read."""
+        old = keys.legacy_campaign_calls(campaign_id)
+        done = start = 0
+        while True:
+            read = int(
+                await self._reindex(
+                    keys=[
+                        old,
+                        keys.campaign_calls(campaign_id),
+                        keys.calls_by_status_prefix(campaign_id),
+                        keys.calls_by_number(campaign_id),
+                        keys.ended_calls(campaign_id),
+                        keys.call(campaign_id, ""),
+                        keys.call_body(campaign_id, ""),
+                    ],
+                    args=[start, chunk, self._keep_ms, to_ms(now)],
+                )
+            )
+            done += read
+            start += read
+            if read < chunk:
+                break
+        await self._redis.delete(old)
+        if done:
+            # Looked at by the retention sweep at its next pass, then filed by its ended calls.
+            await self._redis.zadd(
+                keys.retention_campaigns(keys.retention_shard_of(campaign_id)),
+                {campaign_id: 0},
+                lt=True,
+            )
+        return done
 
     async def forget_campaign(self, campaign_id: str) -> None:
         """Takes a campaign out of the service-wide indexes: hand-off, slot and retention."""

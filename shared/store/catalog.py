@@ -281,6 +281,37 @@ class CatalogStore:
             )
             await pipe.execute()
 
+    async def file_campaign_statuses(self, environment_id: str, chunk: int) -> list[str]:
+        """Files every campaign of the environment's list under its status (the per-status
+        lists), `chunk` at a time; returns their ids. Idempotent; for data written before the
+        per-status lists existed."""
+        index = keys.env_campaigns(environment_id)
+        found: list[str] = []
+        start = 0
+        while True:
+            rows = cast(
+                list[tuple[str, float]],
+                await self._redis.zrange(index, start, start + chunk - 1, withscores=True),
+            )
+            statuses = cast(
+                list[str | None],
+                await asyncio.gather(
+                    *(self._redis.hget(keys.campaign(c), "status") for c, _ in rows)
+                ),
+            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (campaign_id, created), status in zip(rows, statuses, strict=True):
+                    if status:
+                        pipe.zadd(
+                            keys.env_campaigns_by_status(environment_id, status),
+                            {campaign_id: created},
+                        )
+                await pipe.execute()
+            found.extend(campaign_id for campaign_id, _ in rows)
+            if len(rows) < chunk:
+                return found
+            start += chunk
+
     async def list_campaign_ids(self, environment_id: str) -> list[str]:
         ids = cast(list[str], await self._redis.zrange(keys.env_campaigns(environment_id), 0, -1))
         return ids
