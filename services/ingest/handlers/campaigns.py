@@ -179,8 +179,8 @@ async def update_campaign(request: web.Request) -> web.Response:
     return json_response({"success": True, "data": await _full_view(runtime, stored)})
 
 
-_ACTIVE = ApiError(403, "An active campaign cannot be deleted; pause it first.", "CAMPAIGN_ACTIVE")
-_IN_PROGRESS = ApiError(409, "The campaign has calls in progress.", "CALLS_IN_PROGRESS")
+def _active() -> ApiError:
+    return ApiError(403, "An active campaign cannot be deleted; pause it first.", "CAMPAIGN_ACTIVE")
 
 
 async def delete_campaign(request: web.Request) -> web.Response:
@@ -195,13 +195,13 @@ async def delete_campaign(request: web.Request) -> web.Response:
     now = runtime.clock.now()
     if not deleting:
         if campaign.status is CampaignStatus.ACTIVE:
-            raise _ACTIVE
+            raise _active()
         outcome = await runtime.catalog.begin_delete(campaign, now)
         runtime.recent_campaigns.forget(campaign.id)
         if outcome == "active":
-            raise _ACTIVE
+            raise _active()
         if outcome == "in_progress":
-            raise _IN_PROGRESS
+            raise ApiError(409, "The campaign has calls in progress.", "CALLS_IN_PROGRESS")
         if outcome == "gone":
             raise not_found("campaign")
     # After the mark: a finisher that looked before it would find nothing to do.
