@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import (
+    calls_listing,
     dialer,
     ingest_instructions,
     ingest_make_call,
@@ -39,6 +40,7 @@ BENCHMARKS = (
     Benchmark("notifier", notifier.DESCRIPTION, notifier.main),
     Benchmark("ingest_instructions", ingest_instructions.DESCRIPTION, ingest_instructions.main),
     Benchmark("redis_client", redis_client.DESCRIPTION, redis_client.main),
+    Benchmark("calls_listing", calls_listing.DESCRIPTION, calls_listing.main),
 )
 
 

@@ -150,7 +150,7 @@ def _stored_calls(servers: Servers, campaign_id: str) -> int:
 
     client = redis.Redis.from_url(servers.redis_url)
     try:
-        return int(client.llen(keys.campaign_calls(campaign_id)))
+        return int(client.zcard(keys.campaign_calls(campaign_id)))
     finally:
         client.close()
 

@@ -246,7 +246,7 @@ async def _memory(redis_url: str, campaign_ids: list[str], calls: int, before: i
     try:
         after = await _used_memory(redis)
         store = CallStore(redis, DUE_SHARDS)
-        first = cast(list[str], await redis.lrange(keys.campaign_calls(campaign_ids[0]), 0, 0))
+        first = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_ids[0]), 0, 0))
         sample = await store.get(campaign_ids[0], first[0])
         assert sample is not None
         breakdown = await _breakdown(redis, store, campaign_ids, calls)
@@ -289,7 +289,7 @@ async def _breakdown(
     """Bytes per call of each structure a scheduled call adds, from MEMORY USAGE: the call's
     own keys measured on a sample, the shared structures (the campaigns' registries and
     listings, the due shards) divided by the number of calls."""
-    sample_ids = cast(list[str], await redis.lrange(keys.campaign_calls(campaign_ids[0]), 0, 99))
+    sample_ids = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_ids[0]), 0, 99))
     hashes = await _mean_usage(redis, [keys.call(campaign_ids[0], i) for i in sample_ids])
     bodies = await _mean_usage(redis, [keys.call_body(campaign_ids[0], i) for i in sample_ids])
     registries = await _mean_usage(redis, [keys.active_numbers(c) for c in campaign_ids])

@@ -24,6 +24,21 @@ def env_campaigns(environment_id: str) -> str:
     return f"{PREFIX}:env:{{{environment_id}}}:campaigns"
 
 
+def env_campaigns_pattern() -> str:
+    """SCAN pattern of every environment's campaigns list (`env_campaigns`)."""
+    return f"{PREFIX}:env:*:campaigns"
+
+
+def environment_of(env_key: str) -> str:
+    """The environment id of a key built by one of the `env_*` functions."""
+    return env_key.partition("{")[2].partition("}")[0]
+
+
+def env_campaigns_by_status(environment_id: str, status: str) -> str:
+    """Sorted set of the environment's campaigns in one status, by creation time in ms."""
+    return f"{PREFIX}:env:{{{environment_id}}}:campaigns:{status}"
+
+
 def campaign(campaign_id: str) -> str:
     return f"{PREFIX}:{{{campaign_id}}}:campaign"
 
@@ -43,8 +58,82 @@ def call_body(campaign_id: str, call_id: str) -> str:
 
 
 def campaign_calls(campaign_id: str) -> str:
-    """List of the campaign's call ids in the order they were accepted (listing)."""
+    """Sorted set of every call id of the campaign, scored by creation time in µs (listing)."""
+    return f"{PREFIX}:{{{campaign_id}}}:index:calls"
+
+
+def legacy_campaign_calls(campaign_id: str) -> str:
+    """The list of a campaign's call ids written before the sorted-set indexes existed; read
+    once by the upgrade (`python -m services.scheduler.reindex`), then deleted."""
     return f"{PREFIX}:{{{campaign_id}}}:calls"
+
+
+def calls_by_status_prefix(campaign_id: str) -> str:
+    """What `calls_by_status` appends the status to; the scripts that move a call between
+    statuses are given this and build the two keys themselves (same hash tag, same slot)."""
+    return f"{PREFIX}:{{{campaign_id}}}:index:status:"
+
+
+def calls_by_status(campaign_id: str, status: str) -> str:
+    """Sorted set of the campaign's call ids in one status, scored by creation time in µs."""
+    return calls_by_status_prefix(campaign_id) + status
+
+
+def calls_by_number(campaign_id: str) -> str:
+    """Sorted set of `<e164>|<call_id>` members, all scored 0: a number's calls are one
+    lexicographic range."""
+    return f"{PREFIX}:{{{campaign_id}}}:index:numbers"
+
+
+def number_member(e164: str, call_id: str) -> str:
+    return f"{e164}|{call_id}"
+
+
+def split_number_member(member: str) -> tuple[str, str]:
+    e164, _, call_id = member.partition("|")
+    return e164, call_id
+
+
+def ended_calls(campaign_id: str) -> str:
+    """Sorted set of the campaign's ended calls (`number_member`) by when they ended (ms): the
+    retention sweep removes each once it has been ended `CALL_RETENTION_SECONDS`."""
+    return f"{PREFIX}:{{{campaign_id}}}:ended"
+
+
+RETENTION_SHARDS: Final = 16
+
+
+def retention_shard_of(campaign_id: str) -> int:
+    return zlib.crc32(campaign_id.encode()) % RETENTION_SHARDS
+
+
+def retention_campaigns(shard: int) -> str:
+    """Sorted set of campaigns that have taken calls, scored by the earliest end time (ms) its
+    `ended_calls` may hold: the sweep looks at a campaign once that is a retention period old."""
+    return f"{PREFIX}:{{retention:{shard}}}:campaigns"
+
+
+def campaigns_to_finish() -> str:
+    """Sorted set of campaigns whose queued calls are to be cancelled (a campaign completed or
+    cancelled) or whose keys are to be removed (a deleted campaign), by when it was asked (ms)."""
+    return f"{PREFIX}:{{campaign-jobs}}:finish"
+
+
+def finish_lease(campaign_id: str) -> str:
+    """String: which finisher walks the campaign now (a lease, so one copy at a time)."""
+    return f"{PREFIX}:{{{campaign_id}}}:finishing"
+
+
+def calls_to_announce(campaign_id: str) -> str:
+    """Set of call ids the finisher cancelled whose `cancelled` events are not yet published:
+    a finisher that dies in between leaves them here for the next one."""
+    return f"{PREFIX}:{{{campaign_id}}}:to-announce"
+
+
+def campaign_pattern(campaign_id: str) -> str:
+    """SCAN pattern of every key under the campaign's hash tag."""
+    escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in campaign_id)
+    return f"{PREFIX}:{{{escaped}}}:*"
 
 
 def campaign_stats(campaign_id: str) -> str:
@@ -101,7 +190,12 @@ def active_numbers(campaign_id: str) -> str:
 
 
 def dial_claim(campaign_id: str, call_id: str, attempt: int) -> str:
-    return f"{PREFIX}:{{{campaign_id}}}:claim:{call_id}:{attempt}"
+    return f"{dial_claim_prefix(campaign_id)}{call_id}:{attempt}"
+
+
+def dial_claim_prefix(campaign_id: str) -> str:
+    """What a dial claim's key is made of before `<call_id>:<attempt>`."""
+    return f"{PREFIX}:{{{campaign_id}}}:claim:"
 
 
 def carrier_call(carrier: str, carrier_call_id: str) -> str:

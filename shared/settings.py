@@ -74,3 +74,17 @@ class ObservabilitySettings(BaseSettings):
     json_logs: bool = Field(default=False, alias="LOG_JSON")
     # Which copy of the service wrote a log line: every line carries it.
     instance: str = Field(default_factory=default_instance, alias="SERVICE_INSTANCE", min_length=1)
+
+
+class RetentionSettings(BaseSettings):
+    """How long an ended call is kept. The scheduler's retention sweep removes a call once it
+    has been ended this long; every service that ends calls (ingest, scheduler, dialer) reads
+    it too, for the expiry it gives the ended call's keys (this plus a day, a backstop)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    call_retention_seconds: int = Field(default=30 * 24 * 3600, ge=1)
+
+    @property
+    def call_retention_ms(self) -> int:
+        return self.call_retention_seconds * 1000

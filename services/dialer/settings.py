@@ -5,7 +5,12 @@ from typing import Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+from shared.settings import (
+    KafkaSettings,
+    ObservabilitySettings,
+    RedisSettings,
+    RetentionSettings,
+)
 
 
 class TwilioSettings(BaseSettings):
@@ -65,6 +70,7 @@ class DialerSettings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @model_validator(mode="after")

@@ -186,7 +186,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
         catalog = CatalogStore(redis)
         publisher = CallRequestPublisher(broker, sender, linger=settings.handoff_linger_ms / 1000)
         publisher.start()
-        calls = CallStore(redis, settings.due_shards)
+        calls = CallStore(redis, settings.due_shards, settings.retention.call_retention_ms)
         clock = deps.clock or SystemClock()
         dnc = DncStore(redis)
         recent_campaigns = RecentCampaigns(catalog, settings.campaign_cache_seconds)

@@ -277,6 +277,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Campaigns",
         {200: answer("A page of campaigns, newest first.", CampaignPage), 422: _BAD_PAGE},
         query=CampaignFilters,
+        description="Newest first, by creation time (then id).",
     ),
     Operation(
         "GET",
@@ -307,11 +308,21 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Delete a campaign",
         "Campaigns",
         {
-            200: answer("Deleted; its queued calls were cancelled.", DeletedResponse),
+            200: answer(
+                "Deleted: it reads as gone from now on; its queued calls are cancelled and "
+                "its data removed in the background.",
+                DeletedResponse,
+            ),
             403: answer("`CAMPAIGN_ACTIVE`: pause it first.", ErrorBody),
             404: _CAMPAIGN_404,
             409: answer("`CALLS_IN_PROGRESS`.", ErrorBody),
         },
+        description=(
+            "Answers at once. The campaign, its calls and webhooks read as gone (404) from "
+            "then on; in the background its queued calls are cancelled (each with a "
+            "`campaign_call.cancelled` event, reason `campaign_cancelled`) and every record of "
+            "it is removed. Asked again while that runs, the answer is the same."
+        ),
     ),
     Operation(
         "PATCH",
@@ -328,7 +339,10 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         body=ChangeCampaignStatus,
         description=(
             "draft → active | cancelled; active → paused | completed | cancelled; "
-            "paused → active | completed | cancelled. Cancelling cancels every queued call."
+            "paused → active | completed | cancelled. Completing or cancelling answers once "
+            "the move is stored; every queued call is then cancelled in the background, each "
+            "with a `campaign_call.cancelled` event (reason `campaign_completed` or "
+            "`campaign_cancelled`)."
         ),
     ),
     Operation(
@@ -506,6 +520,11 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             422: _invalid("A filter or the page is invalid"),
         },
         query=CallFilters,
+        description=(
+            "Newest first, by creation time (then id). A call that has been ended for the "
+            "retention period (`CALL_RETENTION_SECONDS`, 30 days by default) is no longer "
+            "listed, nor counted in `total`; the campaign's `stats` still count it."
+        ),
     ),
     Operation(
         "GET",
@@ -517,6 +536,10 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             200: answer("The call.", CallDetailResponse),
             404: _missing("CAMPAIGN_NOT_FOUND", "CALL_NOT_FOUND"),
         },
+        description=(
+            "A call that has been ended for the retention period (`CALL_RETENTION_SECONDS`, "
+            "30 days by default) is removed: `CALL_NOT_FOUND`."
+        ),
     ),
     Operation(
         "DELETE",

@@ -3,7 +3,12 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+from shared.settings import (
+    KafkaSettings,
+    ObservabilitySettings,
+    RedisSettings,
+    RetentionSettings,
+)
 
 
 class IngestSettings(BaseSettings):
@@ -42,4 +47,5 @@ class IngestSettings(BaseSettings):
     due_shards: int = Field(default=16, ge=1, validation_alias="DUE_SHARDS")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)

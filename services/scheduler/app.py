@@ -11,9 +11,18 @@ from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
 from services.scheduler.due_pump import DuePump
+from services.scheduler.finisher import CampaignFinisher
 from services.scheduler.handlers import OutcomeHandler, RequestHandler, SchedulerRuntime
+from services.scheduler.retention import RetentionSweeper
 from services.scheduler.settings import SchedulerSettings
-from shared.bus import BulkSender, batch_consumer, consume_batch, create_broker, records_of
+from shared.bus import (
+    BulkSender,
+    batch_consumer,
+    consume_batch,
+    create_broker,
+    publish_events,
+    records_of,
+)
 from shared.calls.accept import AcceptCall, StoredCampaigns
 from shared.clock import Clock, SystemClock
 from shared.phone import warm_up
@@ -37,7 +46,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     broker = deps.broker or create_broker(settings.kafka, "scheduler")
     redis = deps.redis or create_redis(settings.redis)
     catalog = CatalogStore(redis)
-    calls = CallStore(redis, settings.due_shards)
+    calls = CallStore(redis, settings.due_shards, settings.retention.call_retention_ms)
     clock = deps.clock or SystemClock()
     dnc = DncStore(redis)
     runtime = SchedulerRuntime(
@@ -70,6 +79,22 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         slot_recheck_ms=settings.slot_recheck_ms,
         claim_ttl_ms=settings.claim_ttl_seconds * 1000,
         handoff_grace_ms=settings.handoff_grace_ms,
+    )
+
+    finisher = CampaignFinisher(
+        catalog,
+        calls,
+        clock,
+        lambda events: publish_events(broker, events),
+        chunk=settings.finish_chunk,
+        interval_ms=settings.finish_interval_ms,
+        lease_ms=settings.finish_lease_ms,
+    )
+    sweeper = RetentionSweeper(
+        calls,
+        clock,
+        batch=settings.retention_batch,
+        interval_ms=settings.retention_interval_ms,
     )
 
     kafka = settings.kafka
@@ -112,10 +137,14 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         warm_up()
         await runtime.sender.start()
         tasks.append(asyncio.create_task(pump.run(), name="due-pump"))
+        tasks.append(asyncio.create_task(finisher.run(), name="campaign-finisher"))
+        tasks.append(asyncio.create_task(sweeper.run(), name="retention-sweep"))
 
     @app.on_shutdown
     async def stop_pump() -> None:
         pump.stop()
+        finisher.stop()
+        sweeper.stop()
         await asyncio.gather(*tasks)
 
     @app.after_shutdown

@@ -3,7 +3,12 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+from shared.settings import (
+    KafkaSettings,
+    ObservabilitySettings,
+    RedisSettings,
+    RetentionSettings,
+)
 
 
 class SchedulerSettings(BaseSettings):
@@ -34,6 +39,16 @@ class SchedulerSettings(BaseSettings):
     # A call held back by its campaign's concurrency limit is looked at again after this.
     slot_recheck_ms: int = Field(default=500, ge=50)
     claim_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # How often the campaign finisher looks for campaigns to finish when it found none, and
+    # how many calls it ends (or deletes) at once.
+    finish_interval_ms: int = Field(default=500, ge=10)
+    finish_chunk: int = Field(default=500, ge=1)
+    # One finisher walks a campaign at a time: it holds a lease this long, renewed per chunk.
+    finish_lease_ms: int = Field(default=60_000, ge=1000)
+    # How often the retention sweep runs, and how many calls it removes at once.
+    retention_interval_ms: int = Field(default=60_000, ge=10)
+    retention_batch: int = Field(default=500, ge=1)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)

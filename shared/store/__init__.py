@@ -2,8 +2,10 @@
 files in this folder).
 
 - `calls.py`, `CallStore`: `accept_call`, `confirm_reservation`, `claim_due`,
-  `requeue_expired`, `apply_outcome`, `mark_started`, `cancel_queued`
-- `catalog.py`, `CatalogStore`: `transition_campaign`, `update_rules`, `replace_webhook`
+  `requeue_expired`, `apply_outcome`, `mark_started`, `cancel_queued`, `forget_ended_calls`,
+  `drop_calls`, `reindex_calls`
+- `catalog.py`, `CatalogStore`: `transition_campaign`, `update_rules`, `replace_webhook`,
+  `begin_campaign_delete`
 - `dnc.py`, `DncStore`: `dnc_add`, `dnc_read_list`, `dnc_check_new_call`,
   `dnc_read_every_list`, `dnc_remove`
 - `limits.py`, `DialLimits` and `NumberCooldowns`: `acquire_dial_slots`, `renew_dial_slot`,
@@ -18,7 +20,8 @@ A script is one file. Its header (the comments it opens with) names every `KEYS[
 `ARGV[n]` it uses, `ARGV[n..]` for a variable tail, and what it returns. The module beside it
 reads it once, at import (`lua.source(__package__, "<name>.lua")` into a module-level
 constant), and one store registers it. Lua that several scripts need is its own file, pulled
-in by a `-- include: <name>.lua` line: `move_stat.lua`, `holder.lua`, `dnc_read.lua`.
+in by a `-- include: <name>.lua` line: `move_stat.lua`, `holder.lua`, `call_index.lua`,
+`dnc_read.lua`.
 `tests/unit/shared/store/test_scripts.py` checks all of this for every `.lua` file.
 
 Where each rule is coded (once):
@@ -38,6 +41,12 @@ Where each rule is coded (once):
   `completed_duration_ms`; test calls are never counted. Python reads the counts
   (`CallStore.stats`) and the ingest derives rates and averages from them
   (`services/ingest/domain/stats.py`): a view of the counts, not a second count.
+- The listing indexes and the end of a call: `call_index.lua` (`move_index` moves a call
+  between the per-status sorted sets with its status; `ended` records the end for the
+  retention sweep and sets the backstop expiry), included by every script that changes a
+  call's status. `forget_ended_calls.lua` and `drop_calls.lua` build a call's keys from the
+  prefixes they are given (`keys.call(c, "")` and the like; `tests/unit/shared/test_keys.py`
+  checks that prefix plus id is the key).
 - A number's post-completion rest: `extend_cooldown.lua` only ever lengthens it; whether the
   number rests at `now` is decided in Python alone (`limits.rest_until`), on the deadline
   the scripts return.

@@ -11,10 +11,12 @@
 -- KEYS[1]   call hash
 -- KEYS[2]   call body (string)
 -- KEYS[3]   the campaign's active-number hash (duplicate registry)
--- KEYS[4]   the campaign's calls list
+-- KEYS[4]   the campaign's calls index (sorted set by creation time in µs)
 -- KEYS[5]   the campaign's stats hash
 -- KEYS[6]   campaign hash
 -- KEYS[7]   the campaign's hand-off set (calls waiting for the scheduler, score now_ms)
+-- KEYS[8]   the prefix of the campaign's per-status call indexes
+-- KEYS[9]   the campaign's number index (`<e164>|<call_id>` members)
 -- ARGV[1]   call_id
 -- ARGV[2]   number (E.164)
 -- ARGV[3]   check_duplicates (0/1)
@@ -35,6 +37,7 @@
 
 -- include: move_stat.lua
 -- include: holder.lua
+-- include: call_index.lua
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then
@@ -69,7 +72,9 @@ redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[7] ~= '' then
   redis.call('SET', KEYS[2], ARGV[7])
 end
-redis.call('RPUSH', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[14], ARGV[1])
+move_index(KEYS[8], ARGV[1], ARGV[14], nil, ARGV[10])
+redis.call('ZADD', KEYS[9], 0, ARGV[2] .. '|' .. ARGV[1])
 redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
 if ARGV[6] ~= '1' then
   redis.call('HINCRBY', KEYS[5], 'total', 1)

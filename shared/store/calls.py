@@ -24,6 +24,18 @@ _REQUEUE_EXPIRED: Final = lua.source(__package__, "requeue_expired.lua")
 _APPLY_OUTCOME: Final = lua.source(__package__, "apply_outcome.lua")
 _MARK_STARTED: Final = lua.source(__package__, "mark_started.lua")
 _CANCEL_QUEUED: Final = lua.source(__package__, "cancel_queued.lua")
+_FORGET_ENDED_CALLS: Final = lua.source(__package__, "forget_ended_calls.lua")
+_DROP_CALLS: Final = lua.source(__package__, "drop_calls.lua")
+_REINDEX_CALLS: Final = lua.source(__package__, "reindex_calls.lua")
+
+DEFAULT_RETENTION_MS: Final = 30 * 24 * 3600 * 1000
+# An ended call's hash and body expire this long after its retention, should the sweep (which
+# also takes it out of the indexes) not have removed them by then.
+EXPIRY_GRACE_MS: Final = 24 * 3600 * 1000
+# The most dial claims a call can have (max_retries is at most 10, so 11 attempts) plus one:
+# what a sweep deletes for a call whose hash has already expired.
+MOST_ATTEMPTS: Final = 12
+_STATUSES: Final = tuple(status.value for status in CallStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +117,8 @@ def _accept_keys(call: Call) -> list[str]:
         keys.campaign_stats(call.campaign_id),
         keys.campaign(call.campaign_id),
         keys.handoffs(call.campaign_id),
+        keys.calls_by_status_prefix(call.campaign_id),
+        keys.calls_by_number(call.campaign_id),
     ]
 
 
@@ -119,9 +133,13 @@ class CallStore:
     """Calls (a small hash plus a body key each), the duplicate registry and the sharded due
     queue."""
 
-    def __init__(self, redis: Redis, due_shards: int) -> None:
+    def __init__(
+        self, redis: Redis, due_shards: int, retention_ms: int = DEFAULT_RETENTION_MS
+    ) -> None:
         self._redis = redis
         self.due_shards = due_shards
+        self.retention_ms = retention_ms
+        self._keep_ms = str(retention_ms + EXPIRY_GRACE_MS)
         self._accept = redis.register_script(_ACCEPT_CALL)
         self._confirm = redis.register_script(_CONFIRM_RESERVATION)
         self._claim = redis.register_script(_CLAIM_DUE)
@@ -129,6 +147,9 @@ class CallStore:
         self._apply_outcome = redis.register_script(_APPLY_OUTCOME)
         self._mark_started = redis.register_script(_MARK_STARTED)
         self._cancel = redis.register_script(_CANCEL_QUEUED)
+        self._forget_ended = redis.register_script(_FORGET_ENDED_CALLS)
+        self._drop_calls = redis.register_script(_DROP_CALLS)
+        self._reindex = redis.register_script(_REINDEX_CALLS)
         # Campaigns this process has entered in the hand-off index (entered once, then known).
         self._indexed: set[str] = set()
 
@@ -149,8 +170,16 @@ class CallStore:
         # Numbers go as text: hiredis writes an int argument at about twice the cost.
         created_us = str(to_us(call.created_at))
         if call.campaign_id not in self._indexed:
-            # Before the call is stored: the sweeper must find its campaign, whatever happens.
-            await self._redis.sadd(keys.campaigns_with_handoffs(), call.campaign_id)
+            # Before the call is stored: the sweepers must find its campaign, whatever happens.
+            # The retention sweep looks at it a retention period after its first call.
+            await asyncio.gather(
+                self._redis.sadd(keys.campaigns_with_handoffs(), call.campaign_id),
+                self._redis.zadd(
+                    keys.retention_campaigns(keys.retention_shard_of(call.campaign_id)),
+                    {call.campaign_id: now_ms},
+                    nx=True,
+                ),
+            )
             if len(self._indexed) >= _INDEXED_LIMIT:
                 self._indexed.clear()
             self._indexed.add(call.campaign_id)
@@ -313,8 +342,12 @@ class CallStore:
 
     async def mark_started(self, call: Call, attempt: int, now: datetime) -> bool:
         changed = await self._mark_started(
-            keys=[keys.call(call.campaign_id, call.id), keys.campaign_stats(call.campaign_id)],
-            args=[attempt, CallStatus.IN_PROGRESS.value, to_us(now), to_iso(now)],
+            keys=[
+                keys.call(call.campaign_id, call.id),
+                keys.campaign_stats(call.campaign_id),
+                keys.calls_by_status_prefix(call.campaign_id),
+            ],
+            args=[attempt, CallStatus.IN_PROGRESS.value, to_us(now), to_iso(now), call.id],
         )
         return bool(changed)
 
@@ -335,6 +368,9 @@ class CallStore:
                 keys.call(call.campaign_id, call.id),
                 keys.active_numbers(call.campaign_id),
                 keys.campaign_stats(call.campaign_id),
+                keys.calls_by_status_prefix(call.campaign_id),
+                keys.ended_calls(call.campaign_id),
+                keys.call_body(call.campaign_id, call.id),
             ],
             args=[
                 call.id,
@@ -345,6 +381,7 @@ class CallStore:
                 to_us(now),
                 "1" if terminal else "0",
                 int((duration_seconds or 0) * 1000),
+                self._keep_ms,
                 *_flatten(requeued.fields() if requeued else {}),
             ],
         )
@@ -358,16 +395,31 @@ class CallStore:
         first, _ = await self.apply_outcome(call, attempt, decision, status, now, terminal=True)
         return first
 
-    async def cancel_queued(self, call: Call, now: datetime) -> tuple[bool, str]:
-        """Cancels a call that is still waiting; returns (cancelled, status before)."""
+    async def cancel_queued(
+        self, call: Call, now: datetime, *, announce: bool = False
+    ) -> tuple[bool, str]:
+        """Cancels a call that is still waiting; returns (cancelled, status before). With
+        `announce`, the call is also put in its campaign's set of cancellations still to be
+        announced, in the same step (`announced` takes it out once its event is out)."""
         cancelled, before = await self._cancel(
             keys=[
                 keys.call(call.campaign_id, call.id),
                 keys.active_numbers(call.campaign_id),
                 keys.campaign_stats(call.campaign_id),
                 keys.handoffs(call.campaign_id),
+                keys.calls_by_status_prefix(call.campaign_id),
+                keys.ended_calls(call.campaign_id),
+                keys.call_body(call.campaign_id, call.id),
+                keys.calls_to_announce(call.campaign_id),
             ],
-            args=[call.id, call.to, CallStatus.CANCELLED.value, to_us(now)],
+            args=[
+                call.id,
+                call.to,
+                CallStatus.CANCELLED.value,
+                to_us(now),
+                self._keep_ms,
+                "1" if announce else "0",
+            ],
         )
         return bool(cancelled), str(before)
 
@@ -376,8 +428,201 @@ class CallStore:
         return {name: int(value) for name, value in raw.items()}
 
     async def call_ids(self, campaign_id: str) -> list[str]:
-        """Every call of the campaign, oldest first (in the order they were accepted)."""
-        return cast(list[str], await self._redis.lrange(keys.campaign_calls(campaign_id), 0, -1))
+        """Every call of the campaign, oldest first (by creation time). For tests and tools:
+        the API reads pages (`page_of_calls`)."""
+        return cast(list[str], await self._redis.zrange(keys.campaign_calls(campaign_id), 0, -1))
+
+    async def page_of_calls(
+        self, campaign_id: str, status: str | None, start: int, count: int
+    ) -> tuple[list[str], int]:
+        """Call ids `start` to `start + count` (exclusive) of the campaign, newest first (by
+        creation time, then id), of one status or all; and how many there are in all."""
+        index = (
+            keys.calls_by_status(campaign_id, status)
+            if status
+            else keys.campaign_calls(campaign_id)
+        )
+        ids, total = await asyncio.gather(
+            self._redis.zrevrange(index, start, start + count - 1), self._redis.zcard(index)
+        )
+        return cast(list[str], ids), int(total)
+
+    async def calls_to_number(self, campaign_id: str, e164: str) -> list[tuple[str, str, int]]:
+        """(call id, status, created µs) of every call of the campaign to the number, newest
+        first. Read from the number index (`<e164>|` up to `<e164>}`, the next character after
+        `|`): as many reads as the number has calls."""
+        members = cast(
+            list[str],
+            await self._redis.zrangebylex(
+                keys.calls_by_number(campaign_id), f"[{e164}|", f"({e164}}}"
+            ),
+        )
+        ids = [keys.split_number_member(member)[1] for member in members]
+        rows = cast(
+            list[list[str | None]],
+            await asyncio.gather(
+                *(self._redis.hmget(keys.call(campaign_id, c), ["status", "created"]) for c in ids)
+            ),
+        )
+        found = [
+            (call_id, row[0], int(row[1]))
+            for call_id, row in zip(ids, rows, strict=True)
+            if row[0] is not None and row[1] is not None
+        ]
+        found.sort(key=lambda item: (item[2], item[0]), reverse=True)
+        return found
+
+    async def count_in_status(self, campaign_id: str, status: CallStatus) -> int:
+        """How many calls of the campaign (test calls included) are in `status`."""
+        return int(await self._redis.zcard(keys.calls_by_status(campaign_id, status.value)))
+
+    async def first_in_status(self, campaign_id: str, status: CallStatus, limit: int) -> list[str]:
+        """Up to `limit` call ids in `status`, oldest first."""
+        return cast(
+            list[str],
+            await self._redis.zrange(keys.calls_by_status(campaign_id, status.value), 0, limit - 1),
+        )
+
+    async def forget_from_status(self, campaign_id: str, status: CallStatus, call_id: str) -> None:
+        """Drops an index entry whose call is gone, so a walk over the index moves on."""
+        await self._redis.zrem(keys.calls_by_status(campaign_id, status.value), call_id)
+
+    async def to_announce(self, campaign_id: str) -> list[str]:
+        """Calls cancelled with `announce` whose events are not yet published."""
+        return sorted(
+            cast(set[str], await self._redis.smembers(keys.calls_to_announce(campaign_id)))
+        )
+
+    async def announced(self, campaign_id: str, call_ids: list[str]) -> None:
+        if call_ids:
+            await self._redis.srem(keys.calls_to_announce(campaign_id), *call_ids)
+
+    # --- retention and deletion ------------------------------------------------------------
+
+    async def retention_due(self, shard: int, now: datetime, limit: int) -> list[str]:
+        """Campaigns of a retention shard that may hold calls ended a retention period ago."""
+        return cast(
+            list[str],
+            await self._redis.zrangebyscore(
+                keys.retention_campaigns(shard),
+                "-inf",
+                to_ms(now) - self.retention_ms,
+                start=0,
+                num=limit,
+            ),
+        )
+
+    async def forget_ended(
+        self, campaign_id: str, now: datetime, limit: int
+    ) -> tuple[list[str], int | None]:
+        """Removes up to `limit` calls of the campaign ended a retention period ago, with their
+        keys and index entries (due-queue entries too); returns their ids and the earliest end
+        (ms) still in the campaign's ended set."""
+        removed, first = await self._forget_ended(
+            keys=[
+                keys.ended_calls(campaign_id),
+                keys.campaign_calls(campaign_id),
+                keys.calls_by_status_prefix(campaign_id),
+                keys.calls_by_number(campaign_id),
+                keys.call(campaign_id, ""),
+                keys.call_body(campaign_id, ""),
+                keys.dial_claim_prefix(campaign_id),
+            ],
+            args=[to_ms(now) - self.retention_ms, limit, MOST_ATTEMPTS, *_STATUSES],
+        )
+        ids = cast(list[str], removed)
+        await self._forget_due(campaign_id, ids)
+        return ids, int(float(first)) if first else None
+
+    async def retention_next(self, campaign_id: str, at_ms: int) -> None:
+        """When the sweep is to look at the campaign next: a retention period after `at_ms`.
+        A campaign no longer in the index (deleted) is not put back."""
+        await self._redis.zadd(
+            keys.retention_campaigns(keys.retention_shard_of(campaign_id)),
+            {campaign_id: at_ms},
+            xx=True,
+        )
+
+    async def drop_calls(self, campaign_id: str, limit: int) -> list[str]:
+        """Deletes up to `limit` calls of the campaign (first in its calls index) with their
+        keys and due-queue entries; returns their ids (none left: empty)."""
+        removed = cast(
+            list[str],
+            await self._drop_calls(
+                keys=[
+                    keys.campaign_calls(campaign_id),
+                    keys.call(campaign_id, ""),
+                    keys.call_body(campaign_id, ""),
+                    keys.dial_claim_prefix(campaign_id),
+                ],
+                args=[limit, MOST_ATTEMPTS],
+            ),
+        )
+        await self._forget_due(campaign_id, removed)
+        return removed
+
+    async def reindex_legacy(self, campaign_id: str, now: datetime, chunk: int) -> int:
+        """Files the calls of the campaign's list written before the listing indexes (the
+        old `cc:{<id>}:calls` list) in those indexes, and its ended calls in the ended set,
+        `chunk` at a time; then deletes the list. Returns how many calls it read."""
+        old = keys.legacy_campaign_calls(campaign_id)
+        done = start = 0
+        while True:
+            read = int(
+                await self._reindex(
+                    keys=[
+                        old,
+                        keys.campaign_calls(campaign_id),
+                        keys.calls_by_status_prefix(campaign_id),
+                        keys.calls_by_number(campaign_id),
+                        keys.ended_calls(campaign_id),
+                        keys.call(campaign_id, ""),
+                        keys.call_body(campaign_id, ""),
+                    ],
+                    args=[start, chunk, self._keep_ms, to_ms(now)],
+                )
+            )
+            done += read
+            start += read
+            if read < chunk:
+                break
+        await self._redis.delete(old)
+        if done:
+            # Looked at by the retention sweep at its next pass, then filed by its ended calls.
+            await self._redis.zadd(
+                keys.retention_campaigns(keys.retention_shard_of(campaign_id)),
+                {campaign_id: 0},
+                lt=True,
+            )
+        return done
+
+    async def forget_campaign(self, campaign_id: str) -> None:
+        """Takes a campaign out of the service-wide indexes: hand-off, slot and retention."""
+        await asyncio.gather(
+            self._redis.srem(keys.campaigns_with_handoffs(), campaign_id),
+            self._redis.srem(keys.campaigns_with_slots(), campaign_id),
+            self._redis.zrem(
+                keys.retention_campaigns(keys.retention_shard_of(campaign_id)), campaign_id
+            ),
+        )
+        self._indexed.discard(campaign_id)
+
+    async def _forget_due(self, campaign_id: str, call_ids: list[str]) -> None:
+        by_shard: dict[int, list[str]] = {}
+        for call_id in call_ids:
+            by_shard.setdefault(keys.due_shard_of(call_id, self.due_shards), []).append(
+                keys.due_member(campaign_id, call_id)
+            )
+        await asyncio.gather(
+            *(
+                command
+                for shard, members in by_shard.items()
+                for command in (
+                    self._redis.zrem(keys.due_queue(shard), *members),
+                    self._redis.zrem(keys.due_inflight(shard), *members),
+                )
+            )
+        )
 
     async def statuses(self, campaign_id: str, call_ids: list[str]) -> list[tuple[str, str]]:
         """(status, number) of each call, in one round trip."""

@@ -22,6 +22,9 @@ _TRANSITION_CAMPAIGN: Final = lua.source(__package__, "transition_campaign.lua")
 _UPDATE_RULES: Final = lua.source(__package__, "update_rules.lua")
 _REPLACE_WEBHOOK: Final = lua.source(__package__, "replace_webhook.lua")
 _ADD_WEBHOOK: Final = lua.source(__package__, "add_webhook.lua")
+_BEGIN_CAMPAIGN_DELETE: Final = lua.source(__package__, "begin_campaign_delete.lua")
+# Keys deleted at once while the rest of a deleted campaign's keys are looked for by SCAN.
+_SCAN_BATCH = 500
 
 _NOT_RULES = {"id", "environment_id", "status", "created_at", "updated_at"}
 _CAMPAIGN_CACHE_SIZE = 10_000
@@ -55,6 +58,7 @@ class CatalogStore:
         self._redis = redis
         self._transition = redis.register_script(_TRANSITION_CAMPAIGN)
         self._update_rules = redis.register_script(_UPDATE_RULES)
+        self._begin_delete = redis.register_script(_BEGIN_CAMPAIGN_DELETE)
         self._campaigns: dict[str, tuple[tuple[str | None, ...], Campaign]] = {}
         self._agents: dict[str, tuple[str, Agent]] = {}
         self._webhooks: dict[str, tuple[str, Webhook]] = {}
@@ -94,17 +98,27 @@ class CatalogStore:
             "created_at": to_iso(campaign.created_at),
             "updated_at": to_iso(campaign.updated_at),
         }
+        created = to_ms(campaign.created_at)
         await asyncio.gather(
             self._redis.hset(keys.campaign(campaign.id), mapping=cast(dict[Any, Any], fields)),
+            self._redis.zadd(keys.env_campaigns(campaign.environment_id), {campaign.id: created}),
             self._redis.zadd(
-                keys.env_campaigns(campaign.environment_id),
-                {campaign.id: to_ms(campaign.created_at)},
+                keys.env_campaigns_by_status(campaign.environment_id, campaign.status.value),
+                {campaign.id: created},
             ),
         )
 
     async def get_campaign(self, campaign_id: str) -> Campaign | None:
+        """The campaign; None when there is none or it is being deleted."""
         fields = cast(dict[str, str], await self._redis.hgetall(keys.campaign(campaign_id)))
-        return self.parsed(fields) if fields else None
+        return self.parsed(fields) if fields and "deleting" not in fields else None
+
+    async def get_campaign_to_finish(self, campaign_id: str) -> tuple[Campaign | None, bool]:
+        """The campaign as stored, even while it is being deleted, and whether it is."""
+        fields = cast(dict[str, str], await self._redis.hgetall(keys.campaign(campaign_id)))
+        if not fields:
+            return None, False
+        return self.parsed(fields), "deleting" in fields
 
     def parsed(self, fields: dict[str, str]) -> Campaign:
         """Parses a stored campaign, reusing the last parse while its stored form is unchanged.
@@ -127,7 +141,7 @@ class CatalogStore:
             list[dict[str, str]],
             await asyncio.gather(*(self._redis.hgetall(keys.campaign(c)) for c in campaign_ids)),
         )
-        return [self.parsed(row) for row in rows if row]
+        return [self.parsed(row) for row in rows if row and "deleting" not in row]
 
     async def get_agents(self, agent_ids: list[str]) -> list[Agent]:
         if not agent_ids:
@@ -147,12 +161,159 @@ class CatalogStore:
         )
         return bool(updated)
 
-    async def delete_campaign(self, campaign: Campaign) -> None:
-        """Deletes the campaign, then takes it out of its environment's index: two steps, as
-        the two live under different hash tags. Should the second never happen, listings skip
-        the id whose campaign is gone."""
-        await self._redis.delete(keys.campaign(campaign.id), keys.campaign_webhooks(campaign.id))
-        await self._redis.zrem(keys.env_campaigns(campaign.environment_id), campaign.id)
+    async def begin_delete(self, campaign: Campaign, now: datetime) -> str:
+        """Marks the campaign as being deleted (it reads as gone from then on) and takes it out
+        of its environment's indexes: `deleting`, or why not: `gone`, `active`, `in_progress`.
+        The caller has asked for its removal first (`request_finish`); the scheduler's
+        finisher removes its calls and keys."""
+        outcome = str(
+            await self._begin_delete(
+                keys=[
+                    keys.campaign(campaign.id),
+                    keys.calls_by_status(campaign.id, "in_progress"),
+                ],
+                args=[to_ms(now), to_iso(now)],
+            )
+        )
+        if outcome == "deleting":
+            await self.unlist_campaign(campaign.id, campaign.environment_id)
+        return outcome
+
+    async def unlist_campaign(self, campaign_id: str, environment_id: str) -> None:
+        """Takes the campaign out of its environment's list and per-status lists."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.env_campaigns(environment_id), campaign_id)
+            for status in CampaignStatus:
+                pipe.zrem(keys.env_campaigns_by_status(environment_id, status.value), campaign_id)
+            await pipe.execute()
+
+    async def delete_webhooks(self, campaign_id: str) -> None:
+        """Deletes the campaign's webhooks with their logs and health, the logs first (they
+        are found through the webhooks): from then on no event of the campaign is delivered."""
+        webhooks = keys.campaign_webhooks(campaign_id)
+        webhook_ids = cast(list[str], await self._redis.hkeys(webhooks))
+        for webhook_id in webhook_ids:
+            await self._redis.delete(
+                keys.webhook_attempts(campaign_id, webhook_id),
+                keys.webhook_failing(campaign_id, webhook_id),
+            )
+        await self._redis.delete(webhooks)
+
+    async def delete_campaign_keys(self, campaign_id: str) -> int:
+        """Deletes every key left under the campaign's hash tag but the campaign's own hash
+        (deleted last, by `drop_campaign`), as SCAN finds them (deliveries, indexes,
+        counters). Returns how many keys went."""
+        deleted = 0
+        keep = keys.campaign(campaign_id)
+        batch: list[str] = []
+        async for key in self._redis.scan_iter(
+            match=keys.campaign_pattern(campaign_id), count=_SCAN_BATCH
+        ):
+            if key != keep:
+                batch.append(key)
+            if len(batch) >= _SCAN_BATCH:
+                deleted += await self._delete_each(batch)
+                batch = []
+        if batch:
+            deleted += await self._delete_each(batch)
+        return deleted
+
+    async def _delete_each(self, names: list[str]) -> int:
+        # One DEL per key: every key is under one tag, but a cluster client routes a
+        # multi-key DEL by its first key only when it can; singles always route.
+        counts = await asyncio.gather(*(self._redis.unlink(name) for name in names))
+        return sum(int(count) for count in counts)
+
+    async def drop_campaign(self, campaign_id: str) -> None:
+        """Deletes the campaign's hash: the last key of a deleted campaign."""
+        await self._redis.delete(keys.campaign(campaign_id))
+
+    async def request_finish(self, campaign_id: str, now: datetime) -> None:
+        """Asks the scheduler's finisher to end the campaign's queued calls (and, once it is
+        marked as being deleted, to remove its keys). Asking twice keeps the first time."""
+        await self._redis.zadd(keys.campaigns_to_finish(), {campaign_id: to_ms(now)}, nx=True)
+
+    async def campaigns_to_finish(self, limit: int) -> list[str]:
+        """Campaigns waiting for the finisher, longest waiting first."""
+        return cast(list[str], await self._redis.zrange(keys.campaigns_to_finish(), 0, limit - 1))
+
+    async def finished(self, campaign_id: str) -> None:
+        await self._redis.zrem(keys.campaigns_to_finish(), campaign_id)
+
+    async def take_finish_lease(self, campaign_id: str, holder: str, lease_ms: int) -> bool:
+        """The right to walk the campaign for `lease_ms`, unless another finisher holds it."""
+        won = await self._redis.set(keys.finish_lease(campaign_id), holder, nx=True, px=lease_ms)
+        return bool(won)
+
+    async def renew_finish_lease(self, campaign_id: str, holder: str, lease_ms: int) -> bool:
+        """Extends a lease `holder` still holds; False when it lapsed (another may walk)."""
+        key = keys.finish_lease(campaign_id)
+        if await self._redis.get(key) != holder:
+            return False
+        return bool(await self._redis.pexpire(key, lease_ms))
+
+    async def release_finish_lease(self, campaign_id: str, holder: str) -> None:
+        key = keys.finish_lease(campaign_id)
+        if await self._redis.get(key) == holder:
+            await self._redis.delete(key)
+
+    async def page_of_campaigns(
+        self, environment_id: str, status: CampaignStatus | None, start: int, count: int
+    ) -> tuple[list[str], int]:
+        """Campaign ids `start` to `start + count` (exclusive) of the environment, newest
+        first (by creation time, then id), of one status or all; and how many there are."""
+        index = (
+            keys.env_campaigns_by_status(environment_id, status.value)
+            if status
+            else keys.env_campaigns(environment_id)
+        )
+        ids, total = await asyncio.gather(
+            self._redis.zrevrange(index, start, start + count - 1), self._redis.zcard(index)
+        )
+        return cast(list[str], ids), int(total)
+
+    async def fix_status_index(self, campaign: Campaign, listed_as: CampaignStatus) -> None:
+        """Files a campaign found under another status than its own under its own (a status
+        move whose index update never happened)."""
+        env = campaign.environment_id
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.env_campaigns_by_status(env, listed_as.value), campaign.id)
+            pipe.zadd(
+                keys.env_campaigns_by_status(env, campaign.status.value),
+                {campaign.id: to_ms(campaign.created_at)},
+            )
+            await pipe.execute()
+
+    async def file_campaign_statuses(self, environment_id: str, chunk: int) -> list[str]:
+        """Files every campaign of the environment's list under its status (the per-status
+        lists), `chunk` at a time; returns their ids. Idempotent; for data written before the
+        per-status lists existed."""
+        index = keys.env_campaigns(environment_id)
+        found: list[str] = []
+        start = 0
+        while True:
+            rows = cast(
+                list[tuple[str, float]],
+                await self._redis.zrange(index, start, start + chunk - 1, withscores=True),
+            )
+            statuses = cast(
+                list[str | None],
+                await asyncio.gather(
+                    *(self._redis.hget(keys.campaign(c), "status") for c, _ in rows)
+                ),
+            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (campaign_id, created), status in zip(rows, statuses, strict=True):
+                    if status:
+                        pipe.zadd(
+                            keys.env_campaigns_by_status(environment_id, status),
+                            {campaign_id: created},
+                        )
+                await pipe.execute()
+            found.extend(campaign_id for campaign_id, _ in rows)
+            if len(rows) < chunk:
+                return found
+            start += chunk
 
     async def list_campaign_ids(self, environment_id: str) -> list[str]:
         ids = cast(list[str], await self._redis.zrange(keys.env_campaigns(environment_id), 0, -1))
@@ -166,11 +327,23 @@ class CatalogStore:
         now: datetime,
     ) -> tuple[bool, str]:
         """Moves the status only from one of `allowed_from`; returns (moved, status before)."""
-        moved, previous = await self._transition(
+        reply = await self._transition(
             keys=[keys.campaign(campaign_id)],
             args=[to.value, to_iso(now), *(s.value for s in allowed_from)],
         )
-        return bool(moved), str(previous)
+        moved, previous = bool(reply[0]), str(reply[1])
+        if moved:
+            # The per-status list lives under the environment's tag: a second step. Should it
+            # never happen, a status-filtered listing files the campaign again when it sees it.
+            environment_id, created_at = str(reply[2]), str(reply[3])
+            created = to_ms(datetime.fromisoformat(created_at))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(keys.env_campaigns_by_status(environment_id, previous), campaign_id)
+                pipe.zadd(
+                    keys.env_campaigns_by_status(environment_id, to.value), {campaign_id: created}
+                )
+                await pipe.execute()
+        return moved, previous
 
     async def save_webhook(self, webhook: Webhook) -> None:
         await self._redis.hset(

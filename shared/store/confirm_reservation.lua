@@ -8,9 +8,14 @@
 -- ARGV[1]   call_id
 -- ARGV[2]   number (E.164)
 -- ARGV[3]   now_ms
--- Returns 1 the first time the call is marked enqueued, else 0.
+-- Returns 1 the first time the call is marked enqueued, else 0 (also for a call that is gone:
+-- removed by the retention sweep or with its campaign; nothing is written then).
 
 -- include: holder.lua
+
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
 
 local held = redis.call('HGET', KEYS[2], ARGV[2])
 local holder, deadline = nil, nil

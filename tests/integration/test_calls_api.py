@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterable
 
+import pytest
+from redis.asyncio import Redis
+
+from services.scheduler.finisher import CampaignFinisher
+from shared.clock import SystemClock
+from shared.events import CallEvent
+from shared.store.calls import CallStore
+from shared.store.catalog import CatalogStore
 from tests.integration.conftest import OTHER_AUTH, IngestClient
 
 pytestmark = pytest.mark.integration
@@ -96,7 +104,9 @@ async def test_cancelling_a_queued_call_frees_its_number(ingest: IngestClient) -
     assert stored["data"]["stats"]["queued_calls"] == 1
 
 
-async def test_cancelling_the_campaign_cancels_its_queued_calls(ingest: IngestClient) -> None:
+async def test_cancelling_the_campaign_cancels_its_queued_calls(
+    ingest: IngestClient, redis: Redis
+) -> None:
     campaign = await ingest.campaign()
     path = f"/campaigns/{campaign['id']}"
     ids = []
@@ -105,8 +115,51 @@ async def test_cancelling_the_campaign_cancels_its_queued_calls(ingest: IngestCl
         ids.append(body["campaign_call"]["id"])
     status, _ = await ingest.call("PATCH", f"{path}/status", {"status": "cancelled"})
     assert status == 200
+    published: list[CallEvent] = []
+
+    async def publish(events: Iterable[CallEvent]) -> None:
+        published.extend(events)
+
+    finisher = CampaignFinisher(
+        CatalogStore(redis), CallStore(redis, 16), SystemClock(), publish, chunk=1, interval_ms=10
+    )
+    await finisher.finish_pending()
+    assert sorted(e.call_id for e in published) == sorted(ids)
     for call_id in ids:
         _, body = await ingest.call("GET", f"{path}/calls/{call_id}")
         assert body["data"]["status"] == "cancelled"
     _, stored = await ingest.call("GET", path)
     assert stored["data"]["stats"]["queued_calls"] == 0
+
+
+async def test_calls_list_pages_each_status_newest_first(ingest: IngestClient) -> None:
+    campaign = await ingest.campaign()
+    path = f"/campaigns/{campaign['id']}"
+    ids = []
+    for number in ("+12125550161", "+12125550162", "+12125550163", "+12125550164"):
+        _, body = await ingest.call("POST", f"{path}/call", {"to": number})
+        ids.append(body["campaign_call"]["id"])
+    for call_id in (ids[0], ids[2]):
+        status, _ = await ingest.call("DELETE", f"{path}/calls/{call_id}")
+        assert status == 200
+
+    _, body = await ingest.call("GET", f"{path}/calls?status=cancelled&per_page=1&page=2")
+    assert [c["id"] for c in body["data"]] == [ids[0]]
+    assert body["pagination"] == {
+        "current_page": 2,
+        "last_page": 2,
+        "per_page": 1,
+        "total": 2,
+        "from": 2,
+        "to": 2,
+    }
+    _, body = await ingest.call("GET", f"{path}/calls?status=queued")
+    assert [c["id"] for c in body["data"]] == [ids[3], ids[1]]
+    _, body = await ingest.call("GET", f"{path}/calls?page=3&per_page=2")
+    assert body["data"] == []
+    assert body["pagination"]["total"] == 4
+    assert (body["pagination"]["from"], body["pagination"]["to"]) == (None, None)
+    _, body = await ingest.call("GET", f"{path}/calls?to=%2B12125550163&status=cancelled")
+    assert [c["id"] for c in body["data"]] == [ids[2]]
+    _, body = await ingest.call("GET", f"{path}/calls?to=%2B12125550163&status=queued")
+    assert body["data"] == []

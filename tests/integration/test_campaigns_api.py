@@ -240,3 +240,22 @@ async def test_agents_list_and_stay_in_their_environment(ingest: IngestClient) -
     )
     assert status == 422
     assert body["errors"] == {"agent_id": ["The selected agent id is invalid."]}
+
+
+async def test_the_status_filter_reads_the_per_status_list_and_mends_it(
+    ingest: IngestClient, redis: Redis
+) -> None:
+    paused = await ingest.campaign(name="Paused")
+    await ingest.call("PATCH", f"/campaigns/{paused['id']}/status", {"status": "paused"})
+    active = await ingest.campaign(name="Active")
+    # A move whose second step (the per-status list) never happened.
+    await redis.zadd(keys.env_campaigns_by_status("env-a", "active"), {paused["id"]: 1})
+
+    _, body = await ingest.call("GET", "/campaigns?status=active")
+
+    assert [c["id"] for c in body["data"]] == [active["id"]]
+    assert await redis.zscore(keys.env_campaigns_by_status("env-a", "active"), paused["id"]) is None
+    assert await redis.zscore(keys.env_campaigns_by_status("env-a", "paused"), paused["id"])
+    _, body = await ingest.call("GET", "/campaigns?status=paused")
+    assert [c["id"] for c in body["data"]] == [paused["id"]]
+    assert body["pagination"]["total"] == 1

@@ -181,7 +181,7 @@ async def test_replaying_make_call_answers_the_same_and_places_no_second_call(
     assert first.status == second.status == 201
     assert await second.read() == await first.read()
     assert second.headers[REPLAYED_HEADER] == "true"
-    assert await redis.llen(keys.campaign_calls(campaign_id)) == 1
+    assert await redis.zcard(keys.campaign_calls(campaign_id)) == 1
 
     async def one_published() -> bool:
         return await _published_requests(kafka_server) == 1
@@ -203,7 +203,7 @@ async def test_reordered_keys_and_other_whitespace_are_the_same_body(
     assert first.status == second.status == 201
     assert await second.read() == await first.read()
     assert second.headers[REPLAYED_HEADER] == "true"
-    assert await redis.llen(keys.campaign_calls(campaign_id)) == 1
+    assert await redis.zcard(keys.campaign_calls(campaign_id)) == 1
 
 
 async def test_the_same_key_with_another_body_is_422_reused_and_does_nothing(
@@ -274,7 +274,7 @@ async def test_twenty_concurrent_requests_with_one_key_place_exactly_one_call(
             assert orjson.loads(raw) == IN_PROGRESS_BODY
         else:
             assert (status, raw, replayed) == (201, created, True)
-    assert await redis.llen(keys.campaign_calls(campaign_id)) == 1
+    assert await redis.zcard(keys.campaign_calls(campaign_id)) == 1
 
     async def one_published() -> bool:
         return await _published_requests(kafka_server) == 1
@@ -314,7 +314,7 @@ async def test_a_422_for_a_bad_number_is_stored_and_replayed(
     assert await _json(first) == expected
     assert await second.read() == await first.read()
     assert second.headers[REPLAYED_HEADER] == "true"
-    assert await redis.llen(keys.campaign_calls(campaign_id)) == 0
+    assert await redis.zcard(keys.campaign_calls(campaign_id)) == 0
 
 
 @pytest.mark.parametrize(

@@ -45,17 +45,23 @@ class PageRequest:
             raise Invalid(errors)
         return cls(values["page"], values["per_page"])
 
+    @property
+    def start(self) -> int:
+        """The position of the page's first item among all (0-based)."""
+        return (self.page - 1) * self.per_page
+
     def slice(self, items: Sequence[Item]) -> tuple[Sequence[Item], dict[str, Any]]:
         """The items of this page and the envelope that describes it."""
-        total = len(items)
-        start = (self.page - 1) * self.per_page
-        chosen = items[start : start + self.per_page]
-        envelope = {
+        chosen = items[self.start : self.start + self.per_page]
+        return chosen, self.envelope(len(items), len(chosen))
+
+    def envelope(self, total: int, shown: int) -> dict[str, Any]:
+        """The envelope of this page when `total` items match and the page shows `shown`."""
+        return {
             "current_page": self.page,
             "last_page": max(1, -(-total // self.per_page)),
             "per_page": self.per_page,
             "total": total,
-            "from": start + 1 if chosen else None,
-            "to": start + len(chosen) if chosen else None,
+            "from": self.start + 1 if shown else None,
+            "to": self.start + shown if shown else None,
         }
-        return chosen, envelope

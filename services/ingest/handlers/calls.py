@@ -205,16 +205,19 @@ async def list_calls(request: web.Request) -> web.Response:
             number_filter = to_e164(number_filter)
         except InvalidNumber as exc:
             raise Invalid({"to": [_INVALID]}) from exc
-    ids = list(reversed(await runtime.calls.call_ids(campaign.id)))
-    if status_filter or number_filter:
-        rows = await runtime.calls.statuses(campaign.id, ids)
-        ids = [
-            call_id
-            for call_id, (status, number) in zip(ids, rows, strict=True)
-            if (not status_filter or status == status_filter)
-            and (not number_filter or number == number_filter)
-        ]
-    chosen, envelope = page.slice(ids)
+    # Newest first (by creation time). A page reads its own calls only: the campaign's
+    # per-status or all-calls index gives the page's ids and the total; a number's calls come
+    # from the number index (as many as the number has).
+    if number_filter:
+        rows = await runtime.calls.calls_to_number(campaign.id, number_filter)
+        matching = [call_id for call_id, status, _ in rows if status_filter in (None, "", status)]
+        chosen, envelope = page.slice(matching)
+        chosen = list(chosen)
+    else:
+        chosen, total = await runtime.calls.page_of_calls(
+            campaign.id, status_filter or None, page.start, page.per_page
+        )
+        envelope = page.envelope(total, len(chosen))
     calls = await runtime.calls.get_many((campaign.id, call_id) for call_id in chosen)
     data = [call_view(call) for call in calls if call is not None]
     return json_response({"success": True, "data": data, "pagination": envelope})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,9 +30,9 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import ENVIRONMENT, Runtime
-from shared.events import CallEventType, call_event, campaign_event
+from shared.events import campaign_event
 from shared.ids import new_id
-from shared.models import Agent, CallStatus, Campaign, CampaignStatus, CampaignType
+from shared.models import Agent, Campaign, CampaignStatus, CampaignType
 from shared.rules.policy import CLOSED_STATUSES
 
 log = logging.getLogger(__name__)
@@ -73,27 +74,54 @@ async def get_campaign(request: web.Request) -> web.Response:
     return json_response({"success": True, "data": await _full_view(runtime_of(request), campaign)})
 
 
+# Campaigns read at once while a filter other than `status` walks the environment's list.
+_WALK_CHUNK = 200
+
+
 async def list_campaigns(request: web.Request) -> web.Response:
+    """Newest first (by creation time). Unfiltered or filtered by `status`, a page reads its
+    own campaigns only (the environment's list or per-status list); `campaign_type`,
+    `agent_id` and `search` are matched over that list a chunk at a time."""
     runtime = runtime_of(request)
     page = PageRequest.from_query(request.query)
-    ids = await runtime.catalog.list_campaign_ids(request[ENVIRONMENT])
-    campaigns = await runtime.catalog.get_campaigns(list(reversed(ids)))
+    environment_id = request[ENVIRONMENT]
     filters = {
         "status": choice_filter(request.query, "status", CampaignStatus),
         "campaign_type": choice_filter(request.query, "campaign_type", CampaignType),
         "agent_id": text_filter(request.query, "agent_id", MAX_ID_LENGTH),
     }
     wanted = {name: value for name, value in filters.items() if value is not None}
+    status = CampaignStatus(wanted.pop("status")) if "status" in wanted else None
     search = (text_filter(request.query, "search", MAX_SEARCH_LENGTH) or "").casefold()
-    matching = [
-        c
-        for c in campaigns
-        if all(str(getattr(c, name)) == value for name, value in wanted.items())
-        and (
-            not search or search in c.name.casefold() or search in (c.description or "").casefold()
+    chosen: Sequence[Campaign]
+    if not wanted and not search:
+        ids, total = await runtime.catalog.page_of_campaigns(
+            environment_id, status, page.start, page.per_page
         )
-    ]
-    chosen, envelope = page.slice(matching)
+        chosen = await _in_status(runtime, await runtime.catalog.get_campaigns(ids), status)
+        envelope = page.envelope(total, len(chosen))
+    else:
+        matching: list[Campaign] = []
+        start = 0
+        while True:
+            ids, _ = await runtime.catalog.page_of_campaigns(
+                environment_id, status, start, _WALK_CHUNK
+            )
+            campaigns = await _in_status(runtime, await runtime.catalog.get_campaigns(ids), status)
+            matching.extend(
+                c
+                for c in campaigns
+                if all(str(getattr(c, name)) == value for name, value in wanted.items())
+                and (
+                    not search
+                    or search in c.name.casefold()
+                    or search in (c.description or "").casefold()
+                )
+            )
+            if len(ids) < _WALK_CHUNK:
+                break
+            start += _WALK_CHUNK
+        chosen, envelope = page.slice(matching)
     agents = {
         a.id: a for a in await runtime.catalog.get_agents(sorted({c.agent_id for c in chosen}))
     }
@@ -103,6 +131,19 @@ async def list_campaigns(request: web.Request) -> web.Response:
         view["stats"] = campaign_stats(await runtime.calls.stats(campaign.id))
         data.append(view)
     return json_response({"success": True, "data": data, "pagination": envelope})
+
+
+async def _in_status(
+    runtime: Runtime, campaigns: list[Campaign], status: CampaignStatus | None
+) -> list[Campaign]:
+    """The campaigns that are in `status`; one listed there but no longer in it (its move's
+    second step never happened) is filed under its own status and left out."""
+    if status is None:
+        return campaigns
+    for campaign in campaigns:
+        if campaign.status is not status:
+            await runtime.catalog.fix_status_index(campaign, status)
+    return [campaign for campaign in campaigns if campaign.status is status]
 
 
 async def update_campaign(request: web.Request) -> web.Response:
@@ -142,19 +183,33 @@ async def update_campaign(request: web.Request) -> web.Response:
     return json_response({"success": True, "data": await _full_view(runtime, stored)})
 
 
+def _active() -> ApiError:
+    return ApiError(403, "An active campaign cannot be deleted; pause it first.", "CAMPAIGN_ACTIVE")
+
+
 async def delete_campaign(request: web.Request) -> web.Response:
+    """Answers at once: the campaign reads as gone from then on, and the scheduler's finisher
+    cancels its queued calls (with their events) and removes every key of it. Asked again
+    while that runs, the answer is the same and the removal is asked for again."""
     runtime = runtime_of(request)
-    campaign = await campaign_in_env(request)
-    if campaign.status is CampaignStatus.ACTIVE:
-        raise ApiError(
-            403, "An active campaign cannot be deleted; pause it first.", "CAMPAIGN_ACTIVE"
-        )
-    statuses = await runtime.calls.statuses(campaign.id, await runtime.calls.call_ids(campaign.id))
-    if any(status == CallStatus.IN_PROGRESS.value for status, _ in statuses):
-        raise ApiError(409, "The campaign has calls in progress.", "CALLS_IN_PROGRESS")
-    await _cancel_queued_calls(runtime, campaign)
-    await runtime.catalog.delete_campaign(campaign)
-    runtime.recent_campaigns.forget(campaign.id)
+    campaign_id = request.match_info["campaign_id"]
+    campaign, deleting = await runtime.catalog.get_campaign_to_finish(campaign_id)
+    if campaign is None or campaign.environment_id != request[ENVIRONMENT]:
+        raise not_found("campaign")
+    now = runtime.clock.now()
+    if not deleting:
+        if campaign.status is CampaignStatus.ACTIVE:
+            raise _active()
+        outcome = await runtime.catalog.begin_delete(campaign, now)
+        runtime.recent_campaigns.forget(campaign.id)
+        if outcome == "active":
+            raise _active()
+        if outcome == "in_progress":
+            raise ApiError(409, "The campaign has calls in progress.", "CALLS_IN_PROGRESS")
+        if outcome == "gone":
+            raise not_found("campaign")
+    # After the mark: a finisher that looked before it would find nothing to do.
+    await runtime.catalog.request_finish(campaign.id, now)
     return json_response({"success": True, "data": {"id": campaign.id, "deleted": True}})
 
 
@@ -173,10 +228,12 @@ async def change_campaign_status(request: web.Request) -> web.Response:
             f"A campaign cannot move from {previous} to {body.status.value}.",
             "INVALID_TRANSITION",
         )
-    await _tell_move(runtime, campaign, CampaignStatus(previous), body.status, now)
     if body.status in CLOSED_STATUSES:
-        # A finished campaign dials nothing more: what still waits is cancelled now.
-        await _cancel_queued_calls(runtime, campaign, body.status)
+        # A finished campaign dials nothing more: the scheduler's finisher cancels what still
+        # waits, in the background. Asked after the move, so the finisher sees it; should this
+        # step never happen, the due pump cancels each queued call as it comes due.
+        await runtime.catalog.request_finish(campaign.id, now)
+    await _tell_move(runtime, campaign, CampaignStatus(previous), body.status, now)
     updated = await runtime.catalog.get_campaign(campaign.id)
     if updated is None:
         raise not_found("campaign")
@@ -202,33 +259,3 @@ async def _tell_move(
         await runtime.publisher.publish_campaign_event(event)
     except Exception:
         log.exception("could not publish %s of campaign %s", event_type.value, campaign.id)
-
-
-async def _cancel_queued_calls(
-    runtime: Runtime, campaign: Campaign, campaign_status: CampaignStatus = CampaignStatus.CANCELLED
-) -> None:
-    """Every call still waiting is cancelled and its number freed; calls in progress finish."""
-    ids = await runtime.calls.call_ids(campaign.id)
-    statuses = await runtime.calls.statuses(campaign.id, ids)
-    now = runtime.clock.now()
-    events = []
-    for call_id, (status, _) in zip(ids, statuses, strict=True):
-        if status != CallStatus.QUEUED.value:
-            continue
-        call = await runtime.calls.get(campaign.id, call_id)
-        if call is None:
-            continue
-        cancelled, _ = await runtime.calls.cancel_queued(call, now)
-        if cancelled:
-            events.append(
-                call_event(
-                    call,
-                    CallEventType.CANCELLED,
-                    now,
-                    attempt=call.attempt,
-                    max_attempts=campaign.max_retries + 1,
-                    status=CallStatus.CANCELLED.value,
-                    reason=f"campaign_{campaign_status.value}",
-                )
-            )
-    await runtime.publisher.publish_events(events)

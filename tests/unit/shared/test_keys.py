@@ -28,6 +28,9 @@ CAMPAIGN_KEYS: list[tuple[str, Callable[[str], str]]] = [
     ("active", keys.active_numbers),
     ("claim", lambda c: keys.dial_claim(c, "call_1", 2)),
     ("delivered", lambda c: keys.delivered(c, "wh_1", "evt_1")),
+    ("calls by status", lambda c: keys.calls_by_status(c, "queued")),
+    ("calls by number", keys.calls_by_number),
+    ("ended", keys.ended_calls),
 ]
 
 
@@ -141,3 +144,26 @@ def test_due_member_round_trips(campaign_id: str, call_id: str) -> None:
     member = keys.due_member(campaign_id, call_id)
 
     assert keys.split_due_member(member) == (campaign_id, call_id)
+
+
+@pytest.mark.parametrize("call_id", ["call_1", "a:b|c"])
+def test_the_prefixes_scripts_build_keys_from_give_the_same_keys(call_id: str) -> None:
+    assert keys.call(CAMPAIGN, "") + call_id == keys.call(CAMPAIGN, call_id)
+    assert keys.call_body(CAMPAIGN, "") + call_id == keys.call_body(CAMPAIGN, call_id)
+    assert keys.dial_claim_prefix(CAMPAIGN) + f"{call_id}:3" == keys.dial_claim(
+        CAMPAIGN, call_id, 3
+    )
+    for status in ("queued", "cancelled"):
+        assert keys.calls_by_status_prefix(CAMPAIGN) + status == keys.calls_by_status(
+            CAMPAIGN, status
+        )
+
+
+def test_a_number_member_splits_back_at_the_first_bar() -> None:
+    member = keys.number_member("+12125550100", "id|with|bars")
+    assert keys.split_number_member(member) == ("+12125550100", "id|with|bars")
+
+
+def test_the_campaign_pattern_matches_only_its_own_tag() -> None:
+    assert keys.campaign_pattern("c1") == "cc:{c1}:*"
+    assert keys.campaign_pattern("c*[x]?") == "cc:{c\\*\\[x\\]\\?}:*"
