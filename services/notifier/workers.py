@@ -122,10 +122,10 @@ class DeliveryWorkers:
             # The claim stays; its lease runs out and the attempt is claimed again.
             log.exception("attempt of delivery %s failed", ref.delivery_id)
 
-    def _enter(self, webhook_id: str) -> bool:
+    def _enter(self, webhook_id: str, *, always: bool = False) -> bool:
         """Takes a place for an attempt to the webhook: up to `per_endpoint` are sent at once
-        and as many wait for their turn; False beyond that."""
-        if self._load[webhook_id] >= 2 * self._per_endpoint:
+        and as many wait for their turn; False beyond that, unless `always`."""
+        if not always and self._load[webhook_id] >= 2 * self._per_endpoint:
             return False
         self._load[webhook_id] += 1
         if webhook_id not in self._gates:
@@ -148,7 +148,7 @@ class DeliveryWorkers:
         if self._stopping.is_set():
             return False
         if (webhook_id, lane) in self._lanes:
-            self._load[webhook_id] += 1
+            self._enter(webhook_id, always=True)
         elif self.in_flight + self._taken >= self._max_in_flight or not self._enter(webhook_id):
             return False
         self._taken += 1
