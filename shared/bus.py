@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.events import CallEvent
+from shared.metrics import parked_on_dlq
 from shared.observability import FIELDS
 from shared.partitioner import KeyPartitioner, partition_of
 from shared.settings import KafkaSettings
@@ -292,6 +293,7 @@ async def send_to_dlq(
             DLQ_CONSUMER_HEADER: consumer,
         },
     )
+    parked_on_dlq(source_topic)
 
 
 async def ensure_topics(

@@ -11,6 +11,7 @@ from services.ingest.adapters.agent_prompts import AgentPrompts
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.tokens import TokenRegistry
+from services.ingest.metrics import IngestMetrics
 from shared.calls.accept import AcceptCall
 from shared.clock import Clock
 from shared.store.calls import CallStore
@@ -37,6 +38,7 @@ class Runtime:
     recent_campaigns: RecentCampaigns
     agent_prompts: AgentPrompts
     accept_call: AcceptCall
+    metrics: IngestMetrics
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

@@ -34,6 +34,9 @@ class SchedulerSettings(BaseSettings):
     # A call held back by its campaign's concurrency limit is looked at again after this.
     slot_recheck_ms: int = Field(default=500, ge=50)
     claim_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # /healthz, /readyz and /metrics (port 0: any free port).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, ge=0, le=65535)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
