@@ -137,7 +137,8 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
     app = web.Application(client_max_size=settings.max_body_bytes)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    app.middlewares.append(metrics.middleware)
+    # Outermost: it sees every answer, a rate limit's too, and times all of it.
+    app.middlewares.insert(0, metrics.middleware)
     ops = Ops(registry)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

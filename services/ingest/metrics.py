@@ -23,7 +23,13 @@ CALL_RESULTS = (
     "closed",
     "not_found",
     "unavailable",
+    "rate_limited",
 )
+# The routes of Make Campaign Call: a 429 there is a call request refused by a rate limit.
+CALL_ROUTES = frozenset(
+    {"/api/v1/campaigns/{campaign_id}/call", "/api/v1/campaigns/{campaign_id}/calls/batch"}
+)
+_TOO_MANY_REQUESTS = 429
 _NO_ROUTE = "unmatched"
 # Any other method a client sends is counted as "other": labels stay few.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -84,3 +90,5 @@ class IngestMetrics:
         requests, duration = children
         requests.inc()
         duration.observe(seconds)
+        if status == _TOO_MANY_REQUESTS and route in CALL_ROUTES:
+            self.calls["rate_limited"].inc()

@@ -48,3 +48,22 @@ async def test_requests_are_counted_by_route_template_status_and_known_method() 
     assert durations[frozenset({("method", "POST"), ("route", call)})] == 2
     text = generate_latest(registry).decode()
     assert not any(value in text for value in ("c-123", "c-456", "pot-789", "PROPFIND"))
+
+
+async def test_a_call_request_refused_by_a_rate_limit_is_counted_as_such() -> None:
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+
+    async def limited(request: web.Request) -> web.Response:
+        raise web.HTTPTooManyRequests()
+
+    app = web.Application(middlewares=[metrics.middleware])
+    app.router.add_post("/api/v1/campaigns/{campaign_id}/call", limited)
+    app.router.add_get("/api/v1/campaigns", limited)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.post("/api/v1/campaigns/c-1/call")).status == 429
+        assert (await client.get("/api/v1/campaigns")).status == 429
+
+    results = _samples(registry, "campaign_calls_call_requests_total")
+    assert results[frozenset({("result", "rate_limited")})] == 1
+    assert results[frozenset({("result", "accepted")})] == 0
