@@ -65,7 +65,8 @@ class Ops:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        self.port = bound_port(self._runner) or port
+        # The port bound (the OS's pick for port 0).
+        self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -87,9 +88,7 @@ class Ops:
     async def failing(self) -> dict[str, str]:
         """The checks that fail now, with why; empty when the process is ready."""
         names = list(self.checks)
-        results = await asyncio.gather(
-            *(self._run(self.checks[name]) for name in names), return_exceptions=False
-        )
+        results = await asyncio.gather(*(self._run(self.checks[name]) for name in names))
         return {name: why for name, why in zip(names, results, strict=True) if why is not None}
 
     async def _run(self, check: Check) -> str | None:
@@ -109,16 +108,6 @@ class Ops:
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
-
-
-def bound_port(runner: web.AppRunner) -> int | None:
-    """The port the runner's first site listens on (the OS's pick for port 0)."""
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or ()
-        for sock in sockets:
-            return int(sock.getsockname()[1])
-    return None
 
 
 def _json(body: dict[str, Any], status: int) -> web.Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -98,3 +99,16 @@ async def test_metrics_are_refreshed_and_answer_when_a_reader_fails(
     assert response.headers["Content-Type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(await response.text())}
     assert families["things"].samples[0].value == 1
+
+
+async def test_a_server_of_its_own_on_any_free_port(ops: Ops) -> None:
+    await ops.start("127.0.0.1", 0)
+    try:
+        assert ops.port
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{ops.port}/healthz") as response,
+        ):
+            assert response.status == 200
+    finally:
+        await ops.stop()
