@@ -112,6 +112,9 @@ def service_env(servers: Servers, extra: Mapping[str, str]) -> dict[str, str]:
             # The local broker holds a new consumer's join for half the session timeout.
             "KAFKA_SESSION_TIMEOUT_MS": "2000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+            # Health, readiness and metrics on ports of their own: nothing else is disturbed.
+            "SCHEDULER_HTTP_PORT": str(free_port()),
+            "NOTIFIER_HTTP_PORT": str(free_port()),
         }
     )
     env.update(extra)

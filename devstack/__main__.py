@@ -3,8 +3,9 @@
 Starts a Kafka-compatible broker and a Redis unless KAFKA_BOOTSTRAP_SERVERS / REDIS_URL name
 existing ones (REDIS_CLUSTER=1: a local Redis Cluster of three masters instead of one Redis),
 creates the topics, starts COPIES (default 1) copies of each of the four services and waits;
-ingest copies listen on API_PORT, API_PORT+1, ... Ctrl-C, SIGTERM or the death of the parent
-process stops everything it started.
+copy n (from 0) of a service listens on its base port + 10n: ingest on API_PORT (8080), the
+scheduler, dialer and notifier on SCHEDULER_/DIALER_/NOTIFIER_HTTP_PORT (8081, 8082, 8083).
+Ctrl-C, SIGTERM or the death of the parent process stops everything it started.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ from shared.bus import ensure_topics
 from shared.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The setting and default port of each consumer service's HTTP side.
+HTTP_PORTS = {
+    "scheduler": ("SCHEDULER_HTTP_PORT", 8081),
+    "dialer": ("DIALER_HTTP_PORT", 8082),
+    "notifier": ("NOTIFIER_HTTP_PORT", 8083),
+}
 LOGS = ROOT / ".run" / "logs"
 CLUSTER_FOLDER = ROOT / ".run" / "redis-cluster"
 _START_ATTEMPTS = 3
@@ -125,10 +132,26 @@ def main() -> int:
             env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])))
         api_host = env.get("API_HOST", "127.0.0.1")
-        api_ports = [int(env.get("API_PORT", "8080")) + n for n in range(copies)]
-        # Each dialer copy serves carrier callbacks on its own port.
-        dialer_ports = [int(env.get("DIALER_HTTP_PORT", "8082")) + 10 * n for n in range(copies)]
-        for ports, setting in ((api_ports, "API_PORT"), (dialer_ports, "DIALER_HTTP_PORT")):
+        # Copy n of every service listens on its base port + 10n: the bases (8080-8083) are
+        # apart by less than 10, so no two copies' ports meet.
+        api_ports = [int(env.get("API_PORT", "8080")) + 10 * n for n in range(copies)]
+        # The scheduler, dialer and notifier serve /healthz, /readyz and /metrics there (the
+        # dialer its carrier callbacks too); ingest serves them on its API port.
+        http_ports = {
+            name: [int(env.get(setting, str(base))) + 10 * n for n in range(copies)]
+            for name, (setting, base) in HTTP_PORTS.items()
+        }
+        checked = [(api_ports, "API_PORT")] + [
+            (http_ports[name], setting) for name, (setting, _) in HTTP_PORTS.items()
+        ]
+        planned = [port for ports, _ in checked for port in ports]
+        if len(set(planned)) < len(planned):
+            print(
+                "two services would share a port: set API_PORT and the *_HTTP_PORT settings apart",
+                flush=True,
+            )
+            return 1
+        for ports, setting in checked:
             taken = [port for port in ports if port_is_open(api_host, port)]
             if taken:
                 print(f"port {taken[0]} is taken; set {setting} to move it", flush=True)
@@ -139,8 +162,8 @@ def main() -> int:
                 copy_env = {**env, "SERVICE_INSTANCE": f"{name}-{n}"}
                 if name == "ingest":
                     copy_env["API_PORT"] = str(api_ports[n - 1])
-                if name == "dialer":
-                    copy_env["DIALER_HTTP_PORT"] = str(dialer_ports[n - 1])
+                if name in HTTP_PORTS:
+                    copy_env[HTTP_PORTS[name][0]] = str(http_ports[name][n - 1])
                 log = LOGS / f"{name}-{n}.log"
                 service = Managed(f"{name}-{n}", service_command(name), copy_env, log, ROOT)
                 started.append(service.start())
@@ -152,6 +175,15 @@ def main() -> int:
         apis = "".join(
             f"  API          http://127.0.0.1:{port}/api/v1  (ingest-{n}; health: /healthz)\n"
             for n, (port, _) in enumerate(ingests, start=1)
+        )
+        apis += "".join(
+            f"  metrics      http://{api_host}:{port}/metrics  (ingest-{n})\n"
+            for n, (port, _) in enumerate(ingests, start=1)
+        )
+        apis += "".join(
+            f"  metrics      http://{api_host}:{port}/metrics  ({name}-{n}; /healthz, /readyz)\n"
+            for name, ports in http_ports.items()
+            for n, port in enumerate(ports, start=1)
         )
         print(
             "\ncampaign-calls is running"

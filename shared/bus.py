@@ -21,6 +21,7 @@ from shared import kafka_security
 from shared.events import CallEvent
 from shared.faults import TryAgain as TryAgain
 from shared.faults import is_transient
+from shared.metrics import parked_on_dlq
 from shared.observability import FIELDS
 from shared.partitioner import KeyPartitioner, partition_of
 from shared.settings import KafkaSettings
@@ -302,6 +303,7 @@ async def send_to_dlq(
             DLQ_CONSUMER_HEADER: consumer,
         },
     )
+    parked_on_dlq(source_topic)
 
 
 async def ensure_topics(

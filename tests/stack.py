@@ -11,6 +11,13 @@ from devstack.processes import SERVICES, Managed, free_port, service_command, wa
 from tests.support import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
+# The setting naming the port each consumer service serves /healthz, /readyz and /metrics on
+# (ingest serves them on its API port).
+HTTP_PORTS = {
+    "scheduler": "SCHEDULER_HTTP_PORT",
+    "dialer": "DIALER_HTTP_PORT",
+    "notifier": "NOTIFIER_HTTP_PORT",
+}
 
 
 @dataclass
@@ -21,6 +28,8 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
     processes: dict[str, list[Managed]] = field(default_factory=dict)
+    # The ops port of each copy of a consumer service, in the order they were started.
+    http_ports: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -57,7 +66,8 @@ class Stack:
         self, name: str, api_port: int | None = None, env: dict[str, str] | None = None
     ) -> Managed:
         """Starts one more copy of a service; another ingest copy needs its own `api_port`.
-        `env` adds settings of this copy alone (a dialer copy gets a free DIALER_HTTP_PORT)."""
+        `env` adds settings of this copy alone (a scheduler, dialer or notifier copy gets a
+        free port for its HTTP side unless `env` names one)."""
         copies = self.processes.setdefault(name, [])
         log = self.logs / f"{name}-{len(copies)}.log"
         own = env or {}
@@ -66,14 +76,22 @@ class Stack:
         port = api_port or self.api_port
         env["API_PORT"] = str(port)
         env["SERVICE_INSTANCE"] = f"{name}-{len(copies)}"
-        if name == "dialer" and "DIALER_HTTP_PORT" not in own:
-            env["DIALER_HTTP_PORT"] = str(free_port())
+        setting = HTTP_PORTS.get(name)
+        if setting is not None and setting not in own:
+            env[setting] = str(free_port())
+        if setting is not None:
+            self.http_ports.setdefault(name, []).append(int(env[setting]))
         process = Managed(name, service_command(name), env, log, ROOT).start()
         copies.append(process)
         if name == "ingest":
             assert process.process is not None
             wait_for_port("127.0.0.1", port, 60, process.process)
         return process
+
+    def ops_url(self, name: str, copy: int = 0) -> str:
+        """Where copy `copy` of service `name` serves /healthz, /readyz and /metrics."""
+        port = self.api_port if name == "ingest" else self.http_ports[name][copy]
+        return f"http://127.0.0.1:{port}"
 
     def all(self) -> list[Managed]:
         return [p for copies in self.processes.values() for p in copies]

@@ -12,6 +12,7 @@ from aiohttp import web
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from services.dialer.adapters.attempts_redis import AttemptStore
@@ -24,6 +25,7 @@ from services.dialer.adapters.carrier_twilio import (
 from services.dialer.callbacks import create_http_app
 from services.dialer.domain.telephony import Carrier
 from services.dialer.handlers import SANDBOX, DialerRuntime, DialHandler
+from services.dialer.metrics import DialerMetrics
 from services.dialer.settings import DialerSettings
 from shared.bus import (
     BulkSender,
@@ -34,6 +36,8 @@ from shared.bus import (
     records_of,
 )
 from shared.clock import Clock, SystemClock
+from shared.metrics import ConsumerMetrics
+from shared.ops_http import Ops, broker_check, consumers_check, redis_check, tasks_alive
 from shared.redis_client import create_redis
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
@@ -91,7 +95,11 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
         placement_budget=timedelta(seconds=settings.placement_budget_seconds),
         status_lookups=settings.status_lookups,
     )
-    handler = DialHandler(runtime, settings.max_in_flight)
+    registry = CollectorRegistry()
+    metrics = DialerMetrics(registry)
+    consumer_metrics = ConsumerMetrics(registry, broker)
+    handler = DialHandler(runtime, settings.max_in_flight, metrics)
+    metrics.count_in_flight(lambda: handler.in_flight)
     if isinstance(carriers[SANDBOX], SandboxCarrier):
         carriers[SANDBOX].report_to(handler.on_sandbox_event)
 
@@ -101,6 +109,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
 
     @subscriber
     async def on_call_due(message: KafkaMessage) -> None:
+        consumer_metrics.bind()
         await consume_batch(
             broker,
             records_of(message),
@@ -109,11 +118,20 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
             lambda r: handler.on_call_due(r.value or b"", r.key),
             kafka.batch_concurrency,
         )
+        consumer_metrics.consumed(CALLS_DUE, len(message.raw_message))
 
     app = FastStream(broker)
     token = settings.twilio.auth_token.get_secret_value() if twilio_wanted else None
-    runner = web.AppRunner(create_http_app(handler, token, settings.public_url), access_log=None)
+    http_app = create_http_app(handler, token, settings.public_url)
     background: list[asyncio.Task[None]] = []
+    ops = Ops(registry)
+    ops.checks.update(
+        redis=redis_check(redis), kafka=broker_check(broker), consumers=consumers_check(broker)
+    )
+    ops.liveness.append(tasks_alive(background))
+    ops.refreshers.append(consumer_metrics.refresh_lag)
+    ops.add_routes(http_app)
+    runner = web.AppRunner(http_app, access_log=None)
 
     @app.on_startup
     async def serve_http() -> None:

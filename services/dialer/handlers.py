@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from services.dialer.domain.telephony import (
     PlacementFailed,
     StatusUnavailable,
 )
+from services.dialer.metrics import FAILED, PLACED, DialerMetrics
 from shared import keys
 from shared.bus import EventPublisher, send_to_dlq
 from shared.calls.hand_back import hand_back
@@ -65,8 +67,11 @@ class DialerRuntime:
 
 
 class DialHandler:
-    def __init__(self, runtime: DialerRuntime, max_in_flight: int) -> None:
+    def __init__(
+        self, runtime: DialerRuntime, max_in_flight: int, metrics: DialerMetrics | None = None
+    ) -> None:
         self._rt = runtime
+        self._metrics = metrics
         self._room = asyncio.Semaphore(max_in_flight)
         self._placing: set[asyncio.Task[None]] = set()
         # Attempts this process holds and has not yet handed to a carrier: it keeps their
@@ -247,14 +252,19 @@ class DialHandler:
         )
         if carrier.name == SANDBOX:
             self._running[ref] = (call, campaign.max_retries + 1)
+        placing_since = time.perf_counter()
         try:
             placed = await carrier.place_call(request)
         except PlacementFailed as failure:
+            if self._metrics is not None:
+                self._metrics.placement(carrier.name, FAILED, time.perf_counter() - placing_since)
             log.warning(
                 "%s did not take attempt %s of %s: %s", carrier.name, ref.attempt, call.id, failure
             )
             await self._end(ref, Ending(Outcome.FAILED, error=failure.error), answered=False)
             return
+        if self._metrics is not None:
+            self._metrics.placement(carrier.name, PLACED, time.perf_counter() - placing_since)
         # From here the slot lasts as long as the carrier may keep the outcome waiting.
         self._held.pop(ref, None)
         now = self._rt.clock.now()

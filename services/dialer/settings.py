@@ -35,7 +35,7 @@ class DialerSettings(BaseSettings):
     provider: str = Field(default="sandbox", pattern="^(sandbox|twilio)$")
     sandbox_ring_ms: int = Field(default=2_000, ge=0)
     sandbox_talk_ms: int = Field(default=5_000, ge=0)
-    # The callback endpoint (and, later, health and metrics).
+    # The callback endpoint, /healthz, /readyz and /metrics.
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8082, ge=0, le=65535)
     # The base URL at which the carrier reaches this service (any copy): callbacks are sent to

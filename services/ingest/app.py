@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from services.ingest import idempotency
@@ -23,11 +24,13 @@ from services.ingest.handlers import agents, calls, campaigns, dnc, docs, webhoo
 from services.ingest.handlers.common import json_response
 from services.ingest.idempotency import IdempotencyStore
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
+from services.ingest.metrics import IngestMetrics
 from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
 from shared.bus import BulkSender, create_broker
 from shared.calls.accept import AcceptCall
 from shared.clock import Clock, SystemClock
+from shared.ops_http import Ops, broker_check, redis_check
 from shared.phone import warm_up
 from shared.redis_client import create_redis
 from shared.store.calls import CallStore
@@ -175,12 +178,18 @@ async def _unrouted(request: web.Request) -> web.StreamResponse:
 def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Application:
     deps = deps or Deps()
     app = web.Application(client_max_size=settings.max_body_bytes)
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+    # Outermost: it sees every answer, a rate limit's too, and times all of it.
+    app.middlewares.insert(0, metrics.middleware)
+    ops = Ops(registry)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         warm_up()
         redis = deps.redis or create_redis(settings.redis)
         broker = deps.broker or create_broker(settings.kafka, "ingest")
         await broker.start()
+        ops.checks.update(redis=redis_check(redis), kafka=broker_check(broker))
         sender = BulkSender(settings.kafka, "ingest")
         await sender.start()
         catalog = CatalogStore(redis)
@@ -210,6 +219,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
                 else None
             ),
             body_timeout=settings.body_timeout_seconds,
+            metrics=metrics,
         )
         yield
         await publisher.stop()
@@ -223,6 +233,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
     # this one takes nearly all the traffic.
     app.router.add_post(f"{API}/campaigns/{{campaign_id}}/call", api_route(calls.make_call))
     app.router.add_get("/healthz", public_route(calls.health))
+    ops.add_routes(app, healthz=False)
     app.router.add_get(OPENAPI_PATH, public_route(docs.openapi_document))
     app.router.add_get(DOCS_PATH, public_route(docs.docs_page))
     app.router.add_post(f"{API}/agents", api_route(agents.create_agent))

@@ -12,6 +12,7 @@ from services.ingest.adapters.rate_limits import ApiAllowances
 from services.ingest.adapters.recent_campaigns import RecentCampaigns
 from services.ingest.adapters.requests_kafka import CallRequestPublisher
 from services.ingest.domain.tokens import TokenRegistry
+from services.ingest.metrics import IngestMetrics
 from shared.calls.accept import AcceptCall
 from shared.clock import Clock
 from shared.store.calls import CallStore
@@ -38,6 +39,7 @@ class Runtime:
     recent_campaigns: RecentCampaigns
     agent_prompts: AgentPrompts
     accept_call: AcceptCall
+    metrics: IngestMetrics
     # Each environment's request allowance; None when the rate limit is off.
     allowances: ApiAllowances | None = None
     # How long an authenticated request's body may take to arrive.

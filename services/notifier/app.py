@@ -8,15 +8,19 @@ from dataclasses import dataclass
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from services.notifier.adapters.webhook_http import HttpWebhookSender
 from services.notifier.dispatch import Dispatcher, WebhookSender
 from services.notifier.handlers import NotifierRuntime, NotifyHandler
+from services.notifier.metrics import DeliveryMetrics
 from services.notifier.settings import NotifierSettings
 from services.notifier.workers import DeliveryWorkers
 from shared.bus import batch_consumer, consume_batch, create_broker, log_batch, records_of
 from shared.clock import Clock, SystemClock
+from shared.metrics import ConsumerMetrics
+from shared.ops_http import Ops, broker_check, consumers_check, redis_check, tasks_alive
 from shared.redis_client import create_redis
 from shared.rules.delivery_retries import RetryPolicy
 from shared.store.calls import CallStore
@@ -39,6 +43,9 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
     redis = deps.redis or create_redis(settings.redis)
     clock = deps.clock or SystemClock()
     http_sender = HttpWebhookSender(settings.max_in_flight, settings.allow_private_targets)
+    registry = CollectorRegistry()
+    metrics = DeliveryMetrics(registry, redis)
+    consumer_metrics = ConsumerMetrics(registry, broker)
     catalog = CatalogStore(redis)
     deliveries = DeliveryStore(
         redis, settings.keep_attempts, keep_ms=settings.dedup_days * 24 * 3600 * 1000
@@ -50,6 +57,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         clock,
         RetryPolicy(settings.retry_scale, settings.retry_after_max_seconds),
         settings.claim_margin_ms,
+        metrics,
     )
     workers = DeliveryWorkers(
         deliveries,
@@ -76,10 +84,12 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
 
     @broker.subscriber(CALLS_EVENTS, group_id=settings.group_id, **options)
     async def on_call_event(message: KafkaMessage) -> None:
+        consumer_metrics.bind()
         records = records_of(message)
         again = await handler.on_call_events(records)
         if not again:
             log_batch(records, CALLS_EVENTS)
+            consumer_metrics.consumed(CALLS_EVENTS, len(records))
             return
         await consume_batch(
             broker,
@@ -89,9 +99,11 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
             lambda r: handler.on_call_event(r.value or b"", r.key),
             kafka.batch_concurrency,
         )
+        consumer_metrics.consumed(CALLS_EVENTS, len(records))
 
     @broker.subscriber(CAMPAIGN_EVENTS, group_id=settings.group_id, **options)
     async def on_campaign_event(message: KafkaMessage) -> None:
+        consumer_metrics.bind()
         await consume_batch(
             broker,
             records_of(message),
@@ -100,13 +112,21 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
             lambda r: handler.on_campaign_event(r.value or b"", r.key),
             kafka.batch_concurrency,
         )
+        consumer_metrics.consumed(CAMPAIGN_EVENTS, len(message.raw_message))
 
     app = FastStream(broker)
     tasks: list[asyncio.Task[None]] = []
+    ops = Ops(registry)
+    ops.checks.update(
+        redis=redis_check(redis), kafka=broker_check(broker), consumers=consumers_check(broker)
+    )
+    ops.liveness.append(tasks_alive(tasks))
+    ops.refreshers += [metrics.refresh, consumer_metrics.refresh_lag]
 
     @app.on_startup
     async def open_pool() -> None:
         await http_sender.start()
+        await ops.start(settings.http_host, settings.http_port)
 
     @app.after_startup
     async def start_workers() -> None:
@@ -120,6 +140,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
 
     @app.after_shutdown
     async def close() -> None:
+        await ops.stop()
         await http_sender.close()
         if deps.redis is None:
             await redis.aclose()

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.notifier.adapters.webhook_http import DeliveryResult
+from services.notifier.metrics import DeliveryMetrics
 from shared.clock import Clock
 from shared.models import Webhook
 from shared.rules.delivery_attempts import AttemptRecord, Trigger
@@ -68,7 +69,9 @@ class Dispatcher:
         clock: Clock,
         policy: RetryPolicy | None = None,
         claim_margin_ms: int = DEFAULT_CLAIM_MARGIN_MS,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._catalog = catalog
         self._sender = sender
@@ -166,6 +169,8 @@ class Dispatcher:
         else:
             max_retries = 0 if trigger is Trigger.TEST else hook.max_retries
             after = self._after(claim.attempt, max_retries, result)
+        if self._metrics is not None:
+            self._metrics.attempted(sent, result.ok, result.latency_ms / 1000, after.state)
         record, recorded = await self._record(
             ref,
             claim.event_id,

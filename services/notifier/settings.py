@@ -35,6 +35,9 @@ class NotifierSettings(BaseSettings):
     claim_margin_ms: int = Field(default=15_000, ge=0)
     # Attempts under way get this long to finish at shutdown.
     shutdown_grace_ms: int = Field(default=5_000, ge=0)
+    # /healthz, /readyz and /metrics (port 0: any free port).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8083, ge=0, le=65535)
     allow_private_targets: bool = Field(
         default=False,
         validation_alias=AliasChoices(

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from services.scheduler.due_pump import DuePump
 from services.scheduler.finisher import CampaignFinisher
 from services.scheduler.handlers import OutcomeHandler, RequestHandler, SchedulerRuntime
+from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.retention import RetentionSweeper
 from services.scheduler.settings import SchedulerSettings
 from shared.bus import (
@@ -25,6 +27,8 @@ from shared.bus import (
 )
 from shared.calls.accept import AcceptCall, StoredCampaigns
 from shared.clock import Clock, SystemClock
+from shared.metrics import ConsumerMetrics
+from shared.ops_http import Ops, broker_check, consumers_check, redis_check, tasks_alive
 from shared.phone import warm_up
 from shared.redis_client import create_redis
 from shared.store.calls import CallStore
@@ -67,6 +71,9 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         cooldowns=NumberCooldowns(redis),
         sender=BulkSender(settings.kafka, "scheduler"),
     )
+    registry = CollectorRegistry()
+    metrics = SchedulerMetrics(registry, redis, settings.due_shards, clock)
+    consumer_metrics = ConsumerMetrics(registry, broker)
     requests = RequestHandler(runtime)
     outcomes = OutcomeHandler(runtime)
     pump = DuePump(
@@ -79,6 +86,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         slot_recheck_ms=settings.slot_recheck_ms,
         claim_ttl_ms=settings.claim_ttl_seconds * 1000,
         handoff_grace_ms=settings.handoff_grace_ms,
+        released=metrics.released,
     )
 
     finisher = CampaignFinisher(
@@ -105,6 +113,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         **batch_consumer(kafka),
     )
     async def on_call_requested(message: KafkaMessage) -> None:
+        consumer_metrics.bind()
         await consume_batch(
             broker,
             records_of(message),
@@ -113,6 +122,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
             lambda r: requests.on_call_requested(r.value or b"", r.key, r.partition, r.offset),
             kafka.batch_concurrency,
         )
+        consumer_metrics.consumed(CALLS_REQUESTED, len(message.raw_message))
 
     @broker.subscriber(
         CALLS_EVENTS,
@@ -120,6 +130,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         **batch_consumer(kafka),
     )
     async def on_call_event(message: KafkaMessage) -> None:
+        consumer_metrics.bind()
         await consume_batch(
             broker,
             records_of(message),
@@ -128,9 +139,20 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
             lambda r: outcomes.on_call_event(r.value or b"", r.key),
             kafka.batch_concurrency,
         )
+        consumer_metrics.consumed(CALLS_EVENTS, len(message.raw_message))
 
     app = FastStream(broker)
     tasks: list[asyncio.Task[None]] = []
+    ops = Ops(registry)
+    ops.checks.update(
+        redis=redis_check(redis), kafka=broker_check(broker), consumers=consumers_check(broker)
+    )
+    ops.liveness.append(tasks_alive(tasks))
+    ops.refreshers += [metrics.refresh, consumer_metrics.refresh_lag]
+
+    @app.on_startup
+    async def serve_ops() -> None:
+        await ops.start(settings.http_host, settings.http_port)
 
     @app.after_startup
     async def start_pump() -> None:
@@ -149,6 +171,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
 
     @app.after_shutdown
     async def close_redis() -> None:
+        await ops.stop()
         await runtime.sender.stop()
         if deps.redis is None:
             await redis.aclose()

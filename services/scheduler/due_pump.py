@@ -7,6 +7,8 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
+from prometheus_client import Counter
+
 from services.scheduler.handlers import SchedulerRuntime, max_attempts, queue_call
 from shared import keys
 from shared.bus import publish_events
@@ -41,8 +43,10 @@ class DuePump:
         slot_recheck_ms: int,
         claim_ttl_ms: int,
         handoff_grace_ms: int,
+        released: Counter | None = None,
     ) -> None:
         self._rt = runtime
+        self._released = released
         self._batch = claim_batch
         self._lease_ms = lease_ms
         self._interval = interval_ms / 1000
@@ -140,6 +144,8 @@ class DuePump:
                     for claim, call in due
                 ],
             )
+            if self._released is not None:
+                self._released.inc(len(due))
         await self._rt.calls.handed_off([*done, *(claim for claim, _ in due)])
         return len(due)
 

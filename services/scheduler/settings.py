@@ -48,6 +48,9 @@ class SchedulerSettings(BaseSettings):
     # How often the retention sweep runs, and how many calls it removes at once.
     retention_interval_ms: int = Field(default=60_000, ge=10)
     retention_batch: int = Field(default=500, ge=1)
+    # /healthz, /readyz and /metrics (port 0: any free port).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, ge=0, le=65535)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)

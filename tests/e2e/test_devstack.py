@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import free_port, port_is_open
+from devstack.processes import SERVICES, free_port, port_is_open
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +55,19 @@ def _command_line(pid: int) -> str:
 
 
 def _healthy(port: int) -> bool:
+    return _answers(f"http://127.0.0.1:{port}/healthz")
+
+
+def _wait_until_answers(url: str, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while not _answers(url):
+        assert time.monotonic() < deadline, f"{url} never answered"
+        time.sleep(0.2)
+
+
+def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+        with urllib.request.urlopen(url, timeout=1) as reply:
             return bool(reply.status == 200)
     except OSError:
         return False
@@ -63,10 +75,12 @@ def _healthy(port: int) -> bool:
 
 def _launch(command: list[str], port: int, **extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
-    # The dialers' callback ports too: tests run side by side.
+    # The other services' HTTP ports too: tests run side by side.
     env.update(
         API_PORT=str(port),
+        SCHEDULER_HTTP_PORT=str(free_port()),
         DIALER_HTTP_PORT=str(free_port()),
+        NOTIFIER_HTTP_PORT=str(free_port()),
         KAFKA_SESSION_TIMEOUT_MS="2000",
         **extra,
     )
@@ -141,6 +155,12 @@ def test_the_dev_stack_starts_everything_and_stops_everything(
         started = _descendants(launcher.pid)
         # A broker, a Redis and four services, each its own process.
         assert len(started) >= 6, started
+        # The banner names each service's metrics, and each serves them and its health.
+        metrics = re.findall(r"metrics +(http://\S+)/metrics +\((\w+)-1", banner)
+        assert sorted(name for _, name in metrics) == sorted(SERVICES), banner
+        for base, _ in metrics:
+            _wait_until_answers(f"{base}/metrics")
+            assert _answers(f"{base}/healthz"), base
         code, rest = _stop(launcher, stop_signal)
         output = banner + rest
         assert f"http://127.0.0.1:{port}/api/v1" in output
@@ -157,11 +177,11 @@ def test_the_dev_stack_starts_everything_and_stops_everything(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_dev_stack_starts_copies_of_each_service_on_a_local_cluster() -> None:
     port = free_port()
-    while port_is_open("127.0.0.1", port + 1):
+    while port_is_open("127.0.0.1", port + 10):
         port = free_port()
     launcher = _launch([sys.executable, "-m", "devstack"], port, COPIES="2", REDIS_CLUSTER="1")
     try:
-        banner = _read_banner(launcher, [port, port + 1])
+        banner = _read_banner(launcher, [port, port + 10])
         started = _descendants(launcher.pid)
         commands = [_command_line(pid) for pid in started]
         for service in ("scheduler", "dialer", "notifier", "ingest"):
@@ -171,7 +191,7 @@ def test_the_dev_stack_starts_copies_of_each_service_on_a_local_cluster() -> Non
         # A cluster node retitles its process "redis-server 127.0.0.1:<port> [cluster]".
         assert sum("[cluster]" in line for line in commands) == 3, commands
         assert f"http://127.0.0.1:{port}/api/v1  (ingest-1" in banner
-        assert f"http://127.0.0.1:{port + 1}/api/v1  (ingest-2" in banner
+        assert f"http://127.0.0.1:{port + 10}/api/v1  (ingest-2" in banner
         (redis_line,) = [line for line in banner.splitlines() if "Redis" in line]
         assert "a cluster: 127.0.0.1:" in redis_line
         code, rest = _stop(launcher, signal.SIGTERM)

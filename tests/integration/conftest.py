@@ -104,6 +104,7 @@ async def start_notifier(
                 "redis": redis_server.settings(),
                 "poll_ms": 10,
                 "allow_private_targets": True,
+                "http_port": 0,
                 **overrides,
             }
             return await stack.enter_async_context(create_notifier(NotifierSettings(**values)))

@@ -57,6 +57,7 @@ async def running_pipeline(
                     "redis": RedisSettings(url=redis_url),
                     "pump_interval_ms": 50,
                     "reap_interval_ms": 200,
+                    "http_port": 0,
                     **scheduler_overrides,
                 }
             ),

@@ -39,6 +39,7 @@ async def scheduler(
         ),
         redis=redis_server.settings(),
         pump_interval_ms=50,
+        http_port=0,
     )
     app = create_app(settings)
     async with app:

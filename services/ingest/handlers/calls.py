@@ -92,23 +92,37 @@ async def _accept(runtime: Runtime, campaign: Campaign, body: Any, *, current: b
 
     An accepted call is passed on to the scheduler. It is accepted already: it was stored
     marked as waiting for the scheduler, which queues it even if this message never arrives."""
+    decided = runtime.metrics.call_decided
     try:
         request = _new_call(body)
     except Invalid as exc:
+        decided("invalid")
         return Outcome(422, exc.body())
     # The dialer would end the call `prompt_too_large`: refused now instead. The agent is read
     # once per process (agents never change), so this costs a dict lookup per request, and a
     # render (bounded) only when the prompt has placeholders and the payload values.
     prompt = await runtime.agent_prompts.get(campaign.agent_id)
     if prompt is not None and not prompt.fits(request.payload):
+        decided("invalid")
         return Outcome(422, Invalid({"payload": [_PROMPT_TOO_LARGE]}).body())
     result = await runtime.accept_call(campaign, request, current=current)
     if isinstance(result, Accepted):
         runtime.publisher.hand_on(result.call)
+        decided("accepted")
         return Outcome(201, _created_body(result.call, result.campaign))
     if isinstance(result, Refused):
+        decided(_REFUSALS.get(result.reason, "closed"))
         return await _refusal(runtime, result, request)
+    decided("unavailable")
     return Outcome(_CHANGING.status, _CHANGING.body())
+
+
+# How each refusal is counted (`call_requests_total`); the rest close the campaign to calls.
+_REFUSALS = {
+    Refusal.CAMPAIGN_NOT_FOUND: "not_found",
+    Refusal.DO_NOT_CALL: "do_not_call",
+    Refusal.DUPLICATE: "duplicate",
+}
 
 
 async def _refusal(runtime: Runtime, refused: Refused, request: NewCall) -> Outcome:
@@ -161,8 +175,13 @@ async def make_call(request: web.Request) -> web.Response:
     # The campaign as read a moment ago: the use case makes sure it has not changed since.
     campaign = await runtime.recent_campaigns.get(request.match_info["campaign_id"])
     if campaign is None or campaign.environment_id != request[ENVIRONMENT]:
+        runtime.metrics.call_decided("not_found")
         raise not_found("campaign")
-    body = await read_object(request)
+    try:
+        body = await read_object(request)
+    except Invalid:
+        runtime.metrics.call_decided("invalid")
+        raise
     outcome = await _accept(runtime, campaign, body, current=False)
     return json_response(outcome.body, status=outcome.status)
 

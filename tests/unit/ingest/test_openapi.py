@@ -47,7 +47,15 @@ from shared.rules.outcomes import KNOWN_ERRORS, Outcome
 NOW = datetime(2026, 3, 2, 14, 30, 5, 123456, tzinfo=UTC)
 METHODS = ("get", "post", "put", "patch", "delete")
 # Health, the document and its page, and the route that answers 404 or 405 for the rest.
-UNDOCUMENTED = {("GET", "/healthz"), ("GET", DOCS_PATH), ("GET", OPENAPI_PATH), ("*", "/{path}")}
+# The operations routes (health, readiness, metrics) are not part of the API.
+UNDOCUMENTED = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", DOCS_PATH),
+    ("GET", OPENAPI_PATH),
+    ("*", "/{path}"),
+}
 
 
 @pytest.fixture(scope="module")
