@@ -42,14 +42,15 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.figures import CpuUse, CpuWindow, load_line, percentile, table
-from bench.loadgen import CONTEXT, PAYLOAD, number_at
+from bench.loadgen import number_at
 from bench.profiling import finish_profile, start_profile
+from bench.seeding import DUE_SHARDS, accept_all, queued_calls, seed_campaigns
 from bench.servers import (
     Servers,
     Started,
@@ -63,21 +64,15 @@ from devstack.processes import free_port
 from shared import keys
 from shared.bus import BulkSender
 from shared.events import CallEvent, CallEventType, call_due, call_event
-from shared.ids import new_id
-from shared.models import Agent, Call, Campaign, CampaignStatus
+from shared.models import Call
 from shared.partitioner import KeyPartitioner
 from shared.redis_client import create_redis
 from shared.settings import KafkaSettings, RedisSettings
-from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS, call_key
-from tests.support import ALWAYS_OPEN
 
 DESCRIPTION = "attempts/s of one dialer (sandbox, fake Twilio), vs raw aiokafka consume→publish"
-ENVIRONMENT = "bench"
 TARGET_RATE = 3_000.0
-DUE_SHARDS = 16
-RESERVATION_TTL_MS = 3_600_000
 # Slots are made to outlast any run: the dialer only renews a slot that exists.
 SLOT_HELD_MS = 24 * 3_600_000
 BATCH_MAX_RECORDS = KafkaSettings().batch_max_records
@@ -138,55 +133,9 @@ async def _seed(redis_url: str, calls: int, campaigns: int, concurrency: int = 6
     try:
         catalog = CatalogStore(redis)
         now = datetime.now(UTC)
-        agent = Agent(
-            id=new_id(), environment_id=ENVIRONMENT, name="Bench", prompt="Hello", created_at=now
-        )
-        await catalog.save_agent(agent)
-        campaign_ids = [new_id() for _ in range(campaigns)]
-        for number, campaign_id in enumerate(campaign_ids):
-            await catalog.save_campaign(
-                Campaign.model_validate(
-                    {
-                        **ALWAYS_OPEN,
-                        "name": f"Bench {number}",
-                        "agent_id": agent.id,
-                        "id": campaign_id,
-                        "environment_id": ENVIRONMENT,
-                        "status": CampaignStatus.ACTIVE,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            )
-        seeded = [
-            Call(
-                id=new_id(),
-                campaign_id=campaign_ids[index % campaigns],
-                environment_id=ENVIRONMENT,
-                to=_number(index),
-                payload=PAYLOAD,
-                context=CONTEXT,
-                attempt=1,
-                scheduled_at=now - timedelta(seconds=1),
-                scheduling_reason="immediate",
-                created_at=now,
-                updated_at=now,
-            )
-            for index in range(calls)
-        ]
-        store = CallStore(redis, DUE_SHARDS)
-        todo = iter(seeded)
-        refused: list[str] = []
-
-        async def worker() -> None:
-            for call in todo:  # one iterator shared by every worker
-                result = await store.accept(call, RESERVATION_TTL_MS)
-                if result.outcome != "accepted":
-                    refused.append(f"{call.id}: {result.outcome}")
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        if refused:
-            raise RuntimeError(f"{len(refused)} calls not accepted, e.g. {refused[:3]}")
+        campaign_ids = await seed_campaigns(catalog, campaigns, now)
+        seeded = queued_calls(campaign_ids, calls, now, _number)
+        await accept_all(redis, seeded, concurrency)
         held_until = float(int(time.time() * 1000) + SLOT_HELD_MS)
         by_campaign: dict[str, dict[str, float]] = {}
         for call in seeded:

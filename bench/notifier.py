@@ -62,8 +62,9 @@ from standardwebhooks.webhooks import Webhook as SignatureVerifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from bench.figures import CpuUse, CpuWindow, load_line, percentile, table
-from bench.loadgen import CONTEXT, PAYLOAD, number_at
+from bench.loadgen import number_at
 from bench.profiling import finish_profile, start_profile
+from bench.seeding import ENVIRONMENT, accept_all, queued_calls, seed_campaigns
 from bench.servers import (
     Servers,
     Started,
@@ -77,20 +78,15 @@ from devstack.processes import free_port
 from shared.bus import BulkSender
 from shared.events import CallEvent, CallEventType, call_event
 from shared.ids import new_id
-from shared.models import Agent, Call, Campaign, CampaignStatus, Webhook
+from shared.models import Webhook
 from shared.redis_client import create_redis
 from shared.settings import KafkaSettings, RedisSettings
-from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryStore
 from shared.topics import CALLS_EVENTS, call_key
-from tests.support import ALWAYS_OPEN
 
 DESCRIPTION = "signed webhook deliveries/s of one notifier, vs a bare aiohttp client, same bodies"
-ENVIRONMENT = "bench"
 TARGET_SHARE = 0.60
-DUE_SHARDS = 16
-RESERVATION_TTL_MS = 3_600_000
 # The bare client's connection pool.
 DEFAULT_MAX_CONNECTIONS = 64
 KEEP_ATTEMPTS_VARIABLE = "NOTIFIER_KEEP_ATTEMPTS"
@@ -291,27 +287,9 @@ async def _seed(
     try:
         catalog = CatalogStore(redis)
         now = datetime.now(UTC)
-        agent = Agent(
-            id=new_id(), environment_id=ENVIRONMENT, name="Bench", prompt="Hello", created_at=now
-        )
-        await catalog.save_agent(agent)
-        campaign_ids = [new_id() for _ in range(args.campaigns)]
+        campaign_ids = await seed_campaigns(catalog, args.campaigns, now)
         hooks: list[Hook] = []
         for number, campaign_id in enumerate(campaign_ids):
-            await catalog.save_campaign(
-                Campaign.model_validate(
-                    {
-                        **ALWAYS_OPEN,
-                        "name": f"Bench {number}",
-                        "agent_id": agent.id,
-                        "id": campaign_id,
-                        "environment_id": ENVIRONMENT,
-                        "status": CampaignStatus.ACTIVE,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            )
             for index in range(args.webhooks):
                 port = ports[len(hooks) % len(ports)]
                 path = f"{HOOKS_PREFIX}{number}/{index}"
@@ -334,35 +312,8 @@ async def _seed(
                     )
                 )
                 hooks.append(hook)
-        calls = [
-            Call(
-                id=new_id(),
-                campaign_id=campaign_ids[index % args.campaigns],
-                environment_id=ENVIRONMENT,
-                to=number_at(index),
-                payload=PAYLOAD,
-                context=CONTEXT,
-                attempt=1,
-                scheduled_at=now - timedelta(seconds=1),
-                scheduling_reason="immediate",
-                created_at=now,
-                updated_at=now,
-            )
-            for index in range(args.events)
-        ]
-        store = CallStore(redis, DUE_SHARDS)
-        todo = iter(calls)
-        refused: list[str] = []
-
-        async def worker() -> None:
-            for call in todo:  # one iterator shared by every worker
-                result = await store.accept(call, RESERVATION_TTL_MS)
-                if result.outcome != "accepted":
-                    refused.append(f"{call.id}: {result.outcome}")
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        if refused:
-            raise RuntimeError(f"{len(refused)} calls not accepted, e.g. {refused[:3]}")
+        calls = queued_calls(campaign_ids, args.events, now, number_at)
+        await accept_all(redis, calls, concurrency)
         ended_at = datetime.now(UTC)
         events = [
             call_event(
