@@ -4,11 +4,14 @@ each call request was decided."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterator
+from itertools import accumulate
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from shared.metrics import PREFIX
 
@@ -35,20 +38,61 @@ _NO_ROUTE = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class IngestMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._requests = Counter(
-            f"{PREFIX}_http_requests_total",
+# Upper bounds (seconds) of the request duration histogram: prometheus_client's defaults.
+_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+class _RequestSeries:
+    """Requests by (method, route, status) and their durations, kept in plain counts and
+    turned into metric families only when scraped: a request costs a dict look-up and a
+    bisection, not prometheus_client's locked counter and histogram updates."""
+
+    def __init__(self) -> None:
+        # (method, route, status) -> [requests, seconds in all, count per bucket (the last
+        # for beyond every bound)]
+        self._series: dict[tuple[str, str, int], list[Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        entry = self._series.get((method, route, status))
+        if entry is None:
+            entry = self._series[(method, route, status)] = [0, 0.0, [0] * (len(_BOUNDS) + 1)]
+        entry[0] += 1
+        entry[1] += seconds
+        entry[2][bisect_left(_BOUNDS, seconds)] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            f"{PREFIX}_http_requests",
             "HTTP requests answered, by method, route template and status.",
-            ["method", "route", "status"],
-            registry=registry,
+            labels=["method", "route", "status"],
         )
-        self._duration = Histogram(
+        by_route: dict[tuple[str, str], list[Any]] = {}
+        for (method, route, status), (count, seconds, buckets) in list(self._series.items()):
+            requests.add_metric([method, route, str(status)], count)
+            summed = by_route.setdefault((method, route), [0.0, [0] * len(buckets)])
+            summed[0] += seconds
+            summed[1] = [a + b for a, b in zip(summed[1], buckets, strict=True)]
+        durations = HistogramMetricFamily(
             f"{PREFIX}_http_request_duration_seconds",
             "Time to answer an HTTP request, by method and route template.",
-            ["method", "route"],
-            registry=registry,
+            labels=["method", "route"],
         )
+        for (method, route), (seconds, buckets) in by_route.items():
+            cumulative = list(accumulate(buckets))
+            durations.add_metric(
+                [method, route],
+                [(repr(bound), float(n)) for bound, n in zip(_BOUNDS, cumulative, strict=False)]
+                + [("+Inf", float(cumulative[-1]))],
+                sum_value=seconds,
+            )
+        yield requests
+        yield durations
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._series = _RequestSeries()
+        registry.register(self._series)
         calls = Counter(
             f"{PREFIX}_call_requests_total",
             "Call requests (Make Campaign Call, and each item of a batch) by how they were "
@@ -57,13 +101,13 @@ class IngestMetrics:
             registry=registry,
         )
         self.calls = {result: calls.labels(result) for result in CALL_RESULTS}
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def call_decided(self, result: str) -> None:
         self.calls[result].inc()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The same counting for an application whose routes are not framed by the API's."""
         started = time.perf_counter()
         status = 500
         try:
@@ -74,21 +118,13 @@ class IngestMetrics:
             status = exc.status
             raise
         finally:
-            self._observe(request, status, time.perf_counter() - started)
+            self.observe(request, status, time.perf_counter() - started)
 
-    def _observe(self, request: web.Request, status: int, seconds: float) -> None:
+    def observe(self, request: web.Request, status: int, seconds: float) -> None:
+        """One answered request: counted under its route's template, never its path."""
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else _NO_ROUTE
-        method = request.method if request.method in _METHODS else "other"
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self._requests.labels(method, route, str(status)),
-                self._duration.labels(method, route),
-            )
-        requests, duration = children
-        requests.inc()
-        duration.observe(seconds)
+        method = request.method
+        self._series.observe(method if method in _METHODS else "other", route, status, seconds)
         if status == _TOO_MANY_REQUESTS and route in CALL_ROUTES:
             self.calls["rate_limited"].inc()
