@@ -195,3 +195,18 @@ def dashboard_exprs(path: Path) -> list[str]:
 
     walk(dashboard["panels"])
     return exprs
+
+
+_SELECTOR = re.compile(r"\b([A-Za-z_:][A-Za-z0-9_:]*)\{([^}]*)\}")
+_MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+
+
+def label_matchers(expr: str) -> list[tuple[str, str, str, list[str]]]:
+    """(metric, label, operator, values) for each label matcher of a selector in `expr`; a
+    regular expression's alternatives are its values."""
+    found: list[tuple[str, str, str, list[str]]] = []
+    for metric, body in _SELECTOR.findall(expr):
+        for label, op, value in _MATCHER.findall(body):
+            values = value.split("|") if op in ("=~", "!~") else [value]
+            found.append((metric, label, op, values))
+    return found

@@ -90,3 +90,34 @@ def test_monitoring_mounts_exist() -> None:
             source = str(volume).split(":", 1)[0]
             if source.startswith("./"):
                 assert (DEPLOY / source).exists(), f"{service} mounts missing {source}"
+
+
+def mounts(service: str) -> dict[str, str]:
+    """The service's bind mounts: container path -> path under deploy/."""
+    found: dict[str, str] = {}
+    for volume in compose()["services"][service]["volumes"]:
+        source, target = str(volume).split(":")[:2]
+        if source.startswith("./"):
+            found[target] = source.removeprefix("./")
+    return found
+
+
+def test_prometheus_reads_its_config_and_rules_where_they_are_mounted() -> None:
+    mounted = mounts("prometheus")
+    command = compose()["services"]["prometheus"]["command"]
+    config_path = next(a.split("=", 1)[1] for a in command if a.startswith("--config.file="))
+    assert mounted[config_path] == "prometheus/prometheus.yml"
+    config = load(DEPLOY / mounted[config_path])
+    for rule_file in config["rule_files"]:
+        assert mounted[rule_file] == "prometheus/alerts.yml"
+
+
+def test_grafana_loads_the_dashboards_where_they_are_mounted() -> None:
+    mounted = mounts("grafana")
+    provisioning = DEPLOY / mounted["/etc/grafana/provisioning"]
+    providers = load(provisioning / "dashboards" / "campaign-calls.yaml")["providers"]
+    paths = {p["options"]["path"] for p in providers}
+    assert paths == {"/var/lib/grafana/dashboards"}
+    assert mounted["/var/lib/grafana/dashboards"] == "grafana/dashboards"
+    datasources = load(provisioning / "datasources" / "prometheus.yaml")["datasources"]
+    assert [d["url"] for d in datasources] == ["http://prometheus:9090"]

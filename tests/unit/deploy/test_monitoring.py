@@ -9,12 +9,18 @@ from typing import Any
 
 import pytest
 
+from services.dialer import metrics as dialer_metrics
+from services.ingest.metrics import CALL_RESULTS
+from services.notifier import metrics as notifier_metrics
+
 from .support import (
     DEPLOY,
+    SETTINGS,
     alert_rules,
     dashboard_exprs,
     dashboards,
     exported_metric_names,
+    label_matchers,
     load,
     promql_metric_names,
 )
@@ -40,6 +46,49 @@ ALERTED_METRICS = {
     "campaign_calls_webhook_deliveries_total",
     "campaign_calls_dlq_messages_total",
 }
+
+# The values the services give these labels: a matcher on any other value matches nothing.
+LABEL_VALUES = {
+    ("campaign_calls_webhook_deliveries_total", "result"): {
+        notifier_metrics.DELIVERED,
+        notifier_metrics.FAILED,
+        notifier_metrics.RETRY_SCHEDULED,
+        notifier_metrics.DISABLED,
+    },
+    ("campaign_calls_call_requests_total", "result"): set(CALL_RESULTS),
+    ("campaign_calls_dial_attempts_total", "outcome"): {
+        dialer_metrics.PLACED,
+        dialer_metrics.FAILED,
+    },
+    # The scrape jobs are the services.
+    ("up", "job"): set(SETTINGS),
+}
+
+
+def all_exprs() -> list[str]:
+    return [str(rule["expr"]) for rule in alert_rules()] + [
+        e for path in dashboards() for e in dashboard_exprs(path)
+    ]
+
+
+def test_label_matchers_are_found_in_selectors() -> None:
+    expr = 'sum(rate(m_total{result=~"a|b", job = "x"}[5m])) / up{job!="y"}'
+    assert label_matchers(expr) == [
+        ("m_total", "result", "=~", ["a", "b"]),
+        ("m_total", "job", "=", ["x"]),
+        ("up", "job", "!=", ["y"]),
+    ]
+
+
+def test_label_matchers_name_values_the_services_produce() -> None:
+    checked = 0
+    for expr in all_exprs():
+        for metric, label, _, values in label_matchers(expr):
+            allowed = LABEL_VALUES.get((metric, label))
+            assert allowed is not None, f"no known values for {metric}{{{label}}} in {expr}"
+            assert set(values) <= allowed, f"{metric}{{{label}}}: {set(values) - allowed}"
+            checked += 1
+    assert checked
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: str(r["alert"]))
