@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench clean dlq-replay asyncapi
+.PHONY: run test check lint format bench clean dlq-replay asyncapi settings-table
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
@@ -52,6 +52,10 @@ dlq-replay: $(STAMP)
 # The topics' contract, docs/asyncapi.json, generated from shared/topics.py and shared/events.py.
 asyncapi: $(STAMP)
 	$(PY) -m tools.asyncapi --write
+
+# The README's settings table, generated from the settings models.
+settings-table: $(STAMP)
+	$(PY) -m tools.settings_table --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis .run
