@@ -39,6 +39,7 @@ DOCUMENT: Final = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.js
 _KAFKA_BINDING: Final = "0.5.0"
 _MODELS: Final[tuple[type[BaseModel], ...]] = (CallRequested, CallDue, CallEvent, CampaignEvent)
 _DLQ_MESSAGE: Final = "DeadLetter"
+_REPLAY: Final = "tools.dlq"
 
 # Each topic: its channel id, what it carries, its record key, who sends and who receives
 # (service, consumer group).
@@ -55,7 +56,7 @@ _TOPICS: Final[tuple[dict[str, Any], ...]] = (
         ),
         "key": "`{campaign_id}:{to in E.164}`: all requests for one number in one campaign "
         "meet in one partition (shared.topics.requested_key).",
-        "senders": ("ingest",),
+        "senders": ("ingest", _REPLAY),
         "receivers": (("scheduler", "scheduler"),),
     },
     {
@@ -65,7 +66,7 @@ _TOPICS: Final[tuple[dict[str, Any], ...]] = (
         "description": "Attempts whose time has come, released by the scheduler's due pump; "
         "the dialer places them.",
         "key": "the call id (shared.topics.call_key).",
-        "senders": ("scheduler",),
+        "senders": ("scheduler", _REPLAY),
         "receivers": (("dialer", "dialer"),),
     },
     {
@@ -78,7 +79,7 @@ _TOPICS: Final[tuple[dict[str, Any], ...]] = (
             "the scheduler turns into the public outcome event."
         ),
         "key": "the call id (shared.topics.call_key): one call's events stay in order.",
-        "senders": ("ingest", "scheduler", "dialer"),
+        "senders": ("ingest", "scheduler", "dialer", _REPLAY),
         "receivers": (("scheduler", "scheduler-outcomes"), ("notifier", "notifier")),
     },
     {
@@ -87,7 +88,7 @@ _TOPICS: Final[tuple[dict[str, Any], ...]] = (
         "message": CampaignEvent,
         "description": "A campaign's status moves (`campaign.*` webhook events).",
         "key": "the campaign id (shared.topics.campaign_key): its moves stay in order.",
-        "senders": ("ingest",),
+        "senders": ("ingest", _REPLAY),
         "receivers": (("notifier", "notifier"),),
     },
     {
@@ -101,7 +102,7 @@ _TOPICS: Final[tuple[dict[str, Any], ...]] = (
         ),
         "key": "the parked message's own key, unchanged.",
         "senders": ("scheduler", "dialer", "notifier"),
-        "receivers": (("tools.dlq", "<KAFKA_CLIENT_ID_PREFIX>-dlq-replay"),),
+        "receivers": ((_REPLAY, "<KAFKA_CLIENT_ID_PREFIX>-dlq-replay"),),
     },
 )
 
@@ -205,7 +206,11 @@ def document() -> dict[str, Any]:
             operations[f"{_camel(sender)}Sends{_camel('-' + channel)}"] = {
                 "action": "send",
                 "channel": {"$ref": f"#/channels/{channel}"},
-                "summary": f"{sender} publishes to {topic['topic']}.",
+                "summary": (
+                    f"`python -m tools.dlq replay` puts parked messages back on {topic['topic']}."
+                    if sender == _REPLAY
+                    else f"{sender} publishes to {topic['topic']}."
+                ),
                 "messages": message_ref,
             }
         for receiver, group in topic["receivers"]:
