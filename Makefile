@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench clean dlq-replay
+.PHONY: run test check lint format bench clean dlq-replay asyncapi settings-table
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
@@ -48,6 +48,14 @@ bench: $(STAMP)
 # Dead-lettered messages back onto their topics (README, Operations); e.g. ARGS="--dry-run".
 dlq-replay: $(STAMP)
 	$(PY) -m tools.dlq replay $(ARGS)
+
+# The topics' contract, docs/asyncapi.json, generated from shared/topics.py and shared/events.py.
+asyncapi: $(STAMP)
+	$(PY) -m tools.asyncapi --write
+
+# The README's settings table, generated from the settings models.
+settings-table: $(STAMP)
+	$(PY) -m tools.settings_table --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis .run

@@ -15,26 +15,38 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
 
+    # The brokers, `host:port` separated by commas.
     bootstrap_servers: str = "127.0.0.1:9092"
-    # Apache Kafka supports the idempotent producer; the local broker does not.
+    # The idempotent producer: turn it on with Apache Kafka; the local broker lacks it.
     enable_idempotence: bool = False
+    # Partitions per topic when the topics are created: the most copies of a consumer that
+    # share a topic. Set it before they are first created.
     partitions: int = Field(default=6, ge=1)
+    # Replicas of each topic's partitions when the topics are created.
     replication_factor: int = Field(default=1, ge=1)
+    # Starts every client id (`<prefix>-<service>`...) and the DLQ replay's consumer group.
     client_id_prefix: str = "campaign-calls"
     # A consumer that stops heartbeating loses its partitions after this long; the local
     # broker also holds a new member's join for half of it.
     session_timeout_ms: int = Field(default=10_000, ge=500)
+    # How often a consumer tells its group it is alive.
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    # Consumers fetch up to this many records at once and handle different keys side by side.
+    # Records a consumer fetches at once.
     batch_max_records: int = Field(default=500, ge=1)
+    # Keys of a fetched batch handled side by side (one key's records always in order).
     batch_concurrency: int = Field(default=64, ge=1)
     # How every client connects (`shared/kafka_security.py`): TLS for SSL and SASL_SSL (the
     # broker's certificate checked against `ssl_cafile`, else the system's authorities), a
     # SASL login for SASL_PLAINTEXT and SASL_SSL.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # The SASL mechanism, with SASL_PLAINTEXT and SASL_SSL.
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    # The SASL login: both required with a SASL protocol, else the service stops at start-up.
     sasl_username: str | None = None
+    # The SASL login's password: a secret value, never logged.
     sasl_password: SecretStr | None = None
+    # With SSL and SASL_SSL: the CA bundle (PEM) the broker's certificate and host name are
+    # checked against; without it, the system's authorities.
     ssl_cafile: str | None = None
 
     @model_validator(mode="after")
@@ -52,13 +64,16 @@ class KafkaSettings(BaseSettings):
 class RedisSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REDIS_", extra="ignore")
 
+    # Redis or Valkey: one server, or any node of a Redis Cluster.
     url: str = "redis://127.0.0.1:6379/0"
+    # The pool for blocking commands and explicit pipelines; everything else shares one
+    # connection (one per node of a cluster).
     max_connections: int = Field(default=64, ge=1)
     # How long a command waits for Redis's reply before its caller gets a timeout error and the
-    # connection is dropped (a new one opens for the next commands), and how long opening a
-    # connection may take. No service sends a blocking command (BLPOP, XREAD BLOCK, ...): one
-    # would need to block for less than the socket timeout.
+    # connection is dropped (a new one opens for the next commands). No service sends a
+    # blocking command (BLPOP, XREAD BLOCK, ...): one would need to block for less than this.
     socket_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long opening a connection to Redis (or a cluster node) may take.
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
@@ -70,9 +85,12 @@ def default_instance() -> str:
 class ObservabilitySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
 
+    # The least severe level logged (`DEBUG`, `INFO`, `WARNING`, ...).
     level: str = "INFO"
+    # One JSON object per log line instead of text.
     json_logs: bool = Field(default=False, alias="LOG_JSON")
-    # Which copy of the service wrote a log line: every line carries it.
+    # Which copy of the service wrote a log line: every line carries it (`<hostname>-<pid>`
+    # unless set).
     instance: str = Field(default_factory=default_instance, alias="SERVICE_INSTANCE", min_length=1)
 
 
@@ -83,6 +101,9 @@ class RetentionSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore")
 
+    # How long an ended call is kept (30 days by default): the scheduler's sweep removes it
+    # then; ingest, scheduler and dialer give an ended call's keys an expiry of this plus a
+    # day, as a backstop. Set it alike for all three.
     call_retention_seconds: int = Field(default=30 * 24 * 3600, ge=1)
 
     @property

@@ -18,25 +18,35 @@ class TwilioSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TWILIO_", extra="ignore")
 
+    # The Twilio account (required with DIALER_PROVIDER=twilio).
     account_sid: str = ""
-    # Signs the carrier's callbacks and authenticates requests: never logged nor returned.
+    # Signs the carrier's callbacks and authenticates requests: never logged nor returned
+    # (required with DIALER_PROVIDER=twilio).
     auth_token: SecretStr = SecretStr("")
+    # The caller number of a campaign without its own `from_number` (required with
+    # DIALER_PROVIDER=twilio).
     from_number: str = ""
+    # Twilio's REST API (a fake one in tests).
     api_url: str = "https://api.twilio.com"
 
 
 class DialerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DIALER_", extra="ignore")
 
+    # The consumer group of `campaign-calls.due`.
     group_id: str = "dialer"
-    # Calls handed back (their campaign was paused after release) go to their due shard.
+    # Calls handed back (their campaign was paused after release) go to their due shard: the
+    # scheduler's value.
     due_shards: int = Field(default=16, ge=1, validation_alias=AliasChoices("DUE_SHARDS"))
     # Where real calls go; test calls (`is_testing`) always go to the sandbox.
     provider: str = Field(default="sandbox", pattern="^(sandbox|twilio)$")
+    # The sandbox carrier's ring time.
     sandbox_ring_ms: int = Field(default=2_000, ge=0)
+    # The sandbox carrier's talk time of an answered call.
     sandbox_talk_ms: int = Field(default=5_000, ge=0)
-    # The callback endpoint, /healthz, /readyz and /metrics.
+    # Where this copy serves the callback endpoint, /healthz, /readyz and /metrics.
     http_host: str = "127.0.0.1"
+    # Its port (0: any free port).
     http_port: int = Field(default=8082, ge=0, le=65535)
     # The base URL at which the carrier reaches this service (any copy): callbacks are sent to
     # `{public_url}/carrier/twilio/status`, and their signatures are checked against it.
@@ -49,9 +59,9 @@ class DialerSettings(BaseSettings):
     watch_interval_ms: int = Field(default=1_000, ge=10)
     # Ring time the carrier allows before it gives up (`no_answer`).
     ring_timeout_seconds: int = Field(default=30, ge=5, le=600)
-    # One request to the carrier, and how many tries a placement gets before it is
-    # `carrier_unavailable`.
+    # How long one request to the carrier may take.
     carrier_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How many tries a placement gets before it is `carrier_unavailable`.
     carrier_max_tries: int = Field(default=4, ge=1, le=10)
     # The agent's media stream: when set, the carrier connects the answered call to it.
     agent_stream_url: str | None = Field(

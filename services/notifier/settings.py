@@ -9,10 +9,13 @@ from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
 class NotifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", populate_by_name=True)
 
+    # The consumer group of `campaign-calls.events` and `campaign-calls.campaign-events`.
     group_id: str = "notifier"
-    # Attempts one process holds at once (its HTTP connection pool is as large), and sends to
-    # any one webhook at once (as many more may wait for their turn in the process).
+    # Attempts one process holds at once, sent or waiting for their webhook's turn (its HTTP
+    # connection pool is as large).
     max_in_flight: int = Field(default=256, ge=1)
+    # Attempts one process sends to any one webhook at once (as many more may wait for their
+    # turn in the process).
     endpoint_concurrency: int = Field(default=16, ge=1)
     # An attempt claimed for a webhook with both full is queued again this much later.
     endpoint_busy_retry_ms: int = Field(default=1_000, ge=1)
@@ -35,9 +38,12 @@ class NotifierSettings(BaseSettings):
     claim_margin_ms: int = Field(default=15_000, ge=0)
     # Attempts under way get this long to finish at shutdown.
     shutdown_grace_ms: int = Field(default=5_000, ge=0)
-    # /healthz, /readyz and /metrics (port 0: any free port).
+    # Where this copy serves /healthz, /readyz and /metrics.
     http_host: str = "127.0.0.1"
+    # Its port (0: any free port).
     http_port: int = Field(default=8083, ge=0, le=65535)
+    # Send to loopback, private and link-local targets (the same variable ingest reads;
+    # `make run` and the test stack turn it on).
     allow_private_targets: bool = Field(
         default=False,
         validation_alias=AliasChoices(
