@@ -103,7 +103,7 @@ class RetentionSettings(BaseSettings):
 
     # How long an ended call is kept (30 days by default): the scheduler's sweep removes it
     # then; ingest, scheduler and dialer give an ended call's keys an expiry of this plus a
-    # day, as a backstop. Set it alike for all three.
+    # day, as a backstop; the notifier keeps a delivery no longer. Set it alike for all four.
     call_retention_seconds: int = Field(default=30 * 24 * 3600, ge=1)
 
     @property

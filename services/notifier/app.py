@@ -47,9 +47,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
     metrics = DeliveryMetrics(registry, redis)
     consumer_metrics = ConsumerMetrics(registry, broker)
     catalog = CatalogStore(redis)
-    deliveries = DeliveryStore(
-        redis, settings.keep_attempts, keep_ms=settings.dedup_days * 24 * 3600 * 1000
-    )
+    deliveries = DeliveryStore(redis, settings.keep_attempts, keep_ms=settings.keep_deliveries_ms)
     dispatcher = Dispatcher(
         deliveries,
         catalog,

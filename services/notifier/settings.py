@@ -3,7 +3,12 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+from shared.settings import (
+    KafkaSettings,
+    ObservabilitySettings,
+    RedisSettings,
+    RetentionSettings,
+)
 
 
 class NotifierSettings(BaseSettings):
@@ -53,3 +58,11 @@ class NotifierSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    # A delivery is kept no longer than the call it tells of (CALL_RETENTION_SECONDS).
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    @property
+    def keep_deliveries_ms(self) -> int:
+        """How long a delivery is kept after its last attempt: NOTIFIER_DEDUP_DAYS, or the
+        calls' retention when that is shorter."""
+        return min(self.dedup_days * 24 * 3600 * 1000, self.retention.call_retention_ms)

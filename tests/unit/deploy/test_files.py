@@ -56,7 +56,7 @@ def test_env_names_follow_prefixes_aliases_and_nested_models() -> None:
     assert {"TWILIO_AUTH_TOKEN", "DIALER_HTTP_PORT", "AGENT_STREAM_URL"} <= env_names(
         DialerSettings
     )
-    assert "CALL_RETENTION_SECONDS" not in env_names(NotifierSettings)
+    assert "CALL_RETENTION_SECONDS" in env_names(NotifierSettings)
 
 
 def test_exported_metric_names_carry_prometheus_client_suffixes() -> None:
