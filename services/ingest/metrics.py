@@ -1,8 +1,10 @@
 """The ingest API's metrics: requests by route template and status, their duration, and how
-each call request was decided."""
+each call request was decided; and the access log, one line per request, timed by the same
+middleware."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from shared.metrics import PREFIX
+from shared.observability import FIELDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -31,8 +34,30 @@ CALL_ROUTES = frozenset(
 )
 _TOO_MANY_REQUESTS = 429
 _NO_ROUTE = "unmatched"
+# Its own logger: `ingest.access` lines can be told (and filtered) from the rest.
+access_log = logging.getLogger("ingest.access")
 # Any other method a client sends is counted as "other": labels stay few.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def log_access(method: str, route: str, status: int, seconds: float) -> None:
+    """The access line of one request: its route template (never the path, which holds ids
+    and a number's digits), status and time; at INFO, so LOG_LEVEL=WARNING leaves it out."""
+    access_log.info(
+        "%s %s %d %.1f ms",
+        method,
+        route,
+        status,
+        seconds * 1000,
+        extra={
+            FIELDS: {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+            }
+        },
+    )
 
 
 class IngestMetrics:
@@ -74,12 +99,15 @@ class IngestMetrics:
             status = exc.status
             raise
         finally:
-            self._observe(request, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else _NO_ROUTE
+            method = request.method if request.method in _METHODS else "other"
+            self._observe(method, route, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                log_access(method, route, status, seconds)
 
-    def _observe(self, request: web.Request, status: int, seconds: float) -> None:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else _NO_ROUTE
-        method = request.method if request.method in _METHODS else "other"
+    def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:
