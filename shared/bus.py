@@ -266,6 +266,11 @@ def _log_refused(delivery: asyncio.Future[Any]) -> None:
         log.warning("the broker did not take a record: %s", delivery.exception())
 
 
+# FastStream's own lines (the app's and the broker's) go through this logger, so through the
+# service's log set-up: left to FastStream, they are written in its own text form.
+FASTSTREAM_LOG = logging.getLogger("shared.bus.faststream")
+
+
 def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
     """A broker whose publishes wait for every in-sync replica (`acks=all`)."""
     return KafkaBroker(
@@ -277,6 +282,7 @@ def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
         partitioner=KeyPartitioner(),
         # Per-message INFO logs halve a subscriber's rate; keep them for debugging only.
         log_level=logging.DEBUG,
+        logger=FASTSTREAM_LOG,
         graceful_timeout=15.0,
         # Its producer and every subscriber's consumer connect with it.
         security=kafka_security.broker_security(settings),

@@ -1,16 +1,65 @@
-"""Logging set-up shared by every service."""
+"""Logging set-up shared by every service.
+
+With `LOG_JSON` each line is one JSON object: `ts`, `level`, `service`, `instance`, `logger`,
+`event` (the message), the fields of the log context (`call_id`, `campaign_id`, `attempt`,
+`trace_id`, ... whichever are set) and the log call's own fields. No line, JSON or text,
+carries a full phone number or a secret's value (shared.rules.log_masking)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar, Token
+from datetime import UTC, datetime
+from types import MappingProxyType, TracebackType
+from typing import Any
 
 import orjson
 
+from shared.rules.log_masking import mask_phone_numbers, masked_fields
 from shared.settings import ObservabilitySettings
 
 # A log call's `extra={FIELDS: {...}}` adds those fields to the line's JSON form.
 FIELDS = "fields"
+
+# Every line's own keys: neither the log context nor a log call's fields replace them.
+_OWN = frozenset({"ts", "level", "service", "instance", "logger"})
+_NOTHING: MappingProxyType[str, object] = MappingProxyType({})
+_CONTEXT: ContextVar[MappingProxyType[str, object]] = ContextVar("log_context", default=_NOTHING)
+
+
+class log_context:  # used as a function: `with log_context(call_id=...):`
+    """Adds fields to every line logged inside the block, in this task and the tasks it
+    starts: `call_id`, `campaign_id`, `attempt` while a message about one call is handled,
+    `trace_id` once requests carry one. A field given as None is left out."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: object) -> None:
+        self._fields = fields
+        self._token: Token[MappingProxyType[str, object]] | None = None
+
+    def __enter__(self) -> None:
+        current = _CONTEXT.get()
+        merged = dict(current)
+        for name, value in self._fields.items():
+            if value is not None:
+                merged[name] = value
+        self._token = _CONTEXT.set(MappingProxyType(merged))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _CONTEXT.reset(self._token)
+            self._token = None
+
+
+def current_log_context() -> MappingProxyType[str, object]:
+    return _CONTEXT.get()
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,32 +69,68 @@ class JsonFormatter(logging.Formatter):
         self._instance = instance
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "ts": self.formatTime(record),
+        message = mask_phone_numbers(record.getMessage())
+        entry: dict[str, Any] = {
+            "ts": _iso_utc(record.created),
             "level": record.levelname,
             "service": self._service,
             "instance": self._instance,
             "logger": record.name,
-            "message": record.getMessage(),
+            "event": message,
         }
+        context = _CONTEXT.get()
+        if context:
+            _merge(entry, masked_fields(context))
         fields = getattr(record, FIELDS, None)
-        if isinstance(fields, dict):
-            entry.update(fields)
+        if isinstance(fields, dict) and fields:
+            _merge(entry, masked_fields(fields))
+        if entry["event"] is not message:
+            # The log call named its event: its text stays, as `message`.
+            entry["message"] = message
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+            entry["exc"] = mask_phone_numbers(self.formatException(record.exc_info))
+        elif record.exc_text:
+            entry["exc"] = mask_phone_numbers(record.exc_text)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def _iso_utc(created: float) -> str:
+    """`2026-03-01T12:00:00.123Z`: UTC, to the millisecond."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _merge(entry: dict[str, Any], fields: dict[str, object]) -> None:
+    for name, value in fields.items():
+        if name not in _OWN and value is not None:
+            entry[name] = value
+
+
+class MaskingFormatter(logging.Formatter):
+    """The text form: the usual line, and the log context's fields after the message, with
+    numbers masked throughout (the message, the fields, a traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        context = _CONTEXT.get()
+        if context:
+            pairs = masked_fields(context)
+            text += " " + " ".join(f"{name}={value}" for name, value in pairs.items())
+        return mask_phone_numbers(text)
 
 
 def text_format(service: str, instance: str) -> str:
     return f"%(asctime)s {service} {instance} %(levelname)s %(name)s: %(message)s"
 
 
+def formatter_for(service: str, settings: ObservabilitySettings) -> logging.Formatter:
+    if settings.json_logs:
+        return JsonFormatter(service, settings.instance)
+    return MaskingFormatter(text_format(service, settings.instance))
+
+
 def configure_logging(service: str, settings: ObservabilitySettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if settings.json_logs:
-        handler.setFormatter(JsonFormatter(service, settings.instance))
-    else:
-        handler.setFormatter(logging.Formatter(text_format(service, settings.instance)))
+    handler.setFormatter(formatter_for(service, settings))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())

@@ -83,11 +83,14 @@ def default_instance() -> str:
 
 
 class ObservabilitySettings(BaseSettings):
+    """How a service logs (shared/observability.py; README "Logs")."""
+
     model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
 
-    # The least severe level logged (`DEBUG`, `INFO`, `WARNING`, ...).
+    # LOG_LEVEL: the lowest level written; WARNING also leaves out ingest's access lines.
     level: str = "INFO"
-    # One JSON object per log line instead of text.
+    # LOG_JSON: one JSON object per line (the container image sets it); else text lines.
+    # Either way numbers are masked to their last four digits and secrets redacted.
     json_logs: bool = Field(default=False, alias="LOG_JSON")
     # Which copy of the service wrote a log line: every line carries it (`<hostname>-<pid>`
     # unless set).

@@ -28,6 +28,7 @@ from services.dialer.handlers import SANDBOX, DialerRuntime, DialHandler
 from services.dialer.metrics import DialerMetrics
 from services.dialer.settings import DialerSettings
 from shared.bus import (
+    FASTSTREAM_LOG,
     BulkSender,
     EventPublisher,
     batch_consumer,
@@ -120,7 +121,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
         )
         consumer_metrics.consumed(CALLS_DUE, len(message.raw_message))
 
-    app = FastStream(broker)
+    app = FastStream(broker, logger=FASTSTREAM_LOG)
     token = settings.twilio.auth_token.get_secret_value() if twilio_wanted else None
     http_app = create_http_app(handler, token, settings.public_url)
     background: list[asyncio.Task[None]] = []

@@ -31,6 +31,7 @@ from shared.calls.hand_back import hand_back
 from shared.clock import Clock
 from shared.events import CallDue, CallEvent, CallEventType, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
+from shared.observability import log_context
 from shared.rules.outcomes import Outcome
 from shared.rules.prompts import PROMPT_TOO_LARGE, PromptTooLarge, render_prompt
 from shared.store.calls import CallStore
@@ -99,6 +100,11 @@ class DialHandler:
             await send_to_dlq(self._rt.broker, body, key, CALLS_DUE, "dialer", str(exc)[:2000])
             return
         ref = AttemptRef(due.campaign_id, due.call_id, due.attempt)
+        # Every line logged for this attempt (its placement's task too) names it.
+        with log_context(call_id=ref.call_id, campaign_id=ref.campaign_id, attempt=ref.attempt):
+            await self._take_due(ref)
+
+    async def _take_due(self, ref: AttemptRef) -> None:
         self._held[ref] = None
         started = False
         try:
@@ -294,6 +300,10 @@ class DialHandler:
         return True
 
     async def on_attempt_event(self, ref: AttemptRef, event: CarrierEvent) -> None:
+        with log_context(call_id=ref.call_id, campaign_id=ref.campaign_id, attempt=ref.attempt):
+            await self._on_attempt_event(ref, event)
+
+    async def _on_attempt_event(self, ref: AttemptRef, event: CarrierEvent) -> None:
         if event.outcome is not None:
             await self._end(
                 ref,
@@ -387,7 +397,8 @@ class DialHandler:
 
     async def _look_at(self, ref: AttemptRef) -> None:
         try:
-            await self._look_at_one(ref)
+            with log_context(call_id=ref.call_id, campaign_id=ref.campaign_id, attempt=ref.attempt):
+                await self._look_at_one(ref)
         except Exception:
             # It stays in its shard and is looked at again after the retry pause.
             log.warning(

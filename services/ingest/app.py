@@ -32,6 +32,7 @@ from services.ingest.settings import IngestSettings
 from shared.bus import BulkSender, create_broker
 from shared.calls.accept import AcceptCall
 from shared.clock import Clock, SystemClock
+from shared.observability import FIELDS
 from shared.ops_http import Ops, broker_check, redis_check
 from shared.phone import warm_up
 from shared.redis_client import create_redis
@@ -81,7 +82,15 @@ def _error_response(request: web.Request, exc: Exception) -> web.Response:
         return json_response(_NOT_FOUND, status=404)
     if isinstance(exc, web.HTTPException):
         raise exc
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        route,
+        exc_info=exc,
+        extra={FIELDS: {"campaign_id": request.match_info.get("campaign_id")}},
+    )
     return json_response(_INTERNAL, status=500)
 
 

@@ -1,8 +1,10 @@
 """The ingest API's metrics: requests by route template and status, their duration, and how
-each call request was decided."""
+each call request was decided; and the access log, one line per request, timed by the same
+middleware."""
 
 from __future__ import annotations
 
+import logging
 import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from shared.metrics import PREFIX
+from shared.observability import FIELDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -34,8 +37,30 @@ CALL_ROUTES = frozenset(
 )
 _TOO_MANY_REQUESTS = 429
 _NO_ROUTE = "unmatched"
+# Its own logger: `ingest.access` lines can be told (and filtered) from the rest.
+access_log = logging.getLogger("ingest.access")
 # Any other method a client sends is counted as "other": labels stay few.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def log_access(method: str, route: str, status: int, seconds: float) -> None:
+    """The access line of one request: its route template (never the path, which holds ids
+    and a number's digits), status and time; at INFO, so LOG_LEVEL=WARNING leaves it out."""
+    access_log.info(
+        "%s %s %d %.1f ms",
+        method,
+        route,
+        status,
+        seconds * 1000,
+        extra={
+            FIELDS: {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+            }
+        },
+    )
 
 
 # Upper bounds (seconds) of the request duration histogram: prometheus_client's defaults.
@@ -121,10 +146,13 @@ class IngestMetrics:
             self.observe(request, status, time.perf_counter() - started)
 
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
-        """One answered request: counted under its route's template, never its path."""
+        """One answered request: counted under its route's template, never its path, and its
+        access line written (at INFO)."""
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else _NO_ROUTE
-        method = request.method
-        self._series.observe(method if method in _METHODS else "other", route, status, seconds)
+        method = request.method if request.method in _METHODS else "other"
+        self._series.observe(method, route, status, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            log_access(method, route, status, seconds)
         if status == _TOO_MANY_REQUESTS and route in CALL_ROUTES:
             self.calls["rate_limited"].inc()

@@ -17,7 +17,14 @@ from services.notifier.handlers import NotifierRuntime, NotifyHandler
 from services.notifier.metrics import DeliveryMetrics
 from services.notifier.settings import NotifierSettings
 from services.notifier.workers import DeliveryWorkers
-from shared.bus import batch_consumer, consume_batch, create_broker, log_batch, records_of
+from shared.bus import (
+    FASTSTREAM_LOG,
+    batch_consumer,
+    consume_batch,
+    create_broker,
+    log_batch,
+    records_of,
+)
 from shared.clock import Clock, SystemClock
 from shared.metrics import ConsumerMetrics
 from shared.ops_http import Ops, broker_check, consumers_check, redis_check, tasks_alive
@@ -112,7 +119,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         )
         consumer_metrics.consumed(CAMPAIGN_EVENTS, len(message.raw_message))
 
-    app = FastStream(broker)
+    app = FastStream(broker, logger=FASTSTREAM_LOG)
     tasks: list[asyncio.Task[None]] = []
     ops = Ops(registry)
     ops.checks.update(

@@ -13,6 +13,7 @@ from services.notifier.adapters.webhook_http import DeliveryResult
 from services.notifier.metrics import DeliveryMetrics
 from shared.clock import Clock
 from shared.models import Webhook
+from shared.observability import FIELDS
 from shared.rules.delivery_attempts import AttemptRecord, Trigger
 from shared.rules.delivery_retries import (
     AfterAttempt,
@@ -259,6 +260,14 @@ class Dispatcher:
                 result.status_code,
                 result.error,
                 after.state.value,
+                extra={
+                    FIELDS: {
+                        "event_id": event_id,
+                        "delivery_attempt": attempt,
+                        "status_code": result.status_code,
+                        "state": after.state.value,
+                    }
+                },
             )
         return record, recorded
 

@@ -18,6 +18,7 @@ from services.notifier.workers import DeliveryWorkers
 from shared.bus import send_to_dlq
 from shared.events import CallEvent, CampaignEvent
 from shared.models import Webhook
+from shared.observability import log_context
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
@@ -46,6 +47,12 @@ class NotifyHandler:
             return
         if not event.type.is_public:
             return
+        with log_context(
+            call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
+        ):
+            await self._notify(event)
+
+    async def _notify(self, event: CallEvent) -> None:
         webhooks = await self._subscribed(event.campaign_id, event.type.value)
         if not webhooks:
             return
@@ -118,12 +125,17 @@ class NotifyHandler:
         async def store_in_order(lane: list[tuple[CallEvent, list[Webhook], bytes]]) -> bool:
             queued = False
             for event, subscribed, body in lane:
-                stored = await asyncio.gather(
-                    *(
-                        self._store(hook, event.event_id, event.type.value, body, event.call_id)
-                        for hook in subscribed
+                with log_context(
+                    call_id=event.call_id,
+                    campaign_id=event.campaign_id,
+                    attempt=event.attempt or None,
+                ):
+                    stored = await asyncio.gather(
+                        *(
+                            self._store(hook, event.event_id, event.type.value, body, event.call_id)
+                            for hook in subscribed
+                        )
                     )
-                )
                 queued = queued or any(result is True for result in stored)
             return queued
 

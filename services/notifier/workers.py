@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from services.notifier.dispatch import Dispatcher, FirstAttempt
 from shared.clock import Clock
 from shared.models import Webhook
+from shared.observability import log_context
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryRef, DeliveryStore
 
@@ -104,6 +105,12 @@ class DeliveryWorkers:
         self._work.set()
 
     async def _attempt(self, ref: DeliveryRef, leased_until: datetime) -> None:
+        with log_context(
+            campaign_id=ref.campaign_id, webhook_id=ref.webhook_id, delivery_id=ref.delivery_id
+        ):
+            await self._attempt_queued(ref, leased_until)
+
+    async def _attempt_queued(self, ref: DeliveryRef, leased_until: datetime) -> None:
         try:
             hook = await self._catalog.get_webhook(ref.campaign_id, ref.webhook_id)
             if hook is None:
@@ -179,6 +186,15 @@ class DeliveryWorkers:
             del self._lanes[key]
 
     async def _first(
+        self, first: FirstAttempt, hook: Webhook, before: asyncio.Task[None] | None
+    ) -> None:
+        ref = first.ref
+        with log_context(
+            campaign_id=ref.campaign_id, webhook_id=ref.webhook_id, delivery_id=ref.delivery_id
+        ):
+            await self._first_in_lane(first, hook, before)
+
+    async def _first_in_lane(
         self, first: FirstAttempt, hook: Webhook, before: asyncio.Task[None] | None
     ) -> None:
         try:

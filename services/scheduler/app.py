@@ -18,6 +18,7 @@ from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.retention import RetentionSweeper
 from services.scheduler.settings import SchedulerSettings
 from shared.bus import (
+    FASTSTREAM_LOG,
     BulkSender,
     batch_consumer,
     consume_batch,
@@ -141,7 +142,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         )
         consumer_metrics.consumed(CALLS_EVENTS, len(message.raw_message))
 
-    app = FastStream(broker)
+    app = FastStream(broker, logger=FASTSTREAM_LOG)
     tasks: list[asyncio.Task[None]] = []
     ops = Ops(registry)
     ops.checks.update(

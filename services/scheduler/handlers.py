@@ -25,6 +25,7 @@ from shared.clock import Clock, to_iso
 from shared.events import CallEvent, CallEventType, CallRequested, call_event
 from shared.ids import derived_id
 from shared.models import Call, CallStatus, Campaign
+from shared.observability import log_context
 from shared.phone import InvalidNumber, to_e164
 from shared.rules.acceptance import Refusal
 from shared.rules.outcomes import Outcome
@@ -93,6 +94,10 @@ class RequestHandler:
         call_id = request.call_id or derived_id(
             _TOPIC_CALL_NAMESPACE, f"{CALLS_REQUESTED}:{partition}:{offset}"
         )
+        with log_context(call_id=call_id, campaign_id=request.campaign_id):
+            await self._on_request(request, call_id)
+
+    async def _on_request(self, request: CallRequested, call_id: str) -> None:
         if request.accepted:
             stored = await self._rt.calls.get(request.campaign_id, call_id)
             if stored is None:
@@ -199,6 +204,12 @@ class OutcomeHandler:
         except ValidationError as exc:
             await send_to_dlq(self._rt.broker, body, key, CALLS_EVENTS, "scheduler", _short(exc))
             return
+        with log_context(
+            call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
+        ):
+            await self._on_event(event, body, key)
+
+    async def _on_event(self, event: CallEvent, body: bytes, key: bytes | None) -> None:
         if event.type is CallEventType.STARTED:
             call = await self._rt.calls.get(event.campaign_id, event.call_id)
             if call is not None:

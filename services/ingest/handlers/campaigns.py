@@ -33,6 +33,7 @@ from services.ingest.keys import ENVIRONMENT, Runtime
 from shared.events import campaign_event
 from shared.ids import new_id
 from shared.models import Agent, Campaign, CampaignStatus, CampaignType
+from shared.observability import FIELDS
 from shared.rules.policy import CLOSED_STATUSES
 
 log = logging.getLogger(__name__)
@@ -258,4 +259,9 @@ async def _tell_move(
     try:
         await runtime.publisher.publish_campaign_event(event)
     except Exception:
-        log.exception("could not publish %s of campaign %s", event_type.value, campaign.id)
+        log.exception(
+            "could not publish %s of campaign %s",
+            event_type.value,
+            campaign.id,
+            extra={FIELDS: {"campaign_id": campaign.id}},
+        )

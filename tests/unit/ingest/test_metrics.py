@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
+import orjson
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.ingest.metrics import IngestMetrics
+from shared.observability import JsonFormatter
 
 
 def _samples(registry: CollectorRegistry, name: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -67,3 +72,46 @@ async def test_a_call_request_refused_by_a_rate_limit_is_counted_as_such() -> No
     results = _samples(registry, "campaign_calls_call_requests_total")
     assert results[frozenset({("result", "rate_limited")})] == 1
     assert results[frozenset({("result", "accepted")})] == 0
+
+
+async def test_each_request_is_one_access_line_with_its_route_template(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = IngestMetrics(CollectorRegistry())
+
+    async def found(request: web.Request) -> web.Response:
+        return web.json_response({}, status=201)
+
+    app = web.Application(middlewares=[metrics.middleware])
+    app.router.add_post("/campaigns/{campaign_id}/call", found)
+    with caplog.at_level(logging.INFO, logger="ingest.access"):
+        async with TestClient(TestServer(app)) as client:
+            assert (await client.post("/campaigns/c-123/call?to=+12025550101")).status == 201
+            assert (await client.get("/nothing/c-456")).status == 404
+    lines = [record for record in caplog.records if record.name == "ingest.access"]
+    assert len(lines) == 2
+    call, missing = (orjson.loads(JsonFormatter("ingest", "i-1").format(r)) for r in lines)
+    assert call["method"] == "POST"
+    assert call["route"] == "/campaigns/{campaign_id}/call"
+    assert call["status"] == 201
+    assert isinstance(call["duration_ms"], float)
+    assert call["duration_ms"] >= 0
+    assert call["event"].startswith("POST /campaigns/{campaign_id}/call 201 ")
+    assert missing["route"] == "unmatched"
+    assert missing["status"] == 404
+    text = "".join(record.getMessage() + str(record.__dict__) for record in lines)
+    assert not any(value in text for value in ("c-123", "c-456", "2025550101"))
+
+
+async def test_no_access_line_below_info(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = IngestMetrics(CollectorRegistry())
+
+    async def found(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application(middlewares=[metrics.middleware])
+    app.router.add_get("/x", found)
+    with caplog.at_level(logging.WARNING):
+        async with TestClient(TestServer(app)) as client:
+            assert (await client.get("/x")).status == 200
+    assert [record for record in caplog.records if record.name == "ingest.access"] == []
