@@ -263,6 +263,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             metrics=metrics,
         )
         yield
+        metrics.access.flush()
         await publisher.stop()
         await sender.stop()
         await broker.stop()

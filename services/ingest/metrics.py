@@ -4,6 +4,7 @@ middleware."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from bisect import bisect_left
@@ -16,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from shared.metrics import PREFIX
-from shared.observability import FIELDS
+from shared.observability import LINES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,24 +44,43 @@ access_log = logging.getLogger("ingest.access")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def log_access(method: str, route: str, status: int, seconds: float) -> None:
-    """The access line of one request: its route template (never the path, which holds ids
-    and a number's digits), status and time; at INFO, so LOG_LEVEL=WARNING leaves it out."""
-    access_log.info(
-        "%s %s %d %.1f ms",
-        method,
-        route,
-        status,
-        seconds * 1000,
-        extra={
-            FIELDS: {
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 3),
-            }
-        },
-    )
+class AccessLog:
+    """Ingest's access lines, one per request: its method, route template (never the path,
+    which holds ids and a number's digits), status and time, at INFO (LOG_LEVEL=WARNING leaves
+    them out). Gathered and written together at most `FLUSH_S` later (or every `MOST` lines),
+    as one log record of many lines: the request path pays for a list append."""
+
+    FLUSH_S = 0.1
+    MOST = 1_000
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, str, int, float]] = []
+        self._flush: asyncio.TimerHandle | None = None
+
+    def add(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._pending.append((method, route, status, seconds))
+        if len(self._pending) >= self.MOST:
+            self.flush()
+        elif self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self.FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Writes what is gathered now (also when the service stops)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        pending, self._pending = self._pending, []
+        if pending:
+            lines = [
+                {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                }
+                for method, route, status, seconds in pending
+            ]
+            access_log.info("access", extra={LINES: lines})
 
 
 # Upper bounds (seconds) of the request duration histogram: prometheus_client's defaults.
@@ -117,6 +137,7 @@ class _RequestSeries:
 class IngestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self._series = _RequestSeries()
+        self.access = AccessLog()
         registry.register(self._series)
         calls = Counter(
             f"{PREFIX}_call_requests_total",
@@ -153,6 +174,6 @@ class IngestMetrics:
         method = request.method if request.method in _METHODS else "other"
         self._series.observe(method, route, status, seconds)
         if access_log.isEnabledFor(logging.INFO):
-            log_access(method, route, status, seconds)
+            self.access.add(method, route, status, seconds)
         if status == _TOO_MANY_REQUESTS and route in CALL_ROUTES:
             self.calls["rate_limited"].inc()

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.ingest.metrics import IngestMetrics
 from shared.observability import JsonFormatter
+from tests.conftest import wait_until
 
 
 def _samples(registry: CollectorRegistry, name: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -88,19 +89,44 @@ async def test_each_request_is_one_access_line_with_its_route_template(
         async with TestClient(TestServer(app)) as client:
             assert (await client.post("/campaigns/c-123/call?to=+12025550101")).status == 201
             assert (await client.get("/nothing/c-456")).status == 404
-    lines = [record for record in caplog.records if record.name == "ingest.access"]
-    assert len(lines) == 2
-    call, missing = (orjson.loads(JsonFormatter("ingest", "i-1").format(r)) for r in lines)
+        metrics.access.flush()
+    # Gathered into one record, written as one JSON line per request.
+    (record,) = [record for record in caplog.records if record.name == "ingest.access"]
+    written = JsonFormatter("ingest", "i-1").format(record).split("\n")
+    call, missing = (orjson.loads(line) for line in written)
     assert call["method"] == "POST"
     assert call["route"] == "/campaigns/{campaign_id}/call"
     assert call["status"] == 201
     assert isinstance(call["duration_ms"], float)
     assert call["duration_ms"] >= 0
-    assert call["event"].startswith("POST /campaigns/{campaign_id}/call 201 ")
+    assert call["event"] == "access"
+    assert (call["service"], call["logger"], call["level"]) == ("ingest", "ingest.access", "INFO")
     assert missing["route"] == "unmatched"
     assert missing["status"] == 404
-    text = "".join(record.getMessage() + str(record.__dict__) for record in lines)
-    assert not any(value in text for value in ("c-123", "c-456", "2025550101"))
+    assert not any(value in "".join(written) for value in ("c-123", "c-456", "2025550101"))
+
+
+async def test_access_lines_are_written_soon_after_their_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = IngestMetrics(CollectorRegistry())
+
+    async def found(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application(middlewares=[metrics.middleware])
+    app.router.add_get("/x", found)
+    with caplog.at_level(logging.INFO, logger="ingest.access"):
+        async with TestClient(TestServer(app)) as client:
+            for _ in range(3):
+                assert (await client.get("/x")).status == 200
+
+            async def written() -> bool:
+                return any(record.name == "ingest.access" for record in caplog.records)
+
+            await wait_until(written, within=5)
+    (record,) = [record for record in caplog.records if record.name == "ingest.access"]
+    assert len(JsonFormatter("ingest", "i-1").format(record).split("\n")) == 3
 
 
 async def test_no_access_line_below_info(caplog: pytest.LogCaptureFixture) -> None:
