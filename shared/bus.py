@@ -271,8 +271,12 @@ def _log_refused(delivery: asyncio.Future[Any]) -> None:
 FASTSTREAM_LOG = logging.getLogger("shared.bus.faststream")
 
 
-def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
-    """A broker whose publishes wait for every in-sync replica (`acks=all`)."""
+def create_broker(
+    settings: KafkaSettings, service: str, graceful_timeout: float = 15.0
+) -> KafkaBroker:
+    """A broker whose publishes wait for every in-sync replica (`acks=all`). Stopping, each
+    subscriber reads no more and waits up to `graceful_timeout` for the batch it is handling
+    (whose offsets are committed once it is done), then leaves its group."""
     return KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"{settings.client_id_prefix}-{service}",
@@ -283,7 +287,7 @@ def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
         # Per-message INFO logs halve a subscriber's rate; keep them for debugging only.
         log_level=logging.DEBUG,
         logger=FASTSTREAM_LOG,
-        graceful_timeout=15.0,
+        graceful_timeout=graceful_timeout,
         # Its producer and every subscriber's consumer connect with it.
         security=kafka_security.broker_security(settings),
     )

@@ -112,3 +112,21 @@ class RetentionSettings(BaseSettings):
     @property
     def call_retention_ms(self) -> int:
         return self.call_retention_seconds * 1000
+
+
+class ShutdownSettings(BaseSettings):
+    """How long a service may take to stop. From SIGTERM (or SIGINT) a process has
+    `SHUTDOWN_GRACE_SECONDS` to exit: the work in flight gets the drain budget (the grace less
+    what is kept for committing offsets and closing clients: a fifth of it, at most 5 s), and
+    a process still running when the grace is over exits at once with status 1."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    # The longest a process takes from SIGTERM to exit; the work in flight gets this less a
+    # fifth of it (at most 5 s), the rest is for committing offsets and closing clients.
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @property
+    def drain_seconds(self) -> float:
+        grace = self.shutdown_grace_seconds
+        return grace - min(5.0, grace / 5)

@@ -10,6 +10,7 @@ from services.dialer.app import create_app
 from services.dialer.settings import DialerSettings
 from shared.observability import configure_logging
 from shared.process import tune_collector
+from shared.shutdown import serve_until_signalled
 
 
 def main() -> None:
@@ -19,7 +20,7 @@ def main() -> None:
     app = create_app(settings)
     # Once the app is up, so what it made at start-up is frozen too.
     app.after_startup(_tune_collector)
-    asyncio.run(app.run())
+    asyncio.run(serve_until_signalled(app.start, app.stop, settings.shutdown))
 
 
 async def _tune_collector() -> None:

@@ -40,6 +40,7 @@ from shared.clock import Clock, SystemClock
 from shared.metrics import ConsumerMetrics
 from shared.ops_http import Ops, broker_check, consumers_check, redis_check, tasks_alive
 from shared.redis_client import create_redis
+from shared.shutdown import Deadline
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
@@ -73,7 +74,9 @@ def _twilio_config(settings: DialerSettings) -> TwilioConfig:
 
 def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream:
     deps = deps or Deps()
-    broker = deps.broker or create_broker(settings.kafka, "dialer")
+    broker = deps.broker or create_broker(
+        settings.kafka, "dialer", graceful_timeout=settings.shutdown.drain_seconds
+    )
     redis = deps.redis or create_redis(settings.redis)
     sandbox = SandboxCarrier(settings.sandbox_ring_ms, settings.sandbox_talk_ms)
     carriers: dict[str, Carrier] = {SANDBOX: sandbox}
@@ -153,13 +156,15 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
 
     @app.on_shutdown
     async def drain() -> None:
-        # Stop fetching first, then let what this copy started finish.
+        # Stop fetching first, then let what this copy started finish, all within one drain
+        # budget.
+        deadline = Deadline(settings.drain_budget)
         consumer = subscriber.consumer
         if consumer is not None:
             with contextlib.suppress(Exception):
                 consumer.pause(*consumer.assignment())
-        await handler.stop(settings.drain_seconds)
-        await sandbox.drain(settings.drain_seconds)
+        await handler.stop(deadline.left())
+        await sandbox.drain(deadline.left())
 
     @app.after_shutdown
     async def close() -> None:

@@ -82,6 +82,7 @@ class DialHandler:
         # are built from these fields (which never change) instead of reading them back.
         self._running: dict[AttemptRef, tuple[Call, int]] = {}
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
@@ -109,7 +110,9 @@ class DialHandler:
         started = False
         try:
             # Backpressure: the consumer waits here while this process places its maximum.
-            await self._room.acquire()
+            if not await self._wait_for_room():
+                await self._give_back(ref)
+                return
             try:
                 started = await self._start(ref)
             finally:
@@ -118,6 +121,31 @@ class DialHandler:
         finally:
             if not started:
                 self._held.pop(ref, None)
+
+    async def _wait_for_room(self) -> bool:
+        """Takes a place among the placements; False if this copy started stopping first
+        (the place is not taken)."""
+        if self._stopping:
+            return False
+        if not self._room.locked():
+            await self._room.acquire()
+            return True
+        acquiring = asyncio.ensure_future(self._room.acquire())
+        stopping = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not acquiring.done():
+                # A place the semaphore gave a cancelled waiter goes to the next one.
+                acquiring.cancel()
+                await asyncio.wait({acquiring})
+        if acquiring.cancelled():
+            return False
+        if self._stopping:
+            self._room.release()
+            return False
+        return True
 
     async def _skip_stale(self, ref: AttemptRef, status: str | None, attempt: int) -> None:
         """A due message for an attempt that is over (or never was): its slot is not in use."""
@@ -486,5 +514,6 @@ class DialHandler:
         """Takes no more calls (those handed in from now go back to the scheduler), then lets
         placements in progress finish, up to `seconds`."""
         self._stopping = True
+        self._stopped.set()  # calls waiting for a place go back to the scheduler
         if self._placing:
             await asyncio.wait(set(self._placing), timeout=seconds)

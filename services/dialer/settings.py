@@ -10,6 +10,7 @@ from shared.settings import (
     ObservabilitySettings,
     RedisSettings,
     RetentionSettings,
+    ShutdownSettings,
 )
 
 
@@ -75,13 +76,15 @@ class DialerSettings(BaseSettings):
     dial_slot_lease_ms: int = Field(
         default=120_000, ge=1000, validation_alias=AliasChoices("DIAL_SLOT_LEASE_MS")
     )
-    # Graceful stop: how long placements and sandbox calls in progress may take to finish.
-    drain_seconds: float = Field(default=30.0, ge=0)
+    # Graceful stop: how long placements and sandbox calls in progress may take to finish;
+    # unset, the drain budget of SHUTDOWN_GRACE_SECONDS, and never more (`drain_budget`).
+    drain_seconds: float | None = Field(default=None, ge=0)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
 
     @model_validator(mode="after")
     def _carrier_is_complete(self) -> Self:
@@ -99,6 +102,13 @@ class DialerSettings(BaseSettings):
             if missing:
                 raise ValueError(f"DIALER_PROVIDER=twilio needs {', '.join(missing)}")
         return self
+
+    @property
+    def drain_budget(self) -> float:
+        """How long calls in progress get at shutdown: DIALER_DRAIN_SECONDS if set, within the
+        shared grace's drain budget."""
+        budget = self.shutdown.drain_seconds
+        return budget if self.drain_seconds is None else min(self.drain_seconds, budget)
 
     @property
     def placement_budget_seconds(self) -> float:

@@ -8,6 +8,7 @@ from shared.settings import (
     ObservabilitySettings,
     RedisSettings,
     RetentionSettings,
+    ShutdownSettings,
 )
 
 
@@ -56,3 +57,4 @@ class IngestSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)

@@ -9,13 +9,15 @@ import uvloop
 from services.notifier.app import create_app
 from services.notifier.settings import NotifierSettings
 from shared.observability import configure_logging
+from shared.shutdown import serve_until_signalled
 
 
 def main() -> None:
     settings = NotifierSettings()
     configure_logging("notifier", settings.log)
     uvloop.install()
-    asyncio.run(create_app(settings).run())
+    app = create_app(settings)
+    asyncio.run(serve_until_signalled(app.start, app.stop, settings.shutdown))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from shared.metrics import ConsumerMetrics
 from shared.ops_http import Ops, broker_check, consumers_check, redis_check, tasks_alive
 from shared.redis_client import create_redis
 from shared.rules.delivery_retries import RetryPolicy
+from shared.shutdown import Deadline, stop_tasks
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryStore
@@ -46,7 +47,9 @@ class Deps:
 
 def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStream:
     deps = deps or Deps()
-    broker = deps.broker or create_broker(settings.kafka, "notifier")
+    broker = deps.broker or create_broker(
+        settings.kafka, "notifier", graceful_timeout=settings.shutdown.drain_seconds
+    )
     redis = deps.redis or create_redis(settings.redis)
     clock = deps.clock or SystemClock()
     http_sender = HttpWebhookSender(settings.max_in_flight, settings.allow_private_targets)
@@ -139,9 +142,12 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
 
     @app.on_shutdown
     async def stop_workers() -> None:
+        # No new claims; the attempts under way get the drain budget, then are cancelled
+        # (their claims come back when their leases run out).
+        deadline = Deadline(settings.drain_budget)
         workers.stop()
-        await asyncio.gather(*tasks)
-        await workers.drain(settings.shutdown_grace_ms / 1000)
+        await stop_tasks(tasks, deadline.left())
+        await workers.drain(deadline.left())
 
     @app.after_shutdown
     async def close() -> None:

@@ -8,6 +8,7 @@ from shared.settings import (
     ObservabilitySettings,
     RedisSettings,
     RetentionSettings,
+    ShutdownSettings,
 )
 
 
@@ -41,9 +42,10 @@ class NotifierSettings(BaseSettings):
     lease_ms: int = Field(default=45_000, ge=1_000)
     # Held beyond a webhook's timeout for an attempt under way, so no one else makes it.
     claim_margin_ms: int = Field(default=15_000, ge=0)
-    # Attempts under way get this long to finish at shutdown.
-    shutdown_grace_ms: int = Field(default=5_000, ge=0)
-    # Where this copy serves /healthz, /readyz and /metrics.
+    # Attempts under way get this long to finish at shutdown; unset, the drain budget of
+    # SHUTDOWN_GRACE_SECONDS, and never more (`drain_budget`).
+    shutdown_grace_ms: int | None = Field(default=None, ge=0)
+    # /healthz, /readyz and /metrics (port 0: any free port).
     http_host: str = "127.0.0.1"
     # Its port (0: any free port).
     http_port: int = Field(default=8083, ge=0, le=65535)
@@ -66,3 +68,14 @@ class NotifierSettings(BaseSettings):
         """How long a delivery is kept after its last attempt: NOTIFIER_DEDUP_DAYS, or the
         calls' retention when that is shorter."""
         return min(self.dedup_days * 24 * 3600 * 1000, self.retention.call_retention_ms)
+
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+
+    @property
+    def drain_budget(self) -> float:
+        """Seconds attempts under way get at shutdown: NOTIFIER_SHUTDOWN_GRACE_MS if set,
+        within the shared grace's drain budget."""
+        budget = self.shutdown.drain_seconds
+        if self.shutdown_grace_ms is None:
+            return budget
+        return min(self.shutdown_grace_ms / 1000, budget)

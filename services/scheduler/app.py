@@ -32,6 +32,7 @@ from shared.metrics import ConsumerMetrics
 from shared.ops_http import Ops, broker_check, consumers_check, redis_check, tasks_alive
 from shared.phone import warm_up
 from shared.redis_client import create_redis
+from shared.shutdown import stop_tasks
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
@@ -48,7 +49,9 @@ class Deps:
 
 def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStream:
     deps = deps or Deps()
-    broker = deps.broker or create_broker(settings.kafka, "scheduler")
+    broker = deps.broker or create_broker(
+        settings.kafka, "scheduler", graceful_timeout=settings.shutdown.drain_seconds
+    )
     redis = deps.redis or create_redis(settings.redis)
     catalog = CatalogStore(redis)
     calls = CallStore(redis, settings.due_shards, settings.retention.call_retention_ms)
@@ -165,10 +168,13 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
 
     @app.on_shutdown
     async def stop_pump() -> None:
+        # Each loop ends its pass (the pump hands what it claimed to the dialer); a pass
+        # still running after the drain budget is cancelled: its claims' leases run out and
+        # another copy releases them.
         pump.stop()
         finisher.stop()
         sweeper.stop()
-        await asyncio.gather(*tasks)
+        await stop_tasks(tasks, settings.shutdown.drain_seconds)
 
     @app.after_shutdown
     async def close_redis() -> None:
