@@ -89,7 +89,7 @@ _TOPICS: Final[tuple[dict[str, Any], ...]] = (
         "description": "A campaign's status moves (`campaign.*` webhook events).",
         "key": "the campaign id (shared.topics.campaign_key): its moves stay in order.",
         "senders": ("ingest", _REPLAY),
-        "receivers": (("notifier", "notifier"),),
+        "receivers": (("notifier", "notifier-campaigns"),),
     },
     {
         "id": "calls-dlq",

@@ -109,7 +109,9 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         )
         consumer_metrics.consumed(CALLS_EVENTS, len(records))
 
-    @broker.subscriber(CAMPAIGN_EVENTS, group_id=settings.group_id, **options)
+    # A group of its own, as each of the scheduler's consumers has: two consumers with
+    # different topics in one group rejoined it unreliably after a clean stop.
+    @broker.subscriber(CAMPAIGN_EVENTS, group_id=f"{settings.group_id}-campaigns", **options)
     async def on_campaign_event(message: KafkaMessage) -> None:
         consumer_metrics.bind()
         await consume_batch(

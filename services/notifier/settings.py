@@ -15,7 +15,8 @@ from shared.settings import (
 class NotifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", populate_by_name=True)
 
-    # The consumer group of `campaign-calls.events` and `campaign-calls.campaign-events`.
+    # The consumer group of `campaign-calls.events`; `campaign-calls.campaign-events` is read
+    # as `<group>-campaigns`.
     group_id: str = "notifier"
     # Attempts one process holds at once, sent or waiting for their webhook's turn (its HTTP
     # connection pool is as large).
