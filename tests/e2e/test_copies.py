@@ -46,8 +46,8 @@ GROUPS = {
     "scheduler": COPIES,
     "scheduler-outcomes": COPIES,
     "dialer": COPIES,
-    # A notifier joins its group twice: once per topic it consumes.
-    "notifier": 2 * COPIES,
+    "notifier": COPIES,
+    "notifier-campaigns": COPIES,
 }
 
 
