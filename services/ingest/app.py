@@ -99,17 +99,7 @@ def _counted(answer: Handler) -> Handler:
     frame as the route's own, rather than by middleware."""
 
     async def counted(request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await answer(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            request.app[RUNTIME].metrics.observe(request, status, time.perf_counter() - started)
+        return await request.app[RUNTIME].metrics.timed(request, answer)
 
     return counted
 

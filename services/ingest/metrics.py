@@ -154,6 +154,10 @@ class IngestMetrics:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The same counting for an application whose routes are not framed by the API's."""
+        return await self.timed(request, handler)
+
+    async def timed(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answers the request with `handler`, counting and timing it (`observe`)."""
         started = time.perf_counter()
         status = 500
         try:
