@@ -50,16 +50,8 @@ class NotifyHandler:
         with log_context(
             call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
         ):
-            await self._notify(event)
-
-    async def _notify(self, event: CallEvent) -> None:
-        webhooks = await self._subscribed(event.campaign_id, event.type.value)
-        if not webhooks:
-            return
-        call = await self._rt.calls.get(event.campaign_id, event.call_id)
-        await self._deliver(
-            webhooks, event.event_id, event.type.value, call_event_body(event, call), event.call_id
-        )
+            # The batch's own steps, for a batch of one.
+            await self._deliver_all([event])
 
     async def on_call_events(
         self, records: Sequence[ConsumerRecord[bytes, bytes]]

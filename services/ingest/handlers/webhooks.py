@@ -30,7 +30,8 @@ from services.ingest.keys import Runtime
 from shared.clock import to_iso
 from shared.ids import new_id
 from shared.models import Campaign, Webhook
-from shared.rules.delivery_retries import delivery_id_for
+from shared.rules.delivery_attempts import AttemptRecord, Trigger
+from shared.rules.delivery_retries import DeliveryState, delivery_id_for
 from shared.rules.input_bounds import MAX_WEBHOOKS_PER_CAMPAIGN
 from shared.rules.webhook_payloads import (
     EVENT_NAMES,
@@ -228,21 +229,20 @@ async def send_test_event(request: web.Request) -> web.Response:
 
 
 def _not_yet(ref: DeliveryRef, event_id: str, queued_at: datetime) -> dict[str, Any]:
-    """The answer to a test whose result did not come in time."""
-    return {
-        "delivery_id": ref.delivery_id,
-        "event_id": event_id,
-        "event_type": TEST_EVENT,
-        "attempt": 1,
-        "trigger": "test",
-        "success": False,
-        "status_code": None,
-        "latency_ms": round(TEST_WAIT_S * 1000, 1),
-        "error": _TEST_NOT_YET,
-        "attempted_at": to_iso(queued_at),
-        "state": "pending",
-        "next_attempt_at": None,
-    }
+    """The answer to a test whose result did not come in time: a log entry of the attempt as
+    it stands, pending."""
+    return AttemptRecord(
+        delivery_id=ref.delivery_id,
+        event_id=event_id,
+        event_type=TEST_EVENT,
+        attempt=1,
+        trigger=Trigger.TEST,
+        status_code=None,
+        latency_ms=TEST_WAIT_S * 1000,
+        error=_TEST_NOT_YET,
+        attempted_at=queued_at,
+        state=DeliveryState.PENDING,
+    ).view()
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
