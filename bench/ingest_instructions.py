@@ -11,7 +11,10 @@ Under callgrind the service runs some 50 times slower while Redis and the broker
 their replies come back sooner relative to the work: fewer commands and records share a
 round trip than at full speed, and the I/O part is counted on the high side.
 
-python -m bench ingest_instructions [--requests 2000]
+With `--metrics off` the service runs without its request metrics and access lines
+(`bench.ingest_unmetered`): against a run with them on, what they cost a request.
+
+python -m bench ingest_instructions [--requests 2000] [--metrics on|off]
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--requests", type=int, default=2_000, help=f"≤{_RUN_SPAN}")
+    parser.add_argument(
+        "--metrics",
+        choices=("on", "off"),
+        default="on",
+        help="off: the service without its request metrics and access lines",
+    )
     args = parser.parse_args(argv)
     args.requests = max(1, min(args.requests, _RUN_SPAN))
     return args
@@ -74,7 +83,7 @@ async def _drive(base_url: str, campaign_id: str, first: int, requests: int) -> 
 
 
 def _count(
-    group: Started, servers: Servers, bare: bool, first: int, requests: int
+    group: Started, servers: Servers, bare: bool, first: int, requests: int, metrics: bool
 ) -> tuple[int, int]:
     """(instructions the process executed, answers other than 201) for one counted run."""
     port = free_port()
@@ -82,7 +91,7 @@ def _count(
     target = (
         python_module("bench.bare_app", "--port", str(port), "--token", TOKEN)
         if bare
-        else python_module("services.ingest")
+        else python_module("services.ingest" if metrics else "bench.ingest_unmetered")
     )
     env = service_env(
         servers,
@@ -110,20 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("  skipped: valgrind is not installed (Debian: apt-get install valgrind)")
         return 0
-    print(f"  {args.requests:,} requests, {_CONNECTIONS} at a time, against a run with none")
+    print(
+        f"  {args.requests:,} requests, {_CONNECTIONS} at a time, against a run with none; "
+        f"request metrics and access lines {args.metrics}"
+    )
     with started_processes("instructions") as group:
         servers = start_servers(group)
         rows = []
         per_request: dict[bool, float] = {}
         for run, bare in enumerate((False, True)):
+            metered = args.metrics == "on"
             with_requests, unexpected = _count(
-                group, servers, bare, 2 * run * _RUN_SPAN, args.requests
+                group, servers, bare, 2 * run * _RUN_SPAN, args.requests, metered
             )
-            without, _ = _count(group, servers, bare, (2 * run + 1) * _RUN_SPAN, 0)
+            without, _ = _count(group, servers, bare, (2 * run + 1) * _RUN_SPAN, 0, metered)
             per_request[bare] = (with_requests - without) / args.requests
             rows.append(
                 [
-                    "bare aiohttp" if bare else "ingest (real)",
+                    "bare aiohttp" if bare else f"ingest (metrics {args.metrics})",
                     f"{per_request[bare]:,.0f}",
                     f"{with_requests:,}",
                     f"{without:,}",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -21,10 +22,20 @@ from shared.settings import ObservabilitySettings
 
 # A log call's `extra={FIELDS: {...}}` adds those fields to the line's JSON form.
 FIELDS = "fields"
-# A log call's `extra={LINES: [{...}, ...]}` writes one line per entry, each with the record's
-# event and those fields: many like lines (ingest's access lines) for the price of one record.
-# The fields are written as they are: they must hold nothing to mask.
+# A log call's `extra={LINES: Lines(names, columns)}` writes one line per value of the columns,
+# each with the record's event and those fields: many like lines (ingest's access lines) for the
+# price of one record. The fields are written as they are: they must hold nothing to mask.
 LINES = "lines"
+
+
+class Lines(NamedTuple):
+    """Many like lines of one log record (`LINES`): the fields `names`, and for each of them a
+    column of values, one a line. Columns of text or of numbers are formatted a column at a
+    time, not a value at a time."""
+
+    names: tuple[str, ...]
+    columns: tuple[Sequence[object], ...]
+
 
 # Every line's own keys: neither the log context nor a log call's fields replace them.
 _OWN = frozenset({"ts", "level", "service", "instance", "logger"})
@@ -100,9 +111,9 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = mask_phone_numbers(record.exc_text)
         return orjson.dumps(entry, default=str).decode()
 
-    def _lines(self, record: logging.LogRecord, many: list[dict[str, object]]) -> str:
-        """A record of many lines (`LINES`, each its fields, which carry nothing to mask): one
-        JSON object a line, sharing the record's time, level and logger."""
+    def _lines(self, record: logging.LogRecord, many: Lines) -> str:
+        """A record of many lines (`LINES`, whose fields carry nothing to mask): one JSON
+        object a line, sharing the record's time, level and logger."""
         head = {
             "ts": _iso_utc(record.created),
             "level": record.levelname,
@@ -112,8 +123,37 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         # The head's object left open, each line's fields closing it.
-        opened = orjson.dumps(head)[:-1] + b","
-        return b"\n".join(opened + orjson.dumps(fields)[1:] for fields in many).decode()
+        opened = _escaped(orjson.dumps(head)[:-1].decode())
+        pairs = ",".join(f"{orjson.dumps(name).decode()}:%s" for name in many.names)
+        columns = [_json_column(column) for column in many.columns]
+        return "\n".join(map(f"{opened},{pairs}}}".__mod__, zip(*columns, strict=True)))
+
+
+def _escaped(text: str) -> str:
+    """`text` as a %-format's own characters."""
+    return text.replace("%", "%%")
+
+
+def _numbers(column: Sequence[object]) -> bool:
+    return set(map(type, column)) <= {int, float}
+
+
+def _json_column(column: Sequence[object]) -> Sequence[str]:
+    """Each value of `column` as JSON: texts encoded once per distinct value, numbers by one
+    encoding of the whole column (a number's JSON holds no comma)."""
+    if set(map(type, column)) <= {str}:
+        encoded = {value: orjson.dumps(value).decode() for value in set(column)}
+        return list(map(encoded.__getitem__, column))
+    if _numbers(column):
+        return orjson.dumps(column).decode()[1:-1].split(",") if column else []
+    return [orjson.dumps(value, default=str).decode() for value in column]
+
+
+def _text_column(column: Sequence[object]) -> Sequence[object]:
+    """Each value of `column` as a text line writes it (numbers as in JSON)."""
+    if _numbers(column) and column:
+        return orjson.dumps(column).decode()[1:-1].split(",")
+    return column
 
 
 def _iso_utc(created: float) -> str:
@@ -134,11 +174,10 @@ class MaskingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         many = getattr(record, LINES, None)
         if many is not None:
-            head = super().format(record)
-            return "\n".join(
-                head + " " + " ".join(f"{name}={value}" for name, value in fields.items())
-                for fields in many
-            )
+            head = _escaped(super().format(record))
+            named = " ".join(f"{name}=%s" for name in many.names)
+            columns = [_text_column(column) for column in many.columns]
+            return "\n".join(map(f"{head} {named}".__mod__, zip(*columns, strict=True)))
         text = super().format(record)
         context = _CONTEXT.get()
         if context:

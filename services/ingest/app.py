@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from time import perf_counter_ns
 
 from aiohttp import web
 from faststream.kafka import KafkaBroker
@@ -26,7 +26,7 @@ from services.ingest.handlers import agents, calls, campaigns, dnc, docs, webhoo
 from services.ingest.handlers.common import json_response
 from services.ingest.idempotency import IdempotencyStore
 from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
-from services.ingest.metrics import IngestMetrics
+from services.ingest.metrics import IngestMetrics, RouteMeter
 from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
 from shared.bus import BulkSender, create_broker
@@ -94,26 +94,27 @@ def _error_response(request: web.Request, exc: Exception) -> web.Response:
     return json_response(_INTERNAL, status=500)
 
 
-def _counted(answer: Handler) -> Handler:
-    """Counts and times each request a route answers (the API's request metrics), in the same
-    frame as the route's own, rather than by middleware."""
-
-    async def counted(request: web.Request) -> web.StreamResponse:
-        return await request.app[RUNTIME].metrics.timed(request, answer)
-
-    return counted
-
-
 def public_route(handler: Handler) -> Handler:
-    """A route anyone may call (health, the API's document): errors get the documented body."""
+    """A route anyone may call (health, the API's document): errors get the documented body.
+    Each request is counted and timed (the API's request metrics) in the same frame."""
+    meter: RouteMeter | None = None  # the route's counts: a frame serves one route of one app
 
     async def framed(request: web.Request) -> web.StreamResponse:
+        nonlocal meter
+        started = perf_counter_ns()
+        response: web.StreamResponse | None = None
         try:
-            return await handler(request)
-        except Exception as exc:
-            return _error_response(request, exc)
+            try:
+                return (response := await handler(request))
+            except Exception as exc:
+                return (response := _error_response(request, exc))
+        finally:
+            status = response.status if response is not None else _status_of(sys.exc_info()[1])
+            if meter is None:
+                meter = request.app[RUNTIME].metrics.meter_of(request)
+            meter.observe(request.method, status, started)
 
-    return _counted(framed)
+    return framed
 
 
 def api_route(
@@ -127,11 +128,15 @@ def api_route(
     The rate limit comes before anything is stored (the Idempotency-Key's claim included), so
     a refused request leaves no trace. Routes are framed one by one rather than by middleware:
     a middleware would add two coroutine layers to every request, a measurable share of the
-    call path's cost."""
+    call path's cost.
+
+    Each request is counted and timed (the API's request metrics) in the frame itself, the
+    hot path's cheapest place, into the counts of its route, found on its first request."""
+    meter: RouteMeter | None = None  # the route's counts: a frame serves one route of one app
 
     async def framed(request: web.Request) -> web.StreamResponse:
-        # Counted and timed here, in the frame itself: the hot path's cheapest place.
-        started = time.perf_counter()
+        nonlocal meter
+        started = perf_counter_ns()
         response: web.StreamResponse | None = None
         runtime = request.app[RUNTIME]
         try:
@@ -158,7 +163,9 @@ def api_route(
             return (response := _error_response(request, exc))
         finally:
             status = response.status if response is not None else _status_of(sys.exc_info()[1])
-            runtime.metrics.observe(request, status, time.perf_counter() - started)
+            if meter is None:
+                meter = runtime.metrics.meter_of(request)
+            meter.observe(request.method, status, started)
 
     return framed
 
@@ -195,16 +202,20 @@ async def _no_route(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMethodNotAllowed(request.method, allowed) if allowed else web.HTTPNotFound()
 
 
-# A request no route takes ran nothing: there is no answer to keep for its Idempotency-Key.
-_no_api_route = api_route(_no_route, idempotent=False)
-_no_public_route = public_route(_no_route)
+def _unrouted() -> Handler:
+    """What the catch-all route answers, counted once under its template, by the API's frame
+    or the public one."""
+    # A request no route takes ran nothing: there is no answer to keep for its Idempotency-Key.
+    no_api_route = api_route(_no_route, idempotent=False)
+    no_public_route = public_route(_no_route)
 
+    async def unrouted(request: web.Request) -> web.StreamResponse:
+        # Under the API's path, a request without a valid token learns nothing of its routes.
+        if request.path.startswith(API) and request.path != OPENAPI_PATH:
+            return await no_api_route(request)
+        return await no_public_route(request)
 
-async def _unrouted(request: web.Request) -> web.StreamResponse:
-    # Under the API's path, a request without a valid token learns nothing of its routes.
-    if request.path.startswith(API) and request.path != OPENAPI_PATH:
-        return await _no_api_route(request)
-    return await _no_public_route(request)
+    return unrouted
 
 
 def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Application:
@@ -309,5 +320,5 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
         f"{API}/campaigns/{{campaign_id}}/calls/{{call_id}}", api_route(calls.cancel_call)
     )
     # Last: it takes only what no route above does.
-    app.router.add_route("*", "/{path:.*}", _counted(_unrouted))
+    app.router.add_route("*", "/{path:.*}", _unrouted())
     return app

@@ -1,23 +1,28 @@
 """The ingest API's metrics: requests by route template and status, their duration, and how
 each call request was decided; and the access log, one line per request, timed by the same
-middleware."""
+frame.
+
+A request's cost is kept to a few list and dict operations: each route template has its own
+counts (`RouteMeter`), bound to the route's frame on its first request, held in plain ints and
+turned into metric families only when scraped; its access line is a tuple, formatted when the
+gathered lines are written."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator
-from itertools import accumulate
-from typing import Any
+from itertools import accumulate, repeat
+from operator import truediv
+from time import perf_counter_ns
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Metric
+from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from shared.metrics import PREFIX
-from shared.observability import LINES
+from shared.observability import LINES, Lines
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,27 +47,35 @@ _NO_ROUTE = "unmatched"
 access_log = logging.getLogger("ingest.access")
 # Any other method a client sends is counted as "other": labels stay few.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# An access line's fields, in the order of an entry's values.
+_FIELDS = ("method", "route", "status", "duration_ms")
+
+# (method, route template, status, microseconds): one request's access line.
+AccessLine = tuple[str, str, int, int]
 
 
 class AccessLog:
     """Ingest's access lines, one per request: its method, route template (never the path,
-    which holds ids and a number's digits), status and time, at INFO (LOG_LEVEL=WARNING leaves
-    them out). Gathered and written together at most `FLUSH_S` later (or every `MOST` lines),
-    as one log record of many lines: the request path pays for a list append."""
+    which holds ids and a number's digits), status and time in milliseconds, at INFO
+    (LOG_LEVEL=WARNING leaves them out). Gathered and written together at most `FLUSH_S` later
+    (or every `MOST` lines), as one log record of many lines: the request path pays for a list
+    append."""
 
     FLUSH_S = 0.1
     MOST = 1_000
 
     def __init__(self) -> None:
-        self._pending: list[tuple[str, str, int, float]] = []
+        self._pending: list[AccessLine] = []
         self._flush: asyncio.TimerHandle | None = None
 
-    def add(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._pending.append((method, route, status, seconds))
-        if len(self._pending) >= self.MOST:
-            self.flush()
-        elif self._flush is None:
+    def add(self, line: AccessLine) -> None:
+        pending = self._pending
+        pending.append(line)
+        # A write is due once lines are pending: the first one asks for it.
+        if len(pending) == 1:
             self._flush = asyncio.get_running_loop().call_later(self.FLUSH_S, self.flush)
+        elif len(pending) >= self.MOST:
+            self.flush()
 
     def flush(self) -> None:
         """Writes what is gathered now (also when the service stops)."""
@@ -70,95 +83,80 @@ class AccessLog:
             self._flush.cancel()
             self._flush = None
         pending, self._pending = self._pending, []
-        if pending:
-            lines = [
-                {
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                }
-                for method, route, status, seconds in pending
-            ]
+        if pending and access_log.isEnabledFor(logging.INFO):
+            methods, routes, statuses, micros = zip(*pending, strict=True)
+            milliseconds = list(map(truediv, micros, repeat(1000)))
+            lines = Lines(_FIELDS, (methods, routes, statuses, milliseconds))
             access_log.info("access", extra={LINES: lines})
 
 
 # Upper bounds (seconds) of the request duration histogram: prometheus_client's defaults.
 _BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+# The same in microseconds, what a request's time is counted in.
+_BOUNDS_US = tuple(round(bound * 1_000_000) for bound in _BOUNDS)
 
 
-class _RequestSeries:
-    """Requests by (method, route, status) and their durations, kept in plain counts and
-    turned into metric families only when scraped: a request costs a dict look-up and a
-    bisection, not prometheus_client's locked counter and histogram updates."""
+class RouteMeter:
+    """The requests of one route template: by method and status, how many in each duration
+    bucket and their time in all, in plain ints; and their access lines."""
 
-    def __init__(self) -> None:
-        # (method, route, status) -> [requests, seconds in all, count per bucket (the last
-        # for beyond every bound)]
-        self._series: dict[tuple[str, str, int], list[Any]] = {}
+    __slots__ = ("_access", "_counts", "route")
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        entry = self._series.get((method, route, status))
-        if entry is None:
-            entry = self._series[(method, route, status)] = [0, 0.0, [0] * (len(_BOUNDS) + 1)]
-        entry[0] += 1
-        entry[1] += seconds
-        entry[2][bisect_left(_BOUNDS, seconds)] += 1
+    def __init__(self, route: str, access: AccessLog) -> None:
+        self.route = route
+        self._access = access
+        # (method, status) -> [microseconds in all, requests per bucket (the last for beyond
+        # every bound)]
+        self._counts: dict[tuple[str, int], list[int]] = {}
 
-    def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            f"{PREFIX}_http_requests",
-            "HTTP requests answered, by method, route template and status.",
-            labels=["method", "route", "status"],
-        )
-        by_route: dict[tuple[str, str], list[Any]] = {}
-        for (method, route, status), (count, seconds, buckets) in list(self._series.items()):
-            requests.add_metric([method, route, str(status)], count)
-            summed = by_route.setdefault((method, route), [0.0, [0] * len(buckets)])
-            summed[0] += seconds
-            summed[1] = [a + b for a, b in zip(summed[1], buckets, strict=True)]
-        durations = HistogramMetricFamily(
-            f"{PREFIX}_http_request_duration_seconds",
-            "Time to answer an HTTP request, by method and route template.",
-            labels=["method", "route"],
-        )
-        for (method, route), (seconds, buckets) in by_route.items():
-            cumulative = list(accumulate(buckets))
-            durations.add_metric(
-                [method, route],
-                [(repr(bound), float(n)) for bound, n in zip(_BOUNDS, cumulative, strict=False)]
-                + [("+Inf", float(cumulative[-1]))],
-                sum_value=seconds,
-            )
-        yield requests
-        yield durations
+    def observe(self, method: str, status: int, started_ns: int) -> None:
+        """One answered request, timed from `started_ns` (`time.perf_counter_ns()`)."""
+        micros = (perf_counter_ns() - started_ns) // 1000
+        if method not in _METHODS:
+            method = "other"
+        counts = self._counts.get((method, status))
+        if counts is None:
+            counts = self._counts[(method, status)] = [0] * (len(_BOUNDS_US) + 2)
+        counts[0] += micros
+        counts[bisect_left(_BOUNDS_US, micros) + 1] += 1
+        self._access.add((method, self.route, status, micros))
+
+    def counts(self) -> list[tuple[str, int, int, list[int]]]:
+        """(method, status, microseconds in all, requests per bucket) of each series."""
+        return [
+            (method, status, counts[0], counts[1:])
+            for (method, status), counts in list(self._counts.items())
+        ]
 
 
 class IngestMetrics:
+    """Ingest's request metrics and call results, made metric families at scrape time."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._series = _RequestSeries()
         self.access = AccessLog()
-        registry.register(self._series)
-        calls = Counter(
-            f"{PREFIX}_call_requests_total",
-            "Call requests (Make Campaign Call, and each item of a batch) by how they were "
-            "decided.",
-            ["result"],
-            registry=registry,
-        )
-        self.calls = {result: calls.labels(result) for result in CALL_RESULTS}
+        self._meters: dict[str, RouteMeter] = {}
+        self._calls = dict.fromkeys(CALL_RESULTS, 0)
+        registry.register(self)
+
+    def meter(self, route: str) -> RouteMeter:
+        """The counts of the route template `route`."""
+        meter = self._meters.get(route)
+        if meter is None:
+            meter = self._meters[route] = RouteMeter(route, self.access)
+        return meter
+
+    def meter_of(self, request: web.Request) -> RouteMeter:
+        """The counts of the route that took `request`: its template, never its path."""
+        resource = request.match_info.route.resource
+        return self.meter(resource.canonical if resource is not None else _NO_ROUTE)
 
     def call_decided(self, result: str) -> None:
-        self.calls[result].inc()
+        self._calls[result] += 1
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The same counting for an application whose routes are not framed by the API's."""
-        return await self.timed(request, handler)
-
-    async def timed(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Answers the request with `handler`, counting and timing it (`observe`)."""
-        started = time.perf_counter()
+        started = perf_counter_ns()
         status = 500
         try:
             response = await handler(request)
@@ -168,16 +166,48 @@ class IngestMetrics:
             status = exc.status
             raise
         finally:
-            self.observe(request, status, time.perf_counter() - started)
+            self.meter_of(request).observe(request.method, status, started)
 
-    def observe(self, request: web.Request, status: int, seconds: float) -> None:
-        """One answered request: counted under its route's template, never its path, and its
-        access line written (at INFO)."""
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else _NO_ROUTE
-        method = request.method if request.method in _METHODS else "other"
-        self._series.observe(method, route, status, seconds)
-        if access_log.isEnabledFor(logging.INFO):
-            self.access.add(method, route, status, seconds)
-        if status == _TOO_MANY_REQUESTS and route in CALL_ROUTES:
-            self.calls["rate_limited"].inc()
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            f"{PREFIX}_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            labels=["method", "route", "status"],
+        )
+        durations = HistogramMetricFamily(
+            f"{PREFIX}_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            labels=["method", "route"],
+        )
+        calls = dict(self._calls)
+        for route, meter in list(self._meters.items()):
+            by_method: dict[str, tuple[int, list[int]]] = {}
+            for method, status, micros, buckets in meter.counts():
+                answered = sum(buckets)
+                requests.add_metric([method, route, str(status)], answered)
+                if status == _TOO_MANY_REQUESTS and route in CALL_ROUTES:
+                    calls["rate_limited"] += answered
+                summed, summed_buckets = by_method.get(method, (0, [0] * len(buckets)))
+                by_method[method] = (
+                    summed + micros,
+                    [a + b for a, b in zip(summed_buckets, buckets, strict=True)],
+                )
+            for method, (micros, buckets) in by_method.items():
+                cumulative = list(accumulate(buckets))
+                durations.add_metric(
+                    [method, route],
+                    [(repr(bound), float(n)) for bound, n in zip(_BOUNDS, cumulative, strict=False)]
+                    + [("+Inf", float(cumulative[-1]))],
+                    sum_value=micros / 1_000_000,
+                )
+        results = CounterMetricFamily(
+            f"{PREFIX}_call_requests",
+            "Call requests (Make Campaign Call, and each item of a batch) by how they were "
+            "decided.",
+            labels=["result"],
+        )
+        for result, count in calls.items():
+            results.add_metric([result], count)
+        yield requests
+        yield durations
+        yield results

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from services.ingest.app import create_app
@@ -241,3 +242,36 @@ async def test_a_call_outside_the_window_is_scheduled_for_its_opening(
     assert response.status == 201
     assert body["campaign_call"]["scheduled_at"] == "2099-03-02T05:00:00Z"
     assert body["campaign_call"]["scheduling_reason"] == "before_start_date"
+
+
+async def test_each_request_is_counted_once_under_its_route_template(
+    client: TestClient[Any, Any],
+) -> None:
+    campaign = await _campaign(client)
+    made = await client.post(
+        f"/api/v1/campaigns/{campaign['id']}/call", json={"to": "+12125550177"}, headers=AUTH
+    )
+    assert made.status == 201
+    assert (await client.get("/api/v1/nowhere")).status == 401
+    assert (await client.get("/nowhere", headers=AUTH)).status == 404
+    assert (await client.get("/healthz")).status == 200
+
+    text = (await (await client.get("/metrics")).read()).decode()
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    def requests(method: str, route: str, status: str) -> float | None:
+        labels = frozenset({("method", method), ("route", route), ("status", status)})
+        return samples.get(("campaign_calls_http_requests_total", labels))
+
+    assert requests("POST", "/api/v1/campaigns/{campaign_id}/call", "201") == 1
+    # The catch-all route's answers, each counted once, by the frame that answered it.
+    assert requests("GET", "/{path}", "401") == 1
+    assert requests("GET", "/{path}", "404") == 1
+    assert requests("GET", "/healthz", "200") == 1
+    call_route = frozenset({("method", "POST"), ("route", "/api/v1/campaigns/{campaign_id}/call")})
+    assert samples[("campaign_calls_http_request_duration_seconds_count", call_route)] == 1
+    assert samples[("campaign_calls_call_requests_total", frozenset({("result", "accepted")}))] == 1

@@ -15,7 +15,9 @@ from aiokafka import ConsumerRecord
 from shared.bus import log_batch
 from shared.observability import (
     FIELDS,
+    LINES,
     JsonFormatter,
+    Lines,
     MaskingFormatter,
     current_log_context,
     log_context,
@@ -166,3 +168,37 @@ def test_text_lines_are_masked_too_and_name_the_context() -> None:
     with log_context(call_id="c-1", attempt=1):
         text = formatter.format(_line("dialing %s", "+12025550101"))
     assert text.endswith("dialer.x: dialing +*******0101 call_id=c-1 attempt=1")
+
+
+def _many(lines: Lines) -> logging.LogRecord:
+    record = logging.LogRecord("ingest.access", logging.INFO, __file__, 1, "access", None, None)
+    setattr(record, LINES, lines)
+    return record
+
+
+def test_a_record_of_many_lines_is_one_json_object_a_line() -> None:
+    lines = Lines(
+        ("route", "status", "duration_ms", "note"),
+        (["/a/{id}", 'say "100%"', "/a/{id}"], [201, 404, 7], [3.107, 0.5, 12.0], [None, 1, "x"]),
+    )
+    written = JsonFormatter("ingest", "in%stance").format(_many(lines)).split("\n")
+    entries = [orjson.loads(line) for line in written]
+    assert [(e["route"], e["status"], e["duration_ms"], e["note"]) for e in entries] == [
+        ("/a/{id}", 201, 3.107, None),
+        ('say "100%"', 404, 0.5, 1),
+        ("/a/{id}", 7, 12.0, "x"),
+    ]
+    assert all(isinstance(entry["duration_ms"], float) for entry in entries)
+    assert {(e["event"], e["logger"], e["instance"], e["level"]) for e in entries} == {
+        ("access", "ingest.access", "in%stance", "INFO")
+    }
+
+
+def test_a_record_of_many_lines_is_one_text_line_each() -> None:
+    lines = Lines(("route", "status", "duration_ms"), (["/a", "/b%s"], [201, 404], [3.107, 0.5]))
+    formatter = MaskingFormatter(text_format("ingest", "i-1"))
+    first, second = formatter.format(_many(lines)).split("\n")
+    assert first.endswith(
+        "ingest i-1 INFO ingest.access: access route=/a status=201 duration_ms=3.107"
+    )
+    assert second.endswith("access route=/b%s status=404 duration_ms=0.5")
