@@ -134,26 +134,30 @@ def _escaped(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def _numbers(column: Sequence[object]) -> bool:
-    return set(map(type, column)) <= {int, float}
+def _numbers(column: Sequence[object]) -> list[str] | None:
+    """A column of numbers as JSON writes them, value by value, from one encoding of the
+    whole column (a number's JSON holds no comma); None if it holds anything else."""
+    if not column or not set(map(type, column)) <= {int, float}:
+        return None
+    return orjson.dumps(column).decode()[1:-1].split(",")
 
 
 def _json_column(column: Sequence[object]) -> Sequence[str]:
-    """Each value of `column` as JSON: texts encoded once per distinct value, numbers by one
-    encoding of the whole column (a number's JSON holds no comma)."""
+    """Each value of `column` as JSON: texts encoded once per distinct value, numbers a
+    column at a time."""
     if set(map(type, column)) <= {str}:
         encoded = {value: orjson.dumps(value).decode() for value in set(column)}
         return list(map(encoded.__getitem__, column))
-    if _numbers(column):
-        return orjson.dumps(column).decode()[1:-1].split(",") if column else []
+    numbers = _numbers(column)
+    if numbers is not None:
+        return numbers
     return [orjson.dumps(value, default=str).decode() for value in column]
 
 
 def _text_column(column: Sequence[object]) -> Sequence[object]:
     """Each value of `column` as a text line writes it (numbers as in JSON)."""
-    if _numbers(column) and column:
-        return orjson.dumps(column).decode()[1:-1].split(",")
-    return column
+    numbers = _numbers(column)
+    return column if numbers is None else numbers
 
 
 def _iso_utc(created: float) -> str:
