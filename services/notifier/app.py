@@ -84,6 +84,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         broker=broker,
         dispatcher=dispatcher,
         workers=workers,
+        store_wait_s=settings.store_wait_ms / 1000,
     )
     handler = NotifyHandler(runtime)
 

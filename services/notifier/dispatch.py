@@ -4,7 +4,9 @@ the API queues."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -27,7 +29,13 @@ from shared.rules.webhook_health import disabled_reason
 from shared.rules.webhook_payloads import TEST_TIMEOUT_S, auth_headers
 from shared.rules.webhook_signing import signature_headers
 from shared.store.catalog import CatalogStore
-from shared.store.deliveries import AttemptClaim, DeliveryRef, DeliveryStore, Recorded
+from shared.store.deliveries import (
+    AttemptClaim,
+    DeliveryRef,
+    DeliveryStore,
+    NewDelivery,
+    Recorded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,17 @@ def stopped(hook: Webhook) -> str:
 
 # Extra time, beyond the webhook's own timeout, that a claimed attempt is held for.
 DEFAULT_CLAIM_MARGIN_MS = 15_000
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """An event to deliver to a webhook; `take`: the caller makes the first attempt."""
+
+    hook: Webhook
+    event_id: str
+    event_type: str
+    body: bytes
+    take: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,32 +102,60 @@ class Dispatcher:
     def _claim_until(self, hook: Webhook, now: datetime) -> datetime:
         return now + timedelta(seconds=hook.timeout) + self._margin
 
-    async def queue_event(
-        self, hook: Webhook, event_id: str, event_type: str, body: bytes, *, take: bool = False
-    ) -> FirstAttempt | bool:
-        """Stores the delivery of an event to a webhook and queues its first attempt, due now;
-        False when the pair was seen before and has nothing left to send (a replay). With
-        `take` a new delivery's first attempt is claimed for the caller, who makes it
-        (`make_first`): it is queued only for when that claim runs out, should the caller die."""
-        ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, event_id))
+    async def queue_events(self, items: Sequence[Queued]) -> list[FirstAttempt | bool]:
+        """Stores the delivery of each event to its webhook and queues its first attempt, due
+        now; False for a pair seen before that has nothing left to send (a replay). The first
+        attempt of a new delivery `taken` is claimed for the caller, who makes it
+        (`make_first`): it is queued only for when that claim runs out, should the caller die.
+        One step in Redis per campaign, and one more for the queue."""
         now = self._clock.now()
-        claim_until = self._claim_until(hook, now) if take else None
-        existing = await self._store.begin(
-            ref, event_id, event_type, body, now, claim_until=claim_until
+        new: list[NewDelivery] = []
+        for item in items:
+            hook = item.hook
+            ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, item.event_id))
+            claim_until = self._claim_until(hook, now) if item.take else None
+            new.append(NewDelivery(ref, item.event_id, item.event_type, item.body, claim_until))
+        by_campaign: dict[str, list[int]] = {}
+        for index, delivery in enumerate(new):
+            by_campaign.setdefault(delivery.ref.campaign_id, []).append(index)
+        existing: list[str | None] = [None] * len(new)
+        begun = await asyncio.gather(
+            *(
+                self._store.begin_many([new[index] for index in indices], now)
+                for indices in by_campaign.values()
+            )
         )
-        if existing is not None:
-            if existing != DeliveryState.PENDING:
-                return False
-            # A replay of a pending one is queued again only if it is not queued already:
-            # its attempt claim decides who sends it.
-            await self._store.schedule(ref, now, only_new=True)
-            return True
-        # Queued after it is stored (a worker finds it complete).
-        await self._store.schedule(ref, claim_until or now, only_new=True)
-        if claim_until is None:
-            return True
-        claim = AttemptClaim("ok", 1, DeliveryState.PENDING.value, event_id, event_type, body)
-        return FirstAttempt(ref, claim, trigger=Trigger.EVENT)
+        for indices, states in zip(by_campaign.values(), begun, strict=True):
+            for index, state in zip(indices, states, strict=True):
+                existing[index] = state
+        results: list[FirstAttempt | bool] = []
+        due: dict[DeliveryRef, datetime] = {}
+        for delivery, state in zip(new, existing, strict=True):
+            if state is None:
+                # Queued after it is stored (a worker finds it complete); a claimed first
+                # attempt only for when its claim runs out.
+                due[delivery.ref] = delivery.claim_until or now
+                if delivery.claim_until is None:
+                    results.append(True)
+                else:
+                    claim = AttemptClaim(
+                        "ok",
+                        1,
+                        DeliveryState.PENDING.value,
+                        delivery.event_id,
+                        delivery.event_type,
+                        delivery.body,
+                    )
+                    results.append(FirstAttempt(delivery.ref, claim, trigger=Trigger.EVENT))
+            elif state == DeliveryState.PENDING:
+                # A replay of a pending one is queued again only if it is not queued already:
+                # its attempt claim decides who sends it.
+                due[delivery.ref] = now
+                results.append(True)
+            else:
+                results.append(False)
+        await self._store.schedule_many(due)
+        return results
 
     async def attempt(
         self, ref: DeliveryRef, hook: Webhook, leased_until: datetime

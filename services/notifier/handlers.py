@@ -12,7 +12,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from services.notifier.dispatch import Dispatcher, FirstAttempt
+from services.notifier.dispatch import Dispatcher, FirstAttempt, Queued
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from services.notifier.workers import DeliveryWorkers
 from shared.bus import send_to_dlq
@@ -26,6 +26,17 @@ from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event to deliver to a webhook, and the lane whose order it keeps."""
+
+    hook: Webhook
+    event_id: str
+    event_type: str
+    body: bytes
+    lane: str
+
+
 @dataclass(slots=True)
 class NotifierRuntime:
     catalog: CatalogStore
@@ -33,6 +44,9 @@ class NotifierRuntime:
     broker: KafkaBroker
     dispatcher: Dispatcher
     workers: DeliveryWorkers
+    # How long the consumer waits for room among the workers' attempts before it stores the
+    # rest of a batch for the queue.
+    store_wait_s: float = 1.0
 
 
 class NotifyHandler:
@@ -106,33 +120,40 @@ class NotifyHandler:
         calls = await self._rt.calls.get_many(
             (event.campaign_id, event.call_id) for event, _ in wanted
         )
-        # One call's events are stored one after another, in the batch's order (so its first
-        # attempts go out in that order); different calls side by side.
-        by_call: dict[str, list[tuple[CallEvent, list[Webhook], bytes]]] = {}
+        # Each call's events in the batch's order, each with its deliveries.
+        by_call: dict[str, list[list[Delivery]]] = {}
         for (event, subscribed), call in zip(wanted, calls, strict=True):
+            body = call_event_body(event, call)
             by_call.setdefault(event.call_id, []).append(
-                (event, subscribed, call_event_body(event, call))
+                [
+                    Delivery(hook, event.event_id, event.type.value, body, event.call_id)
+                    for hook in subscribed
+                ]
             )
-
-        async def store_in_order(lane: list[tuple[CallEvent, list[Webhook], bytes]]) -> bool:
-            queued = False
-            for event, subscribed, body in lane:
-                with log_context(
-                    call_id=event.call_id,
-                    campaign_id=event.campaign_id,
-                    attempt=event.attempt or None,
-                ):
-                    stored = await asyncio.gather(
-                        *(
-                            self._store(hook, event.event_id, event.type.value, body, event.call_id)
-                            for hook in subscribed
-                        )
-                    )
-                queued = queued or any(result is True for result in stored)
-            return queued
-
-        if any(await asyncio.gather(*map(store_in_order, by_call.values()))):
-            self._rt.workers.wake()
+        # Stored as this process's workers have room to make the first attempts themselves
+        # (Kafka holds the rest meanwhile): a delivery stored beyond that would wait in the
+        # queue and be claimed from it, twice the work. Places held up for longer than the
+        # wait (slow endpoints) stop holding the batch: the rest is stored for the queue.
+        lanes = list(by_call.values())
+        sizes = [sum(map(len, lane)) for lane in lanes]
+        workers = self._rt.workers
+        start = 0
+        while start < len(lanes):
+            free = await workers.room(sum(sizes[start:]), self._rt.store_wait_s)
+            end = len(lanes) if free is None else start + 1
+            if free is not None:
+                taken = sizes[start]
+                while end < len(lanes) and taken + sizes[end] <= free:
+                    taken += sizes[end]
+                    end += 1
+            # A call's n-th events after its (n-1)-th are handed to the workers, so each lines
+            # up behind the one before it.
+            chunk = lanes[start:end]
+            for nth in range(max(map(len, chunk))):
+                await self._store(
+                    [delivery for lane in chunk if nth < len(lane) for delivery in lane[nth]]
+                )
+            start = end
 
     async def on_campaign_event(self, body: bytes, key: bytes | None) -> None:
         try:
@@ -146,7 +167,12 @@ class NotifyHandler:
         campaign = await self._rt.catalog.get_campaign(event.campaign_id)
         body = campaign_event_body(event, campaign)
         # A campaign's status moves reach a webhook in the order they were made.
-        await self._deliver(webhooks, event.event_id, event.type.value, body, event.campaign_id)
+        await self._store(
+            [
+                Delivery(hook, event.event_id, event.type.value, body, event.campaign_id)
+                for hook in webhooks
+            ]
+        )
 
     async def _subscribed(self, campaign_id: str, event_type: str) -> list[Webhook]:
         return [
@@ -155,33 +181,42 @@ class NotifyHandler:
             if wants(hook, event_type)
         ]
 
-    async def _deliver(
-        self, webhooks: list[Webhook], event_id: str, event_type: str, payload: bytes, lane: str
-    ) -> None:
-        # Stored and queued only: the message is committed once every delivery is stored. A
-        # first attempt this process has room for is claimed as it is stored and made by its
-        # workers at once; the others wait in the queue for any copy's workers.
-        results = await asyncio.gather(
-            *(self._store(hook, event_id, event_type, payload, lane) for hook in webhooks)
-        )
-        if any(queued is True for queued in results):
-            self._rt.workers.wake()
-
-    async def _store(
-        self, hook: Webhook, event_id: str, event_type: str, payload: bytes, lane: str
-    ) -> FirstAttempt | bool:
+    async def _store(self, deliveries: Sequence[Delivery]) -> None:
+        """Stores and queues the deliveries (the message is committed once every one is
+        stored). A first attempt this process has room for is claimed as it is stored and made
+        by its workers at once, after those of its lane (one call's, or one campaign's events
+        to one webhook) handed over before it; the others wait in the queue for any copy's
+        workers, and so does the rest of a lane once one of it is queued."""
         workers = self._rt.workers
-        take = workers.take(hook.id, lane)
+        taken: dict[tuple[str, str], bool] = {}
+        takes: list[bool] = []
+        for delivery in deliveries:
+            lane = (delivery.hook.id, delivery.lane)
+            before = taken.get(lane)
+            take = before is not False and workers.take(
+                delivery.hook.id, delivery.lane, behind=before is True
+            )
+            taken[lane] = take
+            takes.append(take)
         try:
-            stored = await self._rt.dispatcher.queue_event(
-                hook, event_id, event_type, payload, take=take
+            stored = await self._rt.dispatcher.queue_events(
+                [
+                    Queued(d.hook, d.event_id, d.event_type, d.body, take)
+                    for d, take in zip(deliveries, takes, strict=True)
+                ]
             )
         except BaseException:
-            if take:
-                workers.give_back(hook.id)
+            for delivery, take in zip(deliveries, takes, strict=True):
+                if take:
+                    workers.give_back(delivery.hook.id)
             raise
-        if isinstance(stored, FirstAttempt):
-            workers.make_first(stored, hook, lane)
-        elif take:
-            workers.give_back(hook.id)
-        return stored
+        queued = False
+        for delivery, take, result in zip(deliveries, takes, stored, strict=True):
+            if isinstance(result, FirstAttempt):
+                workers.make_first(result, delivery.hook, delivery.lane)
+                continue
+            if take:
+                workers.give_back(delivery.hook.id)
+            queued = queued or result is True
+        if queued:
+            self._rt.workers.wake()

@@ -24,6 +24,10 @@ class NotifierSettings(BaseSettings):
     # Attempts one process sends to any one webhook at once (as many more may wait for their
     # turn in the process).
     endpoint_concurrency: int = Field(default=16, ge=1)
+    # How long the consumer waits for places among the process's attempts to come free, so
+    # that it makes the first attempts of what it stores itself, before it stores the rest of
+    # a batch for the queue (any copy's workers claim them from there).
+    store_wait_ms: int = Field(default=1_000, ge=0)
     # An attempt claimed for a webhook with both full is queued again this much later.
     endpoint_busy_retry_ms: int = Field(default=1_000, ge=1)
     # How long a delivery (its body, for redelivery, and the dedup of its event) is kept.

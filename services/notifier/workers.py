@@ -60,12 +60,36 @@ class DeliveryWorkers:
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Places held by `take` for first attempts not yet started.
         self._taken = 0
+        # Set whenever a place among the process's attempts comes free.
+        self._freed = asyncio.Event()
         self._work = asyncio.Event()
         self._stopping = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    def free_places(self) -> int:
+        return self._max_in_flight - len(self._in_flight) - self._taken
+
+    async def room(self, wanted: int, wait_s: float) -> int | None:
+        """Waits up to `wait_s` until `wanted` places among the process's attempts are free (an
+        eighth of them all, if that is fewer), and returns how many are; None when the wait ran
+        out first, or the workers are stopping."""
+        loop = asyncio.get_running_loop()
+        enough = max(1, min(wanted, self._max_in_flight // 8))
+        until = loop.time() + wait_s
+        while not self._stopping.is_set():
+            free = self.free_places()
+            if free >= enough:
+                return free
+            left = until - loop.time()
+            if left <= 0:
+                return None
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), left)
+        return None
 
     def wake(self) -> None:
         """New attempts were queued: look for them now rather than at the next poll."""
@@ -101,6 +125,7 @@ class DeliveryWorkers:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._freed.set()
         # Room for more: claim again without waiting for the poll.
         self._work.set()
 
@@ -147,14 +172,15 @@ class DeliveryWorkers:
 
     # -- first attempts, handed over by the consumer that stored them ------------------------
 
-    def take(self, webhook_id: str, lane: str) -> bool:
+    def take(self, webhook_id: str, lane: str, *, behind: bool = False) -> bool:
         """Whether this process makes a first attempt to the webhook itself; if so the place is
         held for it (`make_first`, or `give_back` if it is not needed). It does when it has
-        room, and always behind a first attempt of the same lane it is still making (which
-        keeps a call's events in order and adds nothing sent at once)."""
+        room, and always behind a first attempt of the same lane it is still making or has
+        just taken (`behind`): that keeps a call's events in order and adds nothing sent at
+        once."""
         if self._stopping.is_set():
             return False
-        if (webhook_id, lane) in self._lanes:
+        if behind or (webhook_id, lane) in self._lanes:
             self._enter(webhook_id, always=True)
         elif self.in_flight + self._taken >= self._max_in_flight or not self._enter(webhook_id):
             return False
@@ -164,6 +190,7 @@ class DeliveryWorkers:
     def give_back(self, webhook_id: str) -> None:
         self._taken -= 1
         self._leave(webhook_id)
+        self._freed.set()
 
     def make_first(self, first: FirstAttempt, hook: Webhook, lane: str) -> None:
         """Makes a first attempt claimed by `take` in a task of its own, after the first

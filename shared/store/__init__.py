@@ -10,7 +10,7 @@ files in this folder).
   `dnc_read_every_list`, `dnc_remove`
 - `limits.py`, `DialLimits` and `NumberCooldowns`: `acquire_dial_slots`, `renew_dial_slot`,
   `extend_cooldown`
-- `deliveries.py`, `DeliveryStore`: `begin_webhook_delivery`, `claim_webhook_attempt`,
+- `deliveries.py`, `DeliveryStore`: `begin_webhook_deliveries`, `claim_webhook_attempt`,
   `record_webhook_attempt`, `claim_webhook_retries`
 
 The Idempotency-Key store, which only the ingest uses, keeps its script beside it:

@@ -10,6 +10,7 @@ its own tag, so every script touches one slot.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, cast
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.store import lua
 
-_BEGIN_WEBHOOK_DELIVERY: Final = lua.source(__package__, "begin_webhook_delivery.lua")
+_BEGIN_WEBHOOK_DELIVERIES: Final = lua.source(__package__, "begin_webhook_deliveries.lua")
 _CLAIM_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "claim_webhook_attempt.lua")
 _RECORD_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "record_webhook_attempt.lua")
 _CLAIM_WEBHOOK_RETRIES: Final = lua.source(__package__, "claim_webhook_retries.lua")
@@ -58,6 +59,18 @@ class DeliveryRef:
     @classmethod
     def from_member(cls, member: str) -> DeliveryRef:
         return cls(*keys.split_webhook_retry_member(member))
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery to create: what it sends and, if the caller makes its first attempt
+    itself, until when that attempt is claimed for it."""
+
+    ref: DeliveryRef
+    event_id: str
+    event_type: str
+    body: bytes
+    claim_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +118,7 @@ class DeliveryStore:
         self._redis = redis
         self.keep_attempts = keep_attempts
         self.keep_ms = keep_ms
-        self._begin = redis.register_script(_BEGIN_WEBHOOK_DELIVERY)
+        self._begin = redis.register_script(_BEGIN_WEBHOOK_DELIVERIES)
         self._claim = redis.register_script(_CLAIM_WEBHOOK_ATTEMPT)
         self._record = redis.register_script(_RECORD_WEBHOOK_ATTEMPT)
         self._claim_retries = redis.register_script(_CLAIM_WEBHOOK_RETRIES)
@@ -129,29 +142,38 @@ class DeliveryStore:
         (a replay, or an event delivered before deliveries were kept) returns its state. The
         caller then queues it (`schedule`). With `claim_until` the first attempt is claimed for
         the caller until then."""
-        claimed = ["claim_until", str(_ms(claim_until))] if claim_until is not None else []
-        reply = cast(
-            list[str],
-            await self._begin(
-                keys=[ref.key, keys.delivered(ref.campaign_id, ref.webhook_id, event_id)],
-                args=[
-                    _ms(now),
-                    self.keep_ms,
-                    "kind",
-                    kind,
-                    "event_id",
-                    event_id,
-                    "event_type",
-                    event_type,
-                    "body",
-                    body.decode(),
-                    "created_at",
-                    now.astimezone(UTC).isoformat(),
-                    *claimed,
-                ],
-            ),
-        )
-        return None if reply[0] == "created" else reply[1]
+        new = NewDelivery(ref, event_id, event_type, body, claim_until)
+        return (await self.begin_many([new], now, kind=kind))[0]
+
+    async def begin_many(
+        self,
+        deliveries: Sequence[NewDelivery],
+        now: datetime,
+        *,
+        kind: Literal["event", "test"] = "event",
+    ) -> list[str | None]:
+        """`begin` for many deliveries at once, of one campaign: one step in Redis."""
+        if not deliveries:
+            return []
+        campaign_ids = {new.ref.campaign_id for new in deliveries}
+        if len(campaign_ids) != 1:
+            raise ValueError(f"deliveries of one campaign at a time, not {sorted(campaign_ids)}")
+        delivery_keys: list[str] = []
+        args: list[str | int] = [_ms(now), self.keep_ms, now.astimezone(UTC).isoformat(), kind]
+        for new in deliveries:
+            ref = new.ref
+            delivery_keys += [
+                ref.key,
+                keys.delivered(ref.campaign_id, ref.webhook_id, new.event_id),
+            ]
+            args += [
+                new.event_id,
+                new.event_type,
+                new.body.decode(),
+                _ms(new.claim_until) if new.claim_until is not None else "",
+            ]
+        replies = cast(list[str], await self._begin(keys=delivery_keys, args=args))
+        return [None if reply == "created" else reply for reply in replies]
 
     async def request_redelivery(
         self, ref: DeliveryRef, now: datetime
@@ -281,6 +303,15 @@ class DeliveryStore:
         """Queues the delivery's next attempt at `due`; with `only_new` an already queued one
         keeps its time."""
         await self._redis.zadd(keys.webhook_retry_queue(), {ref.member: _ms(due)}, nx=only_new)
+
+    async def schedule_many(self, due: Mapping[DeliveryRef, datetime]) -> None:
+        """Queues each delivery's next attempt at its time, unless it is queued already."""
+        if due:
+            await self._redis.zadd(
+                keys.webhook_retry_queue(),
+                {ref.member: _ms(at) for ref, at in due.items()},
+                nx=True,
+            )
 
     async def unschedule(self, ref: DeliveryRef) -> None:
         await self._redis.zrem(keys.webhook_retry_queue(), ref.member)

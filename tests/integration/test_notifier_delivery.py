@@ -24,7 +24,7 @@ from shared.events import CallEvent, CallEventType, CampaignEventType, campaign_
 from shared.rules.delivery_retries import delivery_id_for
 from shared.rules.webhook_health import FAILING, FAILING_FOR, GONE
 from shared.rules.webhook_targets import REFUSED_TARGET
-from shared.store.deliveries import DeliveryRef, DeliveryStore, Recorded
+from shared.store.deliveries import DeliveryRef, DeliveryStore, NewDelivery, Recorded
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CAMPAIGN_EVENTS, call_key
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import IngestClient, StartNotifier
@@ -411,6 +411,46 @@ async def test_a_claim_whose_notifier_died_comes_back_after_its_lease(redis: Red
     # The claimer died: once the lease ran out the retry is claimed again.
     later = now + timedelta(seconds=31)
     assert await store.claim_due(later, 10, later + timedelta(seconds=30)) == [ref]
+
+
+async def test_deliveries_of_a_campaign_are_begun_together_and_replays_keep_their_state(
+    redis: Redis,
+) -> None:
+    store = DeliveryStore(redis)
+    now = datetime.now(UTC)
+    claimed_until = now + timedelta(seconds=30)
+    seen = DeliveryRef("camp-1", "wh-1", "d-seen")
+    assert await store.begin(seen, "evt-0", "campaign_call.started", b"{}", now) is None
+    batch = [
+        NewDelivery(seen, "evt-0", "campaign_call.started", b"{}"),
+        NewDelivery(DeliveryRef("camp-1", "wh-1", "d-new"), "evt-1", "campaign_call.ended", b"[1]"),
+        NewDelivery(
+            DeliveryRef("camp-1", "wh-2", "d-mine"),
+            "evt-2",
+            "campaign_call.completed",
+            b"[2]",
+            claimed_until,
+        ),
+    ]
+
+    assert await store.begin_many(batch, now) == ["pending", None, None]
+    # The new ones are stored whole; the one claimed for its caller cannot be claimed again
+    # until then, the other is due now.
+    fresh = await store.claim_attempt(batch[1].ref, now, claimed_until)
+    assert (fresh.outcome, fresh.attempt, fresh.event_id, fresh.event_type, fresh.body) == (
+        "ok",
+        1,
+        "evt-1",
+        "campaign_call.ended",
+        b"[1]",
+    )
+    mine = await store.claim_attempt(batch[2].ref, now, claimed_until)
+    assert mine.outcome == "busy"
+    assert mine.until is not None and abs(mine.until - claimed_until) < timedelta(milliseconds=1)
+    with pytest.raises(ValueError, match="one campaign"):
+        await store.begin_many(
+            [batch[1], NewDelivery(DeliveryRef("camp-2", "wh-9", "d-9"), "evt-9", "t", b"{}")], now
+        )
 
 
 async def test_an_attempt_under_way_cannot_be_claimed_twice(redis: Redis) -> None:
