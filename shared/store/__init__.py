@@ -11,7 +11,7 @@ files in this folder).
 - `limits.py`, `DialLimits` and `NumberCooldowns`: `acquire_dial_slots`, `renew_dial_slot`,
   `extend_cooldown`
 - `deliveries.py`, `DeliveryStore`: `begin_webhook_deliveries`, `claim_webhook_attempt`,
-  `record_webhook_attempt`, `claim_webhook_retries`
+  `record_webhook_attempts`, `claim_webhook_retries`
 
 The Idempotency-Key store, which only the ingest uses, keeps its script beside it:
 `services/ingest/idempotency.py` and `settle_idempotent_request.lua`.

@@ -10,6 +10,7 @@ its own tag, so every script touches one slot.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from shared.store import lua
 
 _BEGIN_WEBHOOK_DELIVERIES: Final = lua.source(__package__, "begin_webhook_deliveries.lua")
 _CLAIM_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "claim_webhook_attempt.lua")
-_RECORD_WEBHOOK_ATTEMPT: Final = lua.source(__package__, "record_webhook_attempt.lua")
+_RECORD_WEBHOOK_ATTEMPTS: Final = lua.source(__package__, "record_webhook_attempts.lua")
 _CLAIM_WEBHOOK_RETRIES: Final = lua.source(__package__, "claim_webhook_retries.lua")
 _REQUEST_REDELIVERY: Final = lua.source(__package__, "request_redelivery.lua")
 _REQUEUE_WEBHOOK_DELIVERY: Final = lua.source(__package__, "requeue_webhook_delivery.lua")
@@ -100,6 +101,14 @@ class Recorded:
 
 
 @dataclass(frozen=True, slots=True)
+class _ToRecord:
+    ref: DeliveryRef
+    args: tuple[int | str, ...]  # attempt, state, next_attempt_ms, counted
+    entry: str
+    future: asyncio.Future[Recorded]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredDelivery:
     ref: DeliveryRef
     event_id: str
@@ -120,7 +129,10 @@ class DeliveryStore:
         self.keep_ms = keep_ms
         self._begin = redis.register_script(_BEGIN_WEBHOOK_DELIVERIES)
         self._claim = redis.register_script(_CLAIM_WEBHOOK_ATTEMPT)
-        self._record = redis.register_script(_RECORD_WEBHOOK_ATTEMPT)
+        self._record = redis.register_script(_RECORD_WEBHOOK_ATTEMPTS)
+        # Attempts to record, per campaign, gathered over one turn of the event loop.
+        self._to_record: dict[str, list[_ToRecord]] = {}
+        self._recording: set[asyncio.Task[None]] = set()
         self._claim_retries = redis.register_script(_CLAIM_WEBHOOK_RETRIES)
         self._request_redelivery = redis.register_script(_REQUEST_REDELIVERY)
         self._requeue = redis.register_script(_REQUEUE_WEBHOOK_DELIVERY)
@@ -225,31 +237,72 @@ class DeliveryStore:
     ) -> Recorded:
         """Logs an attempt (JSON `entry`) and moves the delivery to `state`. `delivered` says
         whether the target took it (None: the attempt does not count towards the webhook's
-        health, as a test event or one never sent)."""
+        health, as a test event or one never sent).
+
+        The attempts recorded in one turn of the event loop are written together, one step in
+        Redis per campaign (`now` is then the turn's first)."""
         counted = "" if delivered is None else ("ok" if delivered else "failed")
-        moved, failing = cast(
-            list[Any],
-            await self._record(
-                keys=[
-                    ref.key,
-                    keys.webhook_attempts(ref.campaign_id, ref.webhook_id),
-                    keys.webhook_failing(ref.campaign_id, ref.webhook_id),
-                ],
-                args=[
+        future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+        waiting = self._to_record
+        if not waiting:
+            asyncio.get_running_loop().call_soon(self._record_turn, now)
+        waiting.setdefault(ref.campaign_id, []).append(
+            _ToRecord(
+                ref,
+                (
                     attempt,
                     state,
                     _ms(next_attempt_at) if next_attempt_at else "",
-                    now.astimezone(UTC).isoformat(),
-                    entry,
-                    self.keep_attempts,
-                    self.keep_ms,
                     counted,
-                    _ms(now),
-                    max(self.keep_ms, KEEP_FAILING_MS),
-                ],
-            ),
+                ),
+                entry,
+                future,
+            )
         )
-        return Recorded(bool(int(moved)), _from_ms(failing) if failing else None)
+        return await future
+
+    def _record_turn(self, now: datetime) -> None:
+        batches, self._to_record = self._to_record, {}
+        for batch in batches.values():
+            task = asyncio.ensure_future(self._record_batch(batch, now))
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+
+    async def _record_batch(self, batch: list[_ToRecord], now: datetime) -> None:
+        record_keys: list[str] = []
+        args: list[str | int] = [
+            self.keep_attempts,
+            self.keep_ms,
+            max(self.keep_ms, KEEP_FAILING_MS),
+            _ms(now),
+            now.astimezone(UTC).isoformat(),
+        ]
+        for item in batch:
+            ref = item.ref
+            record_keys += [
+                ref.key,
+                keys.webhook_attempts(ref.campaign_id, ref.webhook_id),
+                keys.webhook_failing(ref.campaign_id, ref.webhook_id),
+            ]
+            args += item.args
+        args += [item.entry for item in batch]
+        try:
+            replies = cast(list[Any], await self._record(keys=record_keys, args=args))
+        except Exception as exc:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        except BaseException:
+            for item in batch:
+                item.future.cancel()
+            raise
+        for index, item in enumerate(batch):
+            moved, failing = replies[2 * index], replies[2 * index + 1]
+            if not item.future.done():
+                item.future.set_result(
+                    Recorded(bool(int(moved)), _from_ms(failing) if failing else None)
+                )
 
     async def last_attempt(self, ref: DeliveryRef, after: int = 0) -> str | None:
         """The JSON log entry of the delivery's latest attempt, if it is later than `after`."""

@@ -446,7 +446,8 @@ async def test_deliveries_of_a_campaign_are_begun_together_and_replays_keep_thei
     )
     mine = await store.claim_attempt(batch[2].ref, now, claimed_until)
     assert mine.outcome == "busy"
-    assert mine.until is not None and abs(mine.until - claimed_until) < timedelta(milliseconds=1)
+    assert mine.until is not None
+    assert abs(mine.until - claimed_until) < timedelta(milliseconds=1)
     with pytest.raises(ValueError, match="one campaign"):
         await store.begin_many(
             [batch[1], NewDelivery(DeliveryRef("camp-2", "wh-9", "d-9"), "evt-9", "t", b"{}")], now
