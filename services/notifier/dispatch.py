@@ -251,11 +251,11 @@ class Dispatcher:
         self, hook: Webhook, event_id: str, body: bytes, timeout_s: float
     ) -> tuple[datetime, DeliveryResult]:
         sent_at = self._clock.now()
-        headers = {
-            **auth_headers(hook),
-            # The event id is the webhook-id on every attempt; the timestamp is this attempt's.
-            **signature_headers(hook.webhook_secret, event_id, int(sent_at.timestamp()), body),
-        }
+        headers = auth_headers(hook)
+        # The event id is the webhook-id on every attempt; the timestamp is this attempt's.
+        headers.update(
+            signature_headers(hook.webhook_secret, event_id, int(sent_at.timestamp()), body)
+        )
         result = await self._sender.send(
             hook.http_method, str(hook.webhook_url), body, headers, timeout_s
         )

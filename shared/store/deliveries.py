@@ -35,6 +35,17 @@ KEEP_MS: Final = 7 * 24 * 3600 * 1000
 KEEP_FAILING_MS: Final = 30 * 24 * 3600 * 1000
 
 
+def _settle(done: asyncio.Future[None], finished: asyncio.Task[Any]) -> None:
+    if done.done():
+        return
+    if finished.cancelled():
+        done.cancel()
+    elif (error := finished.exception()) is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(None)
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -132,7 +143,9 @@ class DeliveryStore:
         self._record = redis.register_script(_RECORD_WEBHOOK_ATTEMPTS)
         # Attempts to record, per campaign, gathered over one turn of the event loop.
         self._to_record: dict[str, list[_ToRecord]] = {}
-        self._recording: set[asyncio.Task[None]] = set()
+        self._recording: set[asyncio.Task[Any]] = set()
+        # Members to take out of the queue in this turn, and the future their ZREM settles.
+        self._leaving: tuple[list[str], asyncio.Future[None]] | None = None
         self._claim_retries = redis.register_script(_CLAIM_WEBHOOK_RETRIES)
         self._request_redelivery = redis.register_script(_REQUEST_REDELIVERY)
         self._requeue = redis.register_script(_REQUEUE_WEBHOOK_DELIVERY)
@@ -367,7 +380,24 @@ class DeliveryStore:
             )
 
     async def unschedule(self, ref: DeliveryRef) -> None:
-        await self._redis.zrem(keys.webhook_retry_queue(), ref.member)
+        """Takes the delivery out of the queue. The members taken out in one turn of the event
+        loop go in one ZREM."""
+        leaving = self._leaving
+        if leaving is None:
+            leaving = self._leaving = ([], asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().call_soon(self._unschedule_turn)
+        leaving[0].append(ref.member)
+        await asyncio.shield(leaving[1])
+
+    def _unschedule_turn(self) -> None:
+        leaving, self._leaving = self._leaving, None
+        if leaving is None:
+            return
+        members, done = leaving
+        task = asyncio.ensure_future(self._redis.zrem(keys.webhook_retry_queue(), *members))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        task.add_done_callback(lambda finished: _settle(done, finished))
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime
