@@ -164,6 +164,7 @@ class BatchConsumerOptions(TypedDict):
     auto_offset_reset: Literal["earliest"]
     session_timeout_ms: int
     heartbeat_interval_ms: int
+    fetch_max_wait_ms: int
     ack_policy: AckPolicy
 
 
@@ -180,6 +181,7 @@ def batch_consumer(settings: KafkaSettings) -> BatchConsumerOptions:
         auto_offset_reset="earliest",
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
 
