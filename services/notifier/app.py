@@ -77,6 +77,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         per_endpoint=settings.endpoint_concurrency,
         lease_ms=settings.lease_ms,
         busy_retry_ms=settings.endpoint_busy_retry_ms,
+        waiting_s=settings.endpoint_waiting_ms / 1000,
     )
     runtime = NotifierRuntime(
         catalog=catalog,

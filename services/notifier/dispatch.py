@@ -183,7 +183,7 @@ class Dispatcher:
         return record
 
     async def make_first(self, first: FirstAttempt, hook: Webhook) -> AttemptRecord:
-        """Makes a first attempt `queue_event` claimed for this caller, and records it; its
+        """Makes a first attempt `queue_events` claimed for this caller, and records it; its
         queue entry moves to the retry's time, or goes."""
         record = await self._make(first.ref, hook, first.claim, first.trigger, self._clock.now())
         if record.state is DeliveryState.PENDING and record.next_attempt_at is not None:
@@ -191,6 +191,13 @@ class Dispatcher:
         else:
             await self._store.unschedule(first.ref)
         return record
+
+    async def hand_back(self, first: FirstAttempt, due: datetime) -> None:
+        """Gives up a first attempt `queue_events` claimed for this caller, unmade: it is queued
+        for `due`, for any copy's workers (its claim is dropped after, so no one makes it
+        before its queue entry is there)."""
+        await self._store.schedule(first.ref, due)
+        await self._store.drop_claim(first.ref)
 
     async def _make(
         self, ref: DeliveryRef, hook: Webhook, claim: AttemptClaim, trigger: Trigger, now: datetime

@@ -317,6 +317,11 @@ class DeliveryStore:
                     Recorded(bool(int(moved)), _from_ms(failing) if failing else None)
                 )
 
+    async def drop_claim(self, ref: DeliveryRef) -> None:
+        """Lets the delivery's next attempt be claimed again at once (its claimer gave it up
+        unmade)."""
+        await self._redis.hdel(ref.key, "claim_until")
+
     async def last_attempt(self, ref: DeliveryRef, after: int = 0) -> str | None:
         """The JSON log entry of the delivery's latest attempt, if it is later than `after`."""
         attempts, entry = cast(

@@ -327,6 +327,61 @@ async def test_a_receiver_that_never_answers_in_time_holds_up_no_other_webhook(
         await quick.stop()
 
 
+async def test_a_webhook_that_answers_fast_gets_a_backlog_without_it_going_back_to_the_queue(
+    api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
+) -> None:
+    # Two at a time, and an attempt sent back to the queue would wait a minute.
+    await start_notifier(endpoint_concurrency=2, endpoint_busy_retry_ms=60_000)
+    campaign_id, _ = await setup_webhook(api, receiver.url)
+    for n in range(100):
+        await publish(producer, call_event(campaign_id, f"backlog-{n}"))
+
+    async def all_received() -> bool:
+        return len(receiver.deliveries) == 100
+
+    await wait_until(all_received, within=30)
+    assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 100
+
+
+async def test_attempts_waiting_on_a_webhook_that_turned_slow_give_their_places_back(
+    api: IngestClient, start_notifier: StartNotifier, producer: AIOKafkaProducer
+) -> None:
+    await start_notifier(
+        max_in_flight=8,
+        endpoint_concurrency=2,
+        endpoint_waiting_ms=200,
+        endpoint_busy_retry_ms=60_000,
+    )
+    # Not heard from yet, the slow endpoint is taken for fast: it gets every place at first.
+    slow = await Receiver(delay_s=6).start()
+    quick = await Receiver().start()
+    try:
+        slow_campaign, _ = await setup_webhook(api, slow.url, timeout=5, max_retries=0)
+        quick_campaign, _ = await setup_webhook(api, quick.url)
+        for n in range(20):
+            await publish(producer, call_event(slow_campaign, f"slow-{n}"))
+
+        async def slow_is_busy() -> bool:
+            return slow.busy == 2
+
+        await wait_until(slow_is_busy, within=20)
+        published_at = time.monotonic()
+        for n in range(4):
+            await publish(producer, call_event(quick_campaign, f"quick-{n}"))
+
+        async def quick_received() -> bool:
+            return len(quick.deliveries) == 4
+
+        await wait_until(quick_received, within=20)
+        # Long before the slow endpoint's first attempts time out (5 s) and free their places:
+        # the attempts that waited for its turn gave theirs back after 0.4 s.
+        assert max(d.received_at for d in quick.deliveries) - published_at < 3
+        assert slow.busy == 2
+    finally:
+        await slow.stop()
+        await quick.stop()
+
+
 async def test_two_notifiers_never_send_one_retry_twice(
     api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
 ) -> None:
