@@ -21,6 +21,7 @@ from bench import (
     ingest_instructions,
     ingest_make_call,
     notifier,
+    pipeline,
     redis_client,
     scheduler_release,
 )
@@ -41,6 +42,7 @@ BENCHMARKS = (
     Benchmark("ingest_instructions", ingest_instructions.DESCRIPTION, ingest_instructions.main),
     Benchmark("redis_client", redis_client.DESCRIPTION, redis_client.main),
     Benchmark("calls_listing", calls_listing.DESCRIPTION, calls_listing.main),
+    Benchmark("pipeline", pipeline.DESCRIPTION, pipeline.main),
 )
 
 
