@@ -25,12 +25,19 @@ completed calls/s for `--steady-seconds`; then the floor.
 Figures per phase: accepted/s (201 answers over the span from the first request sent to the
 last answer); completed calls/s (calls completed over the span from the first request sent to
 the last completed webhook); latency per call from its request being sent to its completed
-webhook arriving (p50/p95/p99); CPU seconds per call of each process (utime + stime deltas
-from /proc over the phase, from the first request to the last webhook), and the whole
-machine's busy time, so work of others on the machine shows. The floor: an aiokafka producer
-(acks=all, linger 0, as the services publish) and a consumer on a topic of its own on the
-same broker, records of the event's size: one record at a time (round trip p50/p99), then
-`--floor-records` sent at once (records/s from the first send to the last received).
+webhook arriving (p50/p95/p99); where a sample of the calls spent that time, by their attempt's
+own timestamps read back over the API (request -> dial started, dialing, dial ended ->
+webhook); CPU milliseconds per call of each process (utime + stime deltas from /proc over the
+phase, from the first request to the last webhook), and the whole machine's busy time, so that
+work of others on the machine shows.
+
+The floor, on a topic of its own on the same broker, with records of an event's size: an
+aiokafka producer as the services' (acks=all, linger 0) and a consumer, one record at a time
+(round trip p50/p99) with the services' fetch wait (aiokafka's 500 ms: the local broker answers
+a waiting fetch only when the wait is over) and with 10 ms; then `--floor-records` sent at once
+(records/s from the first send to the last received). A call crosses the broker four times
+(requested, due, attempt_ended, completed), so four round trips at the services' fetch wait
+are the least a call can take.
 
 Printed, never asserted.
 
