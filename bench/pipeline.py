@@ -154,8 +154,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured calls first")
     parser.add_argument("--campaigns", type=int, default=1, help="calls spread over these")
-    parser.add_argument("--floor-records", type=int, default=20_000, help="0 skips the floor")
-    parser.add_argument("--floor-pings", type=int, default=300, help="round trips one by one")
+    parser.add_argument(
+        "--floor-records", type=int, default=20_000, help="floor records sent at once (0: none)"
+    )
+    parser.add_argument(
+        "--floor-pings", type=int, default=300, help="floor records sent one by one (0: none)"
+    )
     parser.add_argument(
         "--env",
         type=_env_pair,
