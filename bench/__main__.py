@@ -22,6 +22,7 @@ from bench import (
     ingest_make_call,
     notifier,
     notifier_instructions,
+    pipeline,
     redis_client,
     scheduler_release,
 )
@@ -45,6 +46,7 @@ BENCHMARKS = (
     ),
     Benchmark("redis_client", redis_client.DESCRIPTION, redis_client.main),
     Benchmark("calls_listing", calls_listing.DESCRIPTION, calls_listing.main),
+    Benchmark("pipeline", pipeline.DESCRIPTION, pipeline.main),
 )
 
 
