@@ -21,6 +21,7 @@ from shared.rules.outcomes import Outcome
 from shared.rules.policy import CLOSED_STATUSES, calling_policy
 from shared.rules.windows import CallingPolicy, Closed, next_allowed_time
 from shared.store.calls import DueClaim
+from shared.store.limits import Grant
 from shared.topics import CALLS_DUE, call_key
 
 log = logging.getLogger(__name__)
@@ -87,23 +88,36 @@ class DuePump:
             except Exception:
                 # Releases go on: the stranded calls are looked for again at the next reap.
                 log.exception("looking for stranded calls failed")
+        # The shards are released side by side, so that one shard's round trips to Redis and
+        # its wait for the broker's acknowledgement overlap the others' work.
+        results = await asyncio.gather(
+            *(self._release_shard(shard, now) for shard in range(self._rt.calls.due_shards)),
+            return_exceptions=True,
+        )
         released = 0
-        for shard in range(self._rt.calls.due_shards):
-            claims = await self._rt.calls.claim_due(shard, now, self._batch, self._lease_ms)
-            if claims:
-                released += await self._release(claims, now)
+        failure: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                released += result
+        if failure is not None:
+            # The failed shards' claims keep their leases and come back when those run out.
+            raise failure
         return released
 
+    async def _release_shard(self, shard: int, now: datetime) -> int:
+        claims = await self._rt.calls.claim_due(shard, now, self._batch, self._lease_ms)
+        return await self._release(claims, now) if claims else 0
+
     async def _release(self, claims: list[DueClaim], now: datetime) -> int:
-        calls = await self._rt.calls.get_many((c.campaign_id, c.call_id) for c in claims)
-        campaigns: dict[str, Campaign | None] = {}
-        for claim in claims:
-            if claim.campaign_id not in campaigns:
-                campaigns[claim.campaign_id] = await self._rt.catalog.get_campaign(
-                    claim.campaign_id
-                )
+        calls, campaigns = await asyncio.gather(
+            self._rt.calls.get_many((c.campaign_id, c.call_id) for c in claims),
+            self._campaigns({claim.campaign_id for claim in claims}),
+        )
         due: list[tuple[DueClaim, Call]] = []
         done: list[DueClaim] = []
+        later: list[tuple[DueClaim, datetime]] = []
         policies: dict[str, CallingPolicy] = {}
         for claim, call in zip(claims, calls, strict=True):
             campaign = campaigns[claim.campaign_id]
@@ -116,7 +130,7 @@ class DuePump:
                 continue
             if campaign.status is not CampaignStatus.ACTIVE:
                 # Held, not dropped: looked at again shortly, released once resumed.
-                await self._rt.calls.reschedule(claim, now + self._hold)
+                later.append((claim, now + self._hold))
                 continue
             # The rules are checked again at release: the campaign may have changed since.
             policy = policies.get(campaign.id)
@@ -128,11 +142,13 @@ class DuePump:
                 await self._expire(call, campaign, now)
                 done.append(claim)
             elif window.at > now:
-                await self._rt.calls.reschedule(claim, window.at)
+                later.append((claim, window.at))
             else:
                 due.append((claim, call))
-        due = await self._after_cooldowns(due, now)
-        due = await self._within_limits(due, campaigns, now)
+        due = await self._after_cooldowns(due, now, later)
+        due = await self._within_limits(due, campaigns, now, later)
+        # What waits goes back to the queue for its time, dropping its lease, in one step.
+        await self._rt.calls.reschedule_many(later)
         if due:
             await self._rt.sender.send_all(
                 CALLS_DUE,
@@ -149,10 +165,20 @@ class DuePump:
         await self._rt.calls.handed_off([*done, *(claim for claim, _ in due)])
         return len(due)
 
+    async def _campaigns(self, campaign_ids: set[str]) -> dict[str, Campaign | None]:
+        """The claims' campaigns, read together."""
+        ordered = list(campaign_ids)
+        found = await asyncio.gather(*(self._rt.catalog.get_campaign(c) for c in ordered))
+        return dict(zip(ordered, found, strict=True))
+
     async def _after_cooldowns(
-        self, due: list[tuple[DueClaim, Call]], now: datetime
+        self,
+        due: list[tuple[DueClaim, Call]],
+        now: datetime,
+        later: list[tuple[DueClaim, datetime]],
     ) -> list[tuple[DueClaim, Call]]:
-        """A number resting after a completed call is held until its rest ends."""
+        """A number resting after a completed call is held until its rest ends (added to
+        `later`)."""
         held = await self._rt.cooldowns.held_until(
             [(call.environment_id, call.to) for _, call in due], now
         )
@@ -161,7 +187,7 @@ class DuePump:
             if until is None:
                 free.append((claim, call))
             else:
-                await self._rt.calls.reschedule(claim, until)
+                later.append((claim, until))
         return free
 
     async def _within_limits(
@@ -169,27 +195,37 @@ class DuePump:
         due: list[tuple[DueClaim, Call]],
         campaigns: dict[str, Campaign | None],
         now: datetime,
+        later: list[tuple[DueClaim, datetime]],
     ) -> list[tuple[DueClaim, Call]]:
-        """Takes each campaign's concurrency and rate slots; what does not fit waits."""
+        """Takes each campaign's concurrency and rate slots, every campaign's at once; what
+        does not fit waits (added to `later`)."""
         by_campaign: dict[str, list[tuple[DueClaim, Call]]] = {}
         for claim, call in due:
             by_campaign.setdefault(call.campaign_id, []).append((claim, call))
-        allowed: list[tuple[DueClaim, Call]] = []
-        for campaign_id, items in by_campaign.items():
-            campaign = campaigns[campaign_id]
-            assert campaign is not None
-            grant = await self._rt.limits.acquire(
-                campaign_id,
-                [keys.slot_member(call.id, call.attempt) for _, call in items],
-                campaign.max_concurrent_calls,
-                campaign.calls_per_minute,
-                now,
+        grants = await asyncio.gather(
+            *(
+                self._acquire(campaigns[campaign_id], items, now)
+                for campaign_id, items in by_campaign.items()
             )
+        )
+        allowed: list[tuple[DueClaim, Call]] = []
+        for items, grant in zip(by_campaign.values(), grants, strict=True):
             allowed.extend(items[: grant.granted])
-            later = grant.next_rate_slot or now + self._slot_recheck
-            for claim, _ in items[grant.granted :]:
-                await self._rt.calls.reschedule(claim, later)
+            wait_until = grant.next_rate_slot or now + self._slot_recheck
+            later.extend((claim, wait_until) for claim, _ in items[grant.granted :])
         return allowed
+
+    async def _acquire(
+        self, campaign: Campaign | None, items: list[tuple[DueClaim, Call]], now: datetime
+    ) -> Grant:
+        assert campaign is not None
+        return await self._rt.limits.acquire(
+            campaign.id,
+            [keys.slot_member(call.id, call.attempt) for _, call in items],
+            campaign.max_concurrent_calls,
+            campaign.calls_per_minute,
+            now,
+        )
 
     async def recover_lost_slots(self, now: datetime) -> int:
         """Ends attempts whose dialer died mid-call, so the retry policy takes over."""
