@@ -14,12 +14,12 @@ from shared import keys
 from shared.bus import publish_events
 from shared.calls.hand_back import hand_back
 from shared.clock import from_ms
-from shared.events import CallEventType, call_due, call_event
+from shared.events import CallEventType, call_due_json, call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
 from shared.rules.outcomes import Outcome
 from shared.rules.policy import CLOSED_STATUSES, calling_policy
-from shared.rules.windows import CallingPolicy, Closed, next_allowed_time
+from shared.rules.windows import CallingPolicy, Closed, Schedule, next_allowed_time
 from shared.store.calls import DueClaim
 from shared.store.limits import Grant
 from shared.topics import CALLS_DUE, call_key
@@ -119,6 +119,9 @@ class DuePump:
         done: list[DueClaim] = []
         later: list[tuple[DueClaim, datetime]] = []
         policies: dict[str, CallingPolicy] = {}
+        # The window depends only on the campaign, the number's zones and `now`: worked out
+        # once per campaign and set of zones in a batch.
+        windows: dict[tuple[str, tuple[str, ...]], Schedule | Closed] = {}
         for claim, call in zip(claims, calls, strict=True):
             campaign = campaigns[claim.campaign_id]
             if call is None or campaign is None or call.status is not CallStatus.QUEUED:
@@ -137,7 +140,11 @@ class DuePump:
             if policy is None:
                 policy = policies[campaign.id] = calling_policy(campaign)
             zones = time_zones(call.to) if policy.recipient_local_hours else ()
-            window = next_allowed_time(policy, zones, now, from_request=False)
+            window = windows.get((campaign.id, zones))
+            if window is None:
+                window = windows[(campaign.id, zones)] = next_allowed_time(
+                    policy, zones, now, from_request=False
+                )
             if isinstance(window, Closed):
                 await self._expire(call, campaign, now)
                 done.append(claim)
@@ -153,10 +160,7 @@ class DuePump:
             await self._rt.sender.send_all(
                 CALLS_DUE,
                 [
-                    (
-                        call_key(call.id),
-                        call_due(call, from_ms(claim.due_ms), now).model_dump_json().encode(),
-                    )
+                    (call_key(call.id), call_due_json(call, from_ms(claim.due_ms), now))
                     for claim, call in due
                 ],
             )
