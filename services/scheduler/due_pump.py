@@ -15,12 +15,12 @@ from shared.bus import publish_events
 from shared.calls.hand_back import hand_back
 from shared.clock import from_ms
 from shared.events import CallEventType, call_due_json, call_event
-from shared.models import Call, CallStatus, Campaign, CampaignStatus
+from shared.models import CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
 from shared.rules.outcomes import Outcome
 from shared.rules.policy import CLOSED_STATUSES, calling_policy
 from shared.rules.windows import CallingPolicy, Closed, Schedule, next_allowed_time
-from shared.store.calls import DueClaim
+from shared.store.calls import DueCall, DueClaim
 from shared.store.limits import Grant
 from shared.topics import CALLS_DUE, call_key
 
@@ -112,10 +112,10 @@ class DuePump:
 
     async def _release(self, claims: list[DueClaim], now: datetime) -> int:
         calls, campaigns = await asyncio.gather(
-            self._rt.calls.get_many((c.campaign_id, c.call_id) for c in claims),
+            self._rt.calls.due_calls((c.campaign_id, c.call_id) for c in claims),
             self._campaigns({claim.campaign_id for claim in claims}),
         )
-        due: list[tuple[DueClaim, Call]] = []
+        due: list[tuple[DueClaim, DueCall]] = []
         done: list[DueClaim] = []
         later: list[tuple[DueClaim, datetime]] = []
         policies: dict[str, CallingPolicy] = {}
@@ -128,7 +128,7 @@ class DuePump:
                 done.append(claim)
                 continue
             if campaign.status in CLOSED_STATUSES:
-                await self._cancel(call, campaign, now)
+                await self._cancel(claim, campaign, now)
                 done.append(claim)
                 continue
             if campaign.status is not CampaignStatus.ACTIVE:
@@ -146,7 +146,7 @@ class DuePump:
                     policy, zones, now, from_request=False
                 )
             if isinstance(window, Closed):
-                await self._expire(call, campaign, now)
+                await self._expire(claim, campaign, now)
                 done.append(claim)
             elif window.at > now:
                 later.append((claim, window.at))
@@ -177,16 +177,16 @@ class DuePump:
 
     async def _after_cooldowns(
         self,
-        due: list[tuple[DueClaim, Call]],
+        due: list[tuple[DueClaim, DueCall]],
         now: datetime,
         later: list[tuple[DueClaim, datetime]],
-    ) -> list[tuple[DueClaim, Call]]:
+    ) -> list[tuple[DueClaim, DueCall]]:
         """A number resting after a completed call is held until its rest ends (added to
         `later`)."""
         held = await self._rt.cooldowns.held_until(
             [(call.environment_id, call.to) for _, call in due], now
         )
-        free: list[tuple[DueClaim, Call]] = []
+        free: list[tuple[DueClaim, DueCall]] = []
         for (claim, call), until in zip(due, held, strict=True):
             if until is None:
                 free.append((claim, call))
@@ -196,14 +196,14 @@ class DuePump:
 
     async def _within_limits(
         self,
-        due: list[tuple[DueClaim, Call]],
+        due: list[tuple[DueClaim, DueCall]],
         campaigns: dict[str, Campaign | None],
         now: datetime,
         later: list[tuple[DueClaim, datetime]],
-    ) -> list[tuple[DueClaim, Call]]:
+    ) -> list[tuple[DueClaim, DueCall]]:
         """Takes each campaign's concurrency and rate slots, every campaign's at once; what
         does not fit waits (added to `later`)."""
-        by_campaign: dict[str, list[tuple[DueClaim, Call]]] = {}
+        by_campaign: dict[str, list[tuple[DueClaim, DueCall]]] = {}
         for claim, call in due:
             by_campaign.setdefault(call.campaign_id, []).append((claim, call))
         grants = await asyncio.gather(
@@ -212,7 +212,7 @@ class DuePump:
                 for campaign_id, items in by_campaign.items()
             )
         )
-        allowed: list[tuple[DueClaim, Call]] = []
+        allowed: list[tuple[DueClaim, DueCall]] = []
         for items, grant in zip(by_campaign.values(), grants, strict=True):
             allowed.extend(items[: grant.granted])
             wait_until = grant.next_rate_slot or now + self._slot_recheck
@@ -220,7 +220,7 @@ class DuePump:
         return allowed
 
     async def _acquire(
-        self, campaign: Campaign | None, items: list[tuple[DueClaim, Call]], now: datetime
+        self, campaign: Campaign | None, items: list[tuple[DueClaim, DueCall]], now: datetime
     ) -> Grant:
         assert campaign is not None
         return await self._rt.limits.acquire(
@@ -305,8 +305,11 @@ class DuePump:
             log.warning("queued %d calls that were stored but never handed on", queued)
         return queued
 
-    async def _cancel(self, call: Call, campaign: Campaign, now: datetime) -> None:
+    async def _cancel(self, claim: DueClaim, campaign: Campaign, now: datetime) -> None:
         """A call of a finished campaign that was still waiting is cancelled, not held."""
+        call = await self._rt.calls.get(claim.campaign_id, claim.call_id)
+        if call is None:
+            return
         cancelled, _ = await self._rt.calls.cancel_queued(call, now)
         if not cancelled:
             return
@@ -321,7 +324,10 @@ class DuePump:
         )
         await publish_events(self._rt.broker, [event])
 
-    async def _expire(self, call: Call, campaign: Campaign, now: datetime) -> None:
+    async def _expire(self, claim: DueClaim, campaign: Campaign, now: datetime) -> None:
+        call = await self._rt.calls.get(claim.campaign_id, claim.call_id)
+        if call is None:
+            return
         await self._rt.calls.end_undialed(call, call.attempt, CallStatus.EXPIRED, now)
         event = call_event(
             call,

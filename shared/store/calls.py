@@ -28,6 +28,7 @@ _FORGET_ENDED_CALLS: Final = lua.source(__package__, "forget_ended_calls.lua")
 _DROP_CALLS: Final = lua.source(__package__, "drop_calls.lua")
 _REINDEX_CALLS: Final = lua.source(__package__, "reindex_calls.lua")
 _READ_CALLS: Final = lua.source(__package__, "read_calls.lua")
+_READ_DUE_CALLS: Final = lua.source(__package__, "read_due_calls.lua")
 
 DEFAULT_RETENTION_MS: Final = 30 * 24 * 3600 * 1000
 # An ended call's hash and body expire this long after its retention, should the sweep (which
@@ -85,6 +86,24 @@ def call_from_fields(
         created_at=from_us(int(fields["created"])),
         updated_at=from_us(int(fields["updated"])),
     )
+
+
+@dataclass(slots=True)
+class DueCall:
+    """What the due pump reads of a claimed call to release it: neither its payload and
+    context nor its times."""
+
+    id: str
+    campaign_id: str
+    environment_id: str
+    to: str
+    status: CallStatus
+    attempt: int
+    is_testing: bool
+
+
+# The hash fields a DueCall is read from, in the order read_due_calls.lua returns them.
+_DUE_FIELDS: Final = ("env", "to", "status", "attempt", "is_testing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +171,7 @@ class CallStore:
         self._drop_calls = redis.register_script(_DROP_CALLS)
         self._reindex = redis.register_script(_REINDEX_CALLS)
         self._read = redis.register_script(_READ_CALLS)
+        self._read_due = redis.register_script(_READ_DUE_CALLS)
         # Campaigns this process has entered in the hand-off index (entered once, then known).
         self._indexed: set[str] = set()
 
@@ -352,6 +372,40 @@ class CallStore:
                     campaign_id, call_id = wanted[index]
                     fields = dict(zip(flat[::2], flat[1::2], strict=True))
                     found[index] = call_from_fields(campaign_id, call_id, fields, body)
+        return found
+
+    async def due_calls(self, pairs: Iterable[tuple[str, str]]) -> list[DueCall | None]:
+        """What the due pump needs of each call (None for a call that is gone): one script per
+        campaign, all in one round trip."""
+        wanted = list(pairs)
+        by_campaign: dict[str, list[int]] = {}
+        for index, (campaign_id, _) in enumerate(wanted):
+            by_campaign.setdefault(campaign_id, []).append(index)
+        reads = [
+            self._read_due(
+                keys=[keys.call(campaign_id, wanted[index][1]) for index in indices],
+                args=_DUE_FIELDS,
+            )
+            for campaign_id, indices in by_campaign.items()
+        ]
+        replies: list[list[list[str | None]]] = (
+            [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
+        )
+        found: list[DueCall | None] = [None] * len(wanted)
+        for indices, reply in zip(by_campaign.values(), replies, strict=True):
+            for index, (env, to, status, attempt, is_testing) in zip(indices, reply, strict=True):
+                if status is None or env is None or to is None:
+                    continue
+                campaign_id, call_id = wanted[index]
+                found[index] = DueCall(
+                    call_id,
+                    campaign_id,
+                    env,
+                    to,
+                    CallStatus(status),
+                    int(attempt or "0"),
+                    is_testing == "1",
+                )
         return found
 
     async def mark_started(self, call: Call, attempt: int, now: datetime) -> bool:
