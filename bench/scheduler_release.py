@@ -2,7 +2,7 @@
 Kafka, and the Redis memory each scheduled call takes; against a raw aiokafka producer
 publishing N messages of the same size with acks=all (the ceiling) in the same run.
 
-Target (the issue's): at least 5,000 releases/s and under 1 KiB of Redis per scheduled call.
+Target: at least 20,000 releases/s (5,000 at first) and under 1 KiB of Redis per scheduled call.
 Printed, never asserted.
 
 No dialer runs, so every released call keeps its campaign concurrency slot: a campaign releases
@@ -70,7 +70,9 @@ CEILING_TOPIC = "bench.ceiling"
 MAX_CONCURRENT = 10_000  # the model's maximum
 PER_MINUTE = 100_000  # the model's maximum
 DUE_SHARDS = 16
-TARGET_RATE = 5_000.0
+TARGET_RATE = 20_000.0
+# The profile runs as long as a release at this rate would take: slower than any release.
+PROFILE_RATE = 2_000.0
 TARGET_BYTES = 1024.0
 RESERVATION_TTL_MS = 3_600_000
 LISTPACK_VALUE = "hash-max-listpack-value"
@@ -420,8 +422,8 @@ async def _release(
             if count and window is None:
                 window = CpuWindow.open(pids, now)
                 if profile:
-                    # Long enough for the whole release at the target rate; cut short below.
-                    spy = start_profile(group, "scheduler", scheduler.pid, calls / TARGET_RATE)
+                    # Long enough for the whole release; cut short below.
+                    spy = start_profile(group, "scheduler", scheduler.pid, calls / PROFILE_RATE)
             if count >= calls or now > deadline or not scheduler.alive():
                 break
             await asyncio.sleep(0.05)
