@@ -2,7 +2,7 @@
 Kafka, and the Redis memory each scheduled call takes; against a raw aiokafka producer
 publishing N messages of the same size with acks=all (the ceiling) in the same run.
 
-Target (the issue's): at least 5,000 releases/s and under 1 KiB of Redis per scheduled call.
+Target: at least 20,000 releases/s (5,000 at first) and under 1 KiB of Redis per scheduled call.
 Printed, never asserted.
 
 No dialer runs, so every released call keeps its campaign concurrency slot: a campaign releases
@@ -13,7 +13,14 @@ The agent, campaigns and calls get ids from `shared.ids.new_id` (22 characters),
 with `--ids uuid4`: ids are a fair part of a call's memory, being in its key names, its due
 entry, the duplicate registry and the listing.
 
+With `--outcomes`, once every call is released, the same scheduler is then sent one
+`internal.attempt_ended` (`completed`) per call on `campaign-calls.events`, published at once
+by a raw producer, and the bench follows the campaigns' `completed` counts until every outcome
+is applied: the scheduler's outcome consumer (read the call and campaign, free the slot,
+`apply_outcome.lua`, publish the `completed` event, commit).
+
 python -m bench scheduler_release [--calls 100000] [--campaigns 20] [--ids short|uuid4]
+    [--outcomes]
 """
 
 from __future__ import annotations
@@ -47,14 +54,14 @@ from bench.servers import (
     started_processes,
 )
 from shared import keys
-from shared.events import call_due
+from shared.events import CallEventType, call_due, call_event
 from shared.ids import new_id
 from shared.models import Agent, Call, Campaign, CampaignStatus
 from shared.redis_client import create_redis
 from shared.settings import RedisSettings
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
-from shared.topics import CALLS_DUE, call_key
+from shared.topics import CALLS_DUE, CALLS_EVENTS, call_key
 from tests.support import ALWAYS_OPEN
 
 DESCRIPTION = "releases/s of one scheduler with N calls due, vs a raw aiokafka producer"
@@ -63,7 +70,9 @@ CEILING_TOPIC = "bench.ceiling"
 MAX_CONCURRENT = 10_000  # the model's maximum
 PER_MINUTE = 100_000  # the model's maximum
 DUE_SHARDS = 16
-TARGET_RATE = 5_000.0
+TARGET_RATE = 20_000.0
+# The profile runs as long as a release at this rate would take: slower than any release.
+PROFILE_RATE = 2_000.0
 TARGET_BYTES = 1024.0
 RESERVATION_TTL_MS = 3_600_000
 LISTPACK_VALUE = "hash-max-listpack-value"
@@ -97,7 +106,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="how the seeded agent, campaigns and calls get their ids (default: short)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="py-spy the scheduler while it releases"
+        "--profile",
+        action="store_true",
+        help="py-spy the scheduler while it releases (and while it applies outcomes)",
+    )
+    parser.add_argument(
+        "--outcomes",
+        action="store_true",
+        help="then send an attempt_ended per call and measure how fast the outcomes are applied",
     )
     return parser.parse_args(argv)
 
@@ -348,6 +364,7 @@ class Released:
     samples: list[tuple[float, int]]
     cpu: CpuUse | None
     profile: str
+    scheduler_pid: int
 
 
 def _crossing(samples: list[tuple[float, int]], count: float) -> float:
@@ -405,8 +422,8 @@ async def _release(
             if count and window is None:
                 window = CpuWindow.open(pids, now)
                 if profile:
-                    # Long enough for the whole release at the target rate; cut short below.
-                    spy = start_profile(group, "scheduler", scheduler.pid, calls / TARGET_RATE)
+                    # Long enough for the whole release; cut short below.
+                    spy = start_profile(group, "scheduler", scheduler.pid, calls / PROFILE_RATE)
             if count >= calls or now > deadline or not scheduler.alive():
                 break
             await asyncio.sleep(0.05)
@@ -421,7 +438,7 @@ async def _release(
     released = [s for s in samples if s[1] > 0]
     total = samples[-1][1]
     if not released:
-        return Released(total, 0, 0, 0, 0, 0, samples, cpu, profile_text)
+        return Released(total, 0, 0, 0, 0, 0, samples, cpu, profile_text, scheduler.pid)
     first, last = released[0][0], samples[-1][0]
     t10, t90 = _crossing(samples, 0.1 * total), _crossing(samples, 0.9 * total)
     steady = 0.8 * total / (t90 - t10) if t90 > t10 else 0.0
@@ -436,7 +453,115 @@ async def _release(
         samples,
         cpu,
         profile_text,
+        scheduler.pid,
     )
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applied:
+    total: int
+    published_in: float  # seconds the raw producer took to publish every outcome
+    first_to_last: float
+    rate: float  # from the first sample that saw an applied outcome to the last
+    cpu: CpuUse | None
+    profile: str
+
+
+async def _completed(redis: Redis, campaign_ids: list[str]) -> int:
+    async with redis.pipeline(transaction=False) as pipe:
+        for campaign_id in campaign_ids:
+            pipe.hget(keys.campaign_stats(campaign_id), "completed")
+        counts = cast(list[str | None], await pipe.execute())
+    return sum(int(count or 0) for count in counts)
+
+
+async def _outcome_records(redis_url: str, campaign_ids: list[str]) -> list[tuple[bytes, bytes]]:
+    """One `attempt_ended` (`completed`) per stored call, keyed by call id as the dialer's."""
+    redis = create_redis(RedisSettings(url=redis_url))
+    try:
+        store = CallStore(redis, DUE_SHARDS)
+        now = datetime.now(UTC)
+        records = []
+        for campaign_id in campaign_ids:
+            call_ids = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_id), 0, -1))
+            for start in range(0, len(call_ids), 5_000):
+                chunk = call_ids[start : start + 5_000]
+                for call in await store.get_many((campaign_id, c) for c in chunk):
+                    assert call is not None
+                    event = call_event(
+                        call,
+                        CallEventType.ATTEMPT_ENDED,
+                        now,
+                        attempt=call.attempt,
+                        max_attempts=1,
+                        status="completed",
+                        outcome="completed",
+                        duration_seconds=1.0,
+                    )
+                    records.append((call_key(call.id), event.model_dump_json().encode()))
+        return records
+    finally:
+        await redis.aclose()
+
+
+async def _apply_outcomes(
+    group: Started,
+    servers: Servers,
+    campaign_ids: list[str],
+    records: list[tuple[bytes, bytes]],
+    scheduler_pid: int,
+    give_up_after: float,
+    profile: bool,
+) -> Applied:
+    """Publishes the outcomes at once and follows the campaigns' `completed` counts."""
+    redis = Redis.from_url(servers.redis_url)
+    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka, acks="all", linger_ms=0)
+    await producer.start()
+    try:
+        pids = {"scheduler": scheduler_pid, "redis": servers.redis.pid}
+        began = time.monotonic()
+        pending: list[asyncio.Future[Any]] = []
+        for key, value in records:
+            pending.append(await producer.send(CALLS_EVENTS, value, key=key))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        published_in = time.monotonic() - began
+        samples: list[tuple[float, int]] = []
+        window: CpuWindow | None = None
+        spy = None
+        deadline = began + give_up_after
+        while True:
+            count = await _completed(redis, campaign_ids)
+            now = time.monotonic()
+            samples.append((now, count))
+            if count and window is None:
+                window = CpuWindow.open(pids, now)
+                if profile:
+                    spy = start_profile(group, "outcomes", scheduler_pid, len(records) / 1_000)
+            if count >= len(records) or now > deadline:
+                break
+            await asyncio.sleep(0.05)
+        cpu = window.close(samples[-1][0]) if window is not None else None
+        if spy is not None and spy.process.alive():
+            assert spy.process.process is not None
+            spy.process.process.send_signal(signal.SIGINT)
+        profile_text = finish_profile(group, spy)
+    finally:
+        await producer.stop()
+        await redis.aclose()
+    applied = [sample for sample in samples if sample[1] > 0]
+    total = samples[-1][1]
+    if not applied:
+        return Applied(total, published_in, 0.0, 0.0, cpu, profile_text)
+    first, last = applied[0], samples[-1]
+    span = last[0] - first[0]
+    rate = (total - first[1]) / span if span > 0 else 0.0
+    return Applied(total, published_in, span, rate, cpu, profile_text)
 
 
 async def _left_in_redis(redis_url: str, campaign_ids: list[str]) -> tuple[int, int, int, int]:
@@ -491,6 +616,20 @@ def main(argv: list[str] | None = None) -> int:
             _left_in_redis(servers.redis_url, campaigns.ids)
         )
         on_topic = uvloop.run(read_topic(servers.kafka, CALLS_DUE, accepted, 120))
+        applied: Applied | None = None
+        if args.outcomes:
+            records = uvloop.run(_outcome_records(servers.redis_url, campaigns.ids))
+            applied = uvloop.run(
+                _apply_outcomes(
+                    group,
+                    servers,
+                    campaigns.ids,
+                    records,
+                    released.scheduler_pid,
+                    args.timeout,
+                    args.profile,
+                )
+            )
         print(f"  logs: {group.logs}")
 
     per_call = (memory.after - memory.before) / max(1, accepted)
@@ -568,9 +707,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if per_call < TARGET_BYTES else 'NOT met'}"
     )
     print(f"  after: {load_line()}")
+    if applied is not None:
+        print()
+        print(
+            f"Outcomes: {accepted:,} attempt_ended (completed) published at once by a raw "
+            f"producer in {applied.published_in:.2f} s"
+        )
+        print(
+            f"  applied {applied.total:,}: {applied.rate:,.0f} outcomes/s "
+            f"(first→last {applied.first_to_last:.2f} s)"
+            + ("" if applied.total >= accepted else f"; NOT all within {args.timeout:g} s")
+        )
+        if applied.cpu is not None:
+            print(f"  while applying: {applied.cpu.line()}")
     if released.profile:
         print("\nprofile of the scheduler process (py-spy; this run's figures are perturbed):")
         print(released.profile)
+    if applied is not None and applied.profile:
+        print("\nprofile of the scheduler applying outcomes (py-spy):")
+        print(applied.profile)
     return 0
 
 

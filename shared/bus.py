@@ -219,10 +219,9 @@ class BulkSender:
             await self._producer.stop()
 
     async def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """Sends (key, value) records; returns once the broker acknowledged all of them."""
-        producer = self._started()
-        pending = [await producer.send(topic, value, key=key) for key, value in records]
-        await asyncio.gather(*pending)
+        """Sends (key, value) records, one batch per partition (`queue_batched`); returns once
+        the broker acknowledged all of them, or raises if it refused any."""
+        await asyncio.gather(*await self.queue_batched(topic, records))
 
     async def hand_over(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Hands keyed records to the producer, one batch per partition, without waiting for

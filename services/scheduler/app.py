@@ -23,6 +23,7 @@ from shared.bus import (
     batch_consumer,
     consume_batch,
     create_broker,
+    log_batch,
     publish_events,
     records_of,
 )
@@ -135,15 +136,10 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     )
     async def on_call_event(message: KafkaMessage) -> None:
         consumer_metrics.bind()
-        await consume_batch(
-            broker,
-            records_of(message),
-            CALLS_EVENTS,
-            "scheduler",
-            lambda r: outcomes.on_call_event(r.value or b"", r.key),
-            kafka.batch_concurrency,
-        )
-        consumer_metrics.consumed(CALLS_EVENTS, len(message.raw_message))
+        records = records_of(message)
+        await outcomes.on_batch(records)
+        log_batch(records, CALLS_EVENTS)
+        consumer_metrics.consumed(CALLS_EVENTS, len(records))
 
     app = FastStream(broker, logger=FASTSTREAM_LOG)
     tasks: list[asyncio.Task[None]] = []
@@ -157,11 +153,12 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     @app.on_startup
     async def serve_ops() -> None:
         await ops.start(settings.http_host, settings.http_port)
+        # Before the consumers start: the outcome consumer publishes through it.
+        await runtime.sender.start()
 
     @app.after_startup
     async def start_pump() -> None:
         warm_up()
-        await runtime.sender.start()
         tasks.append(asyncio.create_task(pump.run(), name="due-pump"))
         tasks.append(asyncio.create_task(finisher.run(), name="campaign-finisher"))
         tasks.append(asyncio.create_task(sweeper.run(), name="retention-sweep"))

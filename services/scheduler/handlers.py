@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import uuid
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 import orjson
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
@@ -19,10 +24,20 @@ from services.scheduler.domain.retry import (
     retry_policy,
 )
 from shared import keys
-from shared.bus import BulkSender, TryAgain, publish_events, send_to_dlq
+from shared.bus import (
+    TRANSIENT_BACKOFF_MAX_S,
+    TRANSIENT_BACKOFF_S,
+    TRANSIENT_RETRY_BUDGET_S,
+    BulkSender,
+    TryAgain,
+    consume_guarded,
+    publish_events,
+    send_to_dlq,
+)
 from shared.calls.accept import AcceptCall, NewCall, Refused, Unsettled
 from shared.clock import Clock, to_iso
 from shared.events import CallEvent, CallEventType, CallRequested, call_event
+from shared.faults import is_transient
 from shared.ids import derived_id
 from shared.models import Call, CallStatus, Campaign
 from shared.observability import log_context
@@ -35,7 +50,7 @@ from shared.store.calls import CallStore, Requeued
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits, NumberCooldowns
-from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
+from shared.topics import CALLS_EVENTS, CALLS_REQUESTED, call_key
 
 log = logging.getLogger(__name__)
 _TOPIC_CALL_NAMESPACE = uuid.UUID("0b8f5a52-9b7c-4f0e-8a8e-6c2d9f3e1a47")
@@ -192,13 +207,146 @@ _OUTCOME_EVENTS = {
 }
 
 
+@dataclass(slots=True)
+class _Ended:
+    """An attempt's outcome with what was decided about it, before it is stored."""
+
+    event: CallEvent
+    outcome: Outcome
+    call: Call
+    campaign: Campaign
+    decision: str  # the decision's JSON, as apply_outcome.lua stores it
+    status: CallStatus
+    next_at: datetime | None
+    now: datetime
+
+
+_ACTED_ON = (CallEventType.STARTED, CallEventType.ATTEMPT_ENDED)
+
+
 class OutcomeHandler:
-    """Turns an attempt's outcome into a retry or a terminal status, exactly once."""
+    """Turns an attempt's outcome into a retry or a terminal status, exactly once.
+
+    A fetched batch is handled in waves (`on_batch`): the first record of each call, then the
+    second, and so on, so one call's records keep their order. A wave takes one round trip to
+    Redis per step for all its records and one produce for all its events; a wave that fails
+    other than transiently is handled again record by record (`on_call_event`), so only the
+    record at fault goes to the DLQ. Every step is idempotent, so doing a step again is safe."""
 
     def __init__(self, runtime: SchedulerRuntime) -> None:
         self._rt = runtime
 
+    async def on_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handles a fetched batch; raises only when a transient failure outlasts its retries
+        (the batch is then delivered again)."""
+        waves: list[list[tuple[ConsumerRecord[bytes, bytes], CallEvent]]] = []
+        seen: dict[bytes | None, int] = {}
+        for record in records:
+            body = record.value or b""
+            try:
+                event = CallEvent.model_validate_json(body)
+            except ValidationError as exc:
+                await send_to_dlq(
+                    self._rt.broker, body, record.key, CALLS_EVENTS, "scheduler", _short(exc)
+                )
+                continue
+            if event.type not in _ACTED_ON:
+                continue
+            # A record without a key promises no order; one with a key follows that key's last.
+            order_key = record.key if record.key is not None else f"\0{record.offset}".encode()
+            wave = seen.get(order_key, 0)
+            seen[order_key] = wave + 1
+            if wave == len(waves):
+                waves.append([])
+            waves[wave].append((record, event))
+        for items in waves:
+            await self._guarded_wave(items)
+
+    async def _guarded_wave(
+        self, items: list[tuple[ConsumerRecord[bytes, bytes], CallEvent]]
+    ) -> None:
+        """A wave with `consume_guarded`'s retries of transient failures; on any other failure,
+        the wave's records one by one."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + TRANSIENT_RETRY_BUDGET_S
+        pause = TRANSIENT_BACKOFF_S
+        while True:
+            try:
+                await self._wave([event for _, event in items])
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.warning("a wave of %d outcomes failed (%r); one by one", len(items), exc)
+                    break
+                log.warning(
+                    "transient failure consuming %s (%r); retrying in %.1f s",
+                    CALLS_EVENTS,
+                    exc,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                if loop.time() >= give_up_at:
+                    raise
+                pause = min(pause * 2, TRANSIENT_BACKOFF_MAX_S)
+        for record, _ in items:
+            await consume_guarded(
+                self._rt.broker,
+                record.value or b"",
+                record.key,
+                CALLS_EVENTS,
+                "scheduler",
+                functools.partial(self.on_call_event, record.value or b"", record.key),
+            )
+
+    async def _wave(self, events: list[CallEvent]) -> None:
+        """At most one event of each call: read together, stored together, published at once."""
+        ended_events: list[tuple[CallEvent, Outcome]] = []
+        for event in events:
+            if event.type is CallEventType.ATTEMPT_ENDED:
+                outcome = _outcome_of(event)
+                if outcome is None:
+                    raise _UnknownOutcome(event.outcome)  # the record goes to the DLQ alone
+                ended_events.append((event, outcome))
+        calls, campaigns = await asyncio.gather(
+            self._rt.calls.get_many((e.campaign_id, e.call_id) for e in events),
+            self._campaigns({e.campaign_id for e, _ in ended_events}),
+        )
+        found = {(e.campaign_id, e.call_id): call for e, call in zip(events, calls, strict=True)}
+        starts = []
+        ended: list[_Ended] = []
+        now = self._rt.clock.now()
+        for event in events:
+            call = found[(event.campaign_id, event.call_id)]
+            if event.type is CallEventType.STARTED and call is not None:
+                starts.append(self._rt.calls.mark_started(call, event.attempt, event.occurred_at))
+        for event, outcome in ended_events:
+            call = found[(event.campaign_id, event.call_id)]
+            campaign = campaigns[event.campaign_id]
+            if call is None or campaign is None:
+                log.warning("outcome for unknown call %s ignored", event.call_id)
+                continue
+            ended.append(self._decide(event, outcome, call, campaign, now))
+        # The starts, the freed slots and the decisions go in one round trip.
+        stored = await asyncio.gather(
+            *starts,
+            *(self._free(e) for e in ended),
+            *(self._apply(e) for e in ended),
+        )
+        decisions = cast(list[tuple[bool, str]], stored[len(starts) + len(ended) :])
+        settled = [
+            self._settled(e, first, decision)
+            for e, (first, decision) in zip(ended, decisions, strict=True)
+        ]
+        await asyncio.gather(*(effect for _, effects in settled for effect in effects))
+        await self._publish([event for events_of, _ in settled for event in events_of])
+
+    async def _campaigns(self, campaign_ids: set[str]) -> dict[str, Campaign | None]:
+        ordered = list(campaign_ids)
+        found = await asyncio.gather(*(self._rt.catalog.get_campaign(c) for c in ordered))
+        return dict(zip(ordered, found, strict=True))
+
     async def on_call_event(self, body: bytes, key: bytes | None) -> None:
+        """One record on its own (a wave that failed, record by record)."""
         try:
             event = CallEvent.model_validate_json(body)
         except ValidationError as exc:
@@ -218,9 +366,8 @@ class OutcomeHandler:
             await self._on_attempt_ended(event, body, key)
 
     async def _on_attempt_ended(self, event: CallEvent, body: bytes, key: bytes | None) -> None:
-        try:
-            outcome = Outcome(event.outcome or "")
-        except ValueError:
+        outcome = _outcome_of(event)
+        if outcome is None:
             await send_to_dlq(
                 self._rt.broker,
                 body,
@@ -230,14 +377,24 @@ class OutcomeHandler:
                 f"unknown outcome {event.outcome!r}",
             )
             return
-        call = await self._rt.calls.get(event.campaign_id, event.call_id)
-        campaign = await self._rt.catalog.get_campaign(event.campaign_id)
+        call, campaign = await asyncio.gather(
+            self._rt.calls.get(event.campaign_id, event.call_id),
+            self._rt.catalog.get_campaign(event.campaign_id),
+        )
         if call is None or campaign is None:
             log.warning("outcome for unknown call %s ignored", event.call_id)
             return
-        # The attempt is over: its concurrency slot goes back to the campaign.
-        await self._rt.limits.free(call.campaign_id, keys.slot_member(call.id, event.attempt))
-        now = self._rt.clock.now()
+        ended = self._decide(event, outcome, call, campaign, self._rt.clock.now())
+        _, (first, stored) = await asyncio.gather(self._free(ended), self._apply(ended))
+        events, effects = self._settled(ended, first, stored)
+        for effect in effects:
+            await effect
+        await self._publish(events)
+
+    def _decide(
+        self, event: CallEvent, outcome: Outcome, call: Call, campaign: Campaign, now: datetime
+    ) -> _Ended:
+        """A retry or a final status, by the campaign's retry policy and calling windows."""
         decision = decide_after_attempt(
             retry_policy(campaign), event.attempt, outcome, event.error, now
         )
@@ -262,17 +419,43 @@ class OutcomeHandler:
             "next_attempt_at": to_iso(next_at) if next_at else None,
             "decided_at": to_iso(now),
         }
-        first, stored = await self._rt.calls.apply_outcome(
+        return _Ended(
+            event,
+            outcome,
             call,
-            event.attempt,
+            campaign,
             orjson.dumps(record).decode(),
             CallStatus(status),
+            next_at,
             now,
+        )
+
+    async def _free(self, ended: _Ended) -> None:
+        """The attempt is over: its concurrency slot goes back to the campaign."""
+        call = ended.call
+        await self._rt.limits.free(call.campaign_id, keys.slot_member(call.id, ended.event.attempt))
+
+    async def _apply(self, ended: _Ended) -> tuple[bool, str]:
+        """Records the decision once; returns (first time, the decision stored)."""
+        event, next_at = ended.event, ended.next_at
+        return await self._rt.calls.apply_outcome(
+            ended.call,
+            event.attempt,
+            ended.decision,
+            ended.status,
+            ended.now,
             terminal=next_at is None,
             requeued=Requeued(event.attempt + 1, next_at, "cooldown") if next_at else None,
             duration_seconds=event.duration_seconds,
         )
-        await self._after_effects(campaign, call, outcome, event)
+
+    def _settled(
+        self, ended: _Ended, first: bool, stored: str
+    ) -> tuple[list[CallEvent], list[Coroutine[Any, Any, object]]]:
+        """The events of a stored decision, and the steps to take before they are published:
+        the after-effects and, for a retry, the requeue (each idempotent)."""
+        call, campaign, event, outcome = ended.call, ended.campaign, ended.event, ended.outcome
+        effects = self._after_effects(campaign, call, outcome, event)
         # A replay publishes what was decided the first time, with the same event ids.
         applied = orjson.loads(stored)
         decided_at = datetime.fromisoformat(applied["decided_at"])
@@ -282,7 +465,7 @@ class OutcomeHandler:
             else None
         )
         if retry_at is not None:
-            await self._rt.calls.requeue(call.campaign_id, call.id, retry_at)
+            effects.append(self._rt.calls.requeue(call.campaign_id, call.id, retry_at))
         events = [
             call_event(
                 call,
@@ -313,24 +496,49 @@ class OutcomeHandler:
             )
         if not first:
             log.info("outcome of %s attempt %s replayed", call.id, event.attempt)
-        await publish_events(self._rt.broker, events)
+        return events, effects
 
-    async def _after_effects(
+    async def _publish(self, events: list[CallEvent]) -> None:
+        """Publishes events, one call's in the order given, as one batch per partition; returns
+        once the broker has all of them."""
+        if events:
+            await self._rt.sender.send_all(
+                CALLS_EVENTS,
+                [(call_key(event.call_id), event.model_dump_json().encode()) for event in events],
+            )
+
+    def _after_effects(
         self, campaign: Campaign, call: Call, outcome: Outcome, event: CallEvent
-    ) -> None:
-        """Post-completion hold and auto-DNC; both are idempotent, so replays repeat them."""
+    ) -> list[Coroutine[Any, Any, object]]:
+        """Post-completion hold and auto-DNC, as steps to take (none when neither applies);
+        both are idempotent, so replays repeat them."""
+        effects: list[Coroutine[Any, Any, object]] = []
         if outcome is Outcome.COMPLETED and campaign.enable_post_completion_cooldown:
             until = post_completion_hold_until(
                 event.occurred_at, campaign.post_completion_cooldown_hours
             )
-            await self._rt.cooldowns.hold_until(
-                call.environment_id, call.to, until, self._rt.clock.now()
+            effects.append(
+                self._rt.cooldowns.hold_until(
+                    call.environment_id, call.to, until, self._rt.clock.now()
+                )
             )
         entry = auto_dnc_entry(
             campaign, campaign.id, call.to, outcome.value, event.error, event.occurred_at
         )
         if entry is not None:
-            await self._rt.dnc.add_many(call.environment_id, entry.scope, [entry])
+            effects.append(self._rt.dnc.add_many(call.environment_id, entry.scope, [entry]))
+        return effects
+
+
+class _UnknownOutcome(Exception):
+    """An `attempt_ended` whose outcome this service does not know: a fault of the record."""
+
+
+def _outcome_of(event: CallEvent) -> Outcome | None:
+    try:
+        return Outcome(event.outcome or "")
+    except ValueError:
+        return None
 
 
 def _short(exc: ValidationError) -> str:

@@ -3,7 +3,7 @@ files in this folder).
 
 - `calls.py`, `CallStore`: `accept_call`, `confirm_reservation`, `claim_due`,
   `requeue_expired`, `apply_outcome`, `mark_started`, `cancel_queued`, `forget_ended_calls`,
-  `drop_calls`, `reindex_calls`
+  `drop_calls`, `reindex_calls`, `read_calls`, `read_due_calls`
 - `catalog.py`, `CatalogStore`: `transition_campaign`, `update_rules`, `replace_webhook`,
   `begin_campaign_delete`
 - `dnc.py`, `DncStore`: `dnc_add`, `dnc_read_list`, `dnc_check_new_call`,

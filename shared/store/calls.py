@@ -27,6 +27,8 @@ _CANCEL_QUEUED: Final = lua.source(__package__, "cancel_queued.lua")
 _FORGET_ENDED_CALLS: Final = lua.source(__package__, "forget_ended_calls.lua")
 _DROP_CALLS: Final = lua.source(__package__, "drop_calls.lua")
 _REINDEX_CALLS: Final = lua.source(__package__, "reindex_calls.lua")
+_READ_CALLS: Final = lua.source(__package__, "read_calls.lua")
+_READ_DUE_CALLS: Final = lua.source(__package__, "read_due_calls.lua")
 
 DEFAULT_RETENTION_MS: Final = 30 * 24 * 3600 * 1000
 # An ended call's hash and body expire this long after its retention, should the sweep (which
@@ -84,6 +86,24 @@ def call_from_fields(
         created_at=from_us(int(fields["created"])),
         updated_at=from_us(int(fields["updated"])),
     )
+
+
+@dataclass(slots=True)
+class DueCall:
+    """What the due pump reads of a claimed call to release it: neither its payload and
+    context nor its times."""
+
+    id: str
+    campaign_id: str
+    environment_id: str
+    to: str
+    status: CallStatus
+    attempt: int
+    is_testing: bool
+
+
+# The hash fields a DueCall is read from, in the order read_due_calls.lua returns them.
+_DUE_FIELDS: Final = ("env", "to", "status", "attempt", "is_testing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +170,8 @@ class CallStore:
         self._forget_ended = redis.register_script(_FORGET_ENDED_CALLS)
         self._drop_calls = redis.register_script(_DROP_CALLS)
         self._reindex = redis.register_script(_REINDEX_CALLS)
+        self._read = redis.register_script(_READ_CALLS)
+        self._read_due = redis.register_script(_READ_DUE_CALLS)
         # Campaigns this process has entered in the hand-off index (entered once, then known).
         self._indexed: set[str] = set()
 
@@ -320,25 +342,71 @@ class CallStore:
         return int(count)
 
     async def get_many(self, pairs: Iterable[tuple[str, str]]) -> list[Call | None]:
-        """The calls, each read from its hash and its body key, all in one round trip."""
+        """The calls, each read from its hash and its body key: one script per campaign
+        (its calls share the campaign's hash tag), all in one round trip."""
         wanted = list(pairs)
-        redis = self._redis
-        replies: list[Any] = await asyncio.gather(
-            *(
-                command
-                for campaign_id, call_id in wanted
-                for command in (
-                    redis.hgetall(keys.call(campaign_id, call_id)),
-                    redis.get(keys.call_body(campaign_id, call_id)),
-                )
+        by_campaign: dict[str, list[int]] = {}
+        for index, (campaign_id, _) in enumerate(wanted):
+            by_campaign.setdefault(campaign_id, []).append(index)
+        reads = [
+            self._read(
+                keys=[
+                    key
+                    for index in indices
+                    for key in (
+                        keys.call(campaign_id, wanted[index][1]),
+                        keys.call_body(campaign_id, wanted[index][1]),
+                    )
+                ]
             )
-        )
-        return [
-            call_from_fields(campaign_id, call_id, fields, body) if fields else None
-            for (campaign_id, call_id), fields, body in zip(
-                wanted, replies[::2], replies[1::2], strict=True
-            )
+            for campaign_id, indices in by_campaign.items()
         ]
+        replies: list[list[Any]] = (
+            [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
+        )
+        found: list[Call | None] = [None] * len(wanted)
+        for indices, reply in zip(by_campaign.values(), replies, strict=True):
+            for position, index in enumerate(indices):
+                flat, body = reply[2 * position], reply[2 * position + 1]
+                if flat:
+                    campaign_id, call_id = wanted[index]
+                    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                    found[index] = call_from_fields(campaign_id, call_id, fields, body)
+        return found
+
+    async def due_calls(self, pairs: Iterable[tuple[str, str]]) -> list[DueCall | None]:
+        """What the due pump needs of each call (None for a call that is gone): one script per
+        campaign, all in one round trip."""
+        wanted = list(pairs)
+        by_campaign: dict[str, list[int]] = {}
+        for index, (campaign_id, _) in enumerate(wanted):
+            by_campaign.setdefault(campaign_id, []).append(index)
+        reads = [
+            self._read_due(
+                keys=[keys.call(campaign_id, wanted[index][1]) for index in indices],
+                args=_DUE_FIELDS,
+            )
+            for campaign_id, indices in by_campaign.items()
+        ]
+        replies: list[list[list[str | None]]] = (
+            [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
+        )
+        found: list[DueCall | None] = [None] * len(wanted)
+        for indices, reply in zip(by_campaign.values(), replies, strict=True):
+            for index, (env, to, status, attempt, is_testing) in zip(indices, reply, strict=True):
+                if status is None or env is None or to is None:
+                    continue
+                campaign_id, call_id = wanted[index]
+                found[index] = DueCall(
+                    call_id,
+                    campaign_id,
+                    env,
+                    to,
+                    CallStatus(status),
+                    int(attempt or "0"),
+                    is_testing == "1",
+                )
+        return found
 
     async def mark_started(self, call: Call, attempt: int, now: datetime) -> bool:
         changed = await self._mark_started(
@@ -646,12 +714,22 @@ class CallStore:
         )
         return bool(won)
 
-    async def reschedule(self, claim: DueClaim, due: datetime) -> None:
-        """Puts a claimed call back in its shard for later, dropping the claim's lease."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(keys.due_queue(claim.shard), {claim.member: to_ms(due)})
-            pipe.zrem(keys.due_inflight(claim.shard), claim.member)
-            await pipe.execute()
+    async def reschedule_many(self, later: Iterable[tuple[DueClaim, datetime]]) -> None:
+        """Puts claimed calls back in their shards, each for its time, dropping their leases:
+        one transaction per shard (its queue and lease set share the shard's hash tag)."""
+        by_shard: dict[int, list[tuple[DueClaim, datetime]]] = {}
+        for claim, due in later:
+            by_shard.setdefault(claim.shard, []).append((claim, due))
+        if not by_shard:
+            return
+
+        async def shard_back(shard: int, items: list[tuple[DueClaim, datetime]]) -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(keys.due_queue(shard), {c.member: to_ms(due) for c, due in items})
+                pipe.zrem(keys.due_inflight(shard), *(c.member for c, _ in items))
+                await pipe.execute()
+
+        await asyncio.gather(*(shard_back(shard, items) for shard, items in by_shard.items()))
 
     async def release_attempt(self, call: Call, attempt: int) -> None:
         """Gives a claimed attempt back, for a call handed back undialed."""

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import to_ms
 from shared.models import Call, CallStatus
-from shared.store.calls import CallStore
+from shared.store.calls import CallStore, DueCall
 
 pytestmark = pytest.mark.integration
 
@@ -144,6 +144,68 @@ async def test_get_many_reads_hash_and_body_of_each_call_in_order(store: CallSto
     found = await store.get_many([(CAMPAIGN, "call-2"), (CAMPAIGN, "nope"), (CAMPAIGN, "call-1")])
 
     assert found == [second, None, first]
+
+
+async def test_get_many_reads_calls_of_several_campaigns_in_the_order_asked(
+    store: CallStore,
+) -> None:
+    first = _call("call-1", "+12125550101")
+    other = _call("call-2", "+12125550102", campaign_id="campaign-2")
+    third = _call("call-3", "+12125550103", payload={}, context={})
+    for call in (first, other, third):
+        await store.accept(call, TTL_MS)
+
+    found = await store.get_many(
+        [
+            (CAMPAIGN, "call-3"),
+            ("campaign-2", "call-2"),
+            ("campaign-2", "nope"),
+            (CAMPAIGN, "call-1"),
+        ]
+    )
+
+    assert found == [third, other, None, first]
+
+
+async def test_due_calls_reads_what_a_release_needs_of_each_call_in_order(
+    store: CallStore,
+) -> None:
+    plain = _call("call-1", "+12125550101", attempt=2)
+    testing = _call("call-2", "+12125550102", campaign_id="campaign-2", is_testing=True)
+    for call in (plain, testing):
+        await store.accept(call, TTL_MS)
+
+    found = await store.due_calls(
+        [("campaign-2", "call-2"), (CAMPAIGN, "nope"), (CAMPAIGN, "call-1")]
+    )
+
+    assert found == [
+        DueCall("call-2", "campaign-2", "env-a", "+12125550102", CallStatus.QUEUED, 1, True),
+        None,
+        DueCall("call-1", CAMPAIGN, "env-a", "+12125550101", CallStatus.QUEUED, 2, False),
+    ]
+
+
+async def test_rescheduled_claims_wait_for_their_times_without_a_lease(
+    store: CallStore, redis: Redis
+) -> None:
+    calls = [_call(f"call-{i}", f"+1212555010{i}", at=T0 - timedelta(hours=1)) for i in range(6)]
+    for call in calls:
+        await store.accept(call, TTL_MS)
+        await store.enqueue(call, T0)
+    claims = [
+        claim for shard in range(16) for claim in await store.claim_due(shard, T0, 100, 30_000)
+    ]
+    assert len(claims) == 6
+    later = {claim.call_id: T0 + timedelta(seconds=10 * (i + 1)) for i, claim in enumerate(claims)}
+
+    await store.reschedule_many((claim, later[claim.call_id]) for claim in claims)
+
+    for claim in claims:
+        score = await redis.zscore(keys.due_queue(claim.shard), claim.member)
+        assert score == to_ms(later[claim.call_id])
+        assert await redis.zscore(keys.due_inflight(claim.shard), claim.member) is None
+    assert [c for s in range(16) for c in await store.claim_due(s, T0, 100, 30_000)] == []
 
 
 async def _waiting(redis: Redis) -> dict[str, float]:

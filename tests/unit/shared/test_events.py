@@ -9,10 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from shared.events import (
+    CallDue,
     CallEvent,
     CallEventType,
     CallRequested,
     accepted_request,
+    call_due,
+    call_due_json,
     call_event,
     event_id_for,
 )
@@ -256,3 +259,26 @@ def test_a_call_request_over_the_size_bound_is_invalid_unless_already_accepted(
         CallRequested.model_validate(fields)
     # One the API accepted was checked there (or stored before the bound): queued as it is.
     assert getattr(CallRequested.model_validate({**fields, "accepted": True}), name) == big
+
+
+@pytest.mark.parametrize(
+    ("fields", "due_at", "released_at"),
+    [
+        pytest.param({"attempt": 1}, NOW, NOW, id="whole-seconds"),
+        pytest.param(
+            {"attempt": 3, "is_testing": True, "payload": {"x": 1}},
+            datetime(2026, 3, 2, 9, 30, 15, 123, tzinfo=UTC),
+            datetime(2026, 3, 2, 9, 30, 16, 999_999, tzinfo=UTC),
+            id="microseconds-and-flags",
+        ),
+    ],
+)
+def test_a_due_message_is_the_models_own_json(
+    fields: dict[str, object], due_at: datetime, released_at: datetime
+) -> None:
+    call = make_call(**fields)
+
+    encoded = call_due_json(call, due_at, released_at)
+
+    assert encoded == call_due(call, due_at, released_at).model_dump_json().encode()
+    assert CallDue.model_validate_json(encoded) == call_due(call, due_at, released_at)
