@@ -125,9 +125,11 @@ def _notifier_run(args: argparse.Namespace, events: int, hold_s: float | None) -
             {
                 "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
                 "NOTIFIER_HTTP_PORT": str(ops_port),
-                # Fewer empty fetches while idle: the idle run's count is taken off, and it
-                # should be as near the busy run's idle part as can be.
+                # Little work while idle (fewer empty fetches, the queue looked at seldom:
+                # the consumer wakes the workers itself): the idle run's count is taken off
+                # the busy run's, which has idle stretches of its own.
                 "KAFKA_FETCH_MAX_WAIT_MS": "500",
+                "NOTIFIER_POLL_MS": "10000",
             },
         )
         name = f"notifier-{events}"
