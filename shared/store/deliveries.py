@@ -28,6 +28,9 @@ _CLAIM_WEBHOOK_RETRIES: Final = lua.source(__package__, "claim_webhook_retries.l
 _REQUEST_REDELIVERY: Final = lua.source(__package__, "request_redelivery.lua")
 _REQUEUE_WEBHOOK_DELIVERY: Final = lua.source(__package__, "requeue_webhook_delivery.lua")
 
+# Attempts recorded (and queue entries taken out) this close together are written at once:
+# fewer, larger steps in Redis for a moment's delay of what is already sent.
+GATHER_S: Final = 0.002
 KEEP_ATTEMPTS: Final = 1000
 KEEP_MS: Final = 7 * 24 * 3600 * 1000
 # Since when a webhook has failed every attempt is kept at least this long (it is disabled
@@ -252,13 +255,13 @@ class DeliveryStore:
         whether the target took it (None: the attempt does not count towards the webhook's
         health, as a test event or one never sent).
 
-        The attempts recorded in one turn of the event loop are written together, one step in
-        Redis per campaign (`now` is then the turn's first)."""
+        The attempts recorded within `GATHER_S` of each other are written together, one step
+        in Redis per campaign (`now` is then the first one's)."""
         counted = "" if delivered is None else ("ok" if delivered else "failed")
         future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
         waiting = self._to_record
         if not waiting:
-            asyncio.get_running_loop().call_soon(self._record_turn, now)
+            asyncio.get_running_loop().call_later(GATHER_S, self._record_turn, now)
         waiting.setdefault(ref.campaign_id, []).append(
             _ToRecord(
                 ref,
@@ -385,12 +388,12 @@ class DeliveryStore:
             )
 
     async def unschedule(self, ref: DeliveryRef) -> None:
-        """Takes the delivery out of the queue. The members taken out in one turn of the event
-        loop go in one ZREM."""
+        """Takes the delivery out of the queue. The members taken out within `GATHER_S` of each
+        other go in one ZREM."""
         leaving = self._leaving
         if leaving is None:
             leaving = self._leaving = ([], asyncio.get_running_loop().create_future())
-            asyncio.get_running_loop().call_soon(self._unschedule_turn)
+            asyncio.get_running_loop().call_later(GATHER_S, self._unschedule_turn)
         leaving[0].append(ref.member)
         await asyncio.shield(leaving[1])
 
