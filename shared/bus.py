@@ -102,10 +102,11 @@ async def consume_batch(
         # Records without a key promise no order: each is a group of its own.
         group_key = record.key if record.key is not None else f"\0{index}".encode()
         groups.setdefault(group_key, []).append(record)
-    slots = asyncio.Semaphore(concurrency)
+    # `concurrency` workers take the groups in turn: a task per worker, not per group.
+    waiting = iter(groups.values())
 
-    async def run(group: list[ConsumerRecord[bytes, bytes]]) -> None:
-        async with slots:
+    async def work() -> None:
+        for group in waiting:
             for record in group:
                 await consume_guarded(
                     broker,
@@ -117,8 +118,8 @@ async def consume_batch(
                 )
 
     async with asyncio.TaskGroup() as tasks:
-        for group in groups.values():
-            tasks.create_task(run(group))
+        for _ in range(min(concurrency, len(groups))):
+            tasks.create_task(work())
     log_batch(records, topic)
 
 
@@ -393,7 +394,12 @@ class EventPublisher:
         await self._sender.stop()
 
     async def publish(self, events: Iterable[CallEvent]) -> None:
-        records = [(call_key(e.call_id), e.model_dump_json().encode()) for e in events]
+        await self.publish_encoded(
+            [(call_key(e.call_id), e.model_dump_json().encode()) for e in events]
+        )
+
+    async def publish_encoded(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Publishes events already encoded, as (key, message) pairs (`encode_call_event`)."""
         if not records:
             return
         done = asyncio.get_running_loop().create_future()
