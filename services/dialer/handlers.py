@@ -84,6 +84,7 @@ class DialHandler:
         self._running: dict[AttemptRef, tuple[Call, int]] = {}
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._lease = timedelta(milliseconds=runtime.limits.lease_ms)
 
     @property
     def in_flight(self) -> int:
@@ -91,7 +92,7 @@ class DialHandler:
 
     @property
     def lease(self) -> timedelta:
-        return timedelta(milliseconds=self._rt.limits.lease_ms)
+        return self._lease
 
     # -- taking due attempts ----------------------------------------------------------------
 
