@@ -16,6 +16,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.message import StreamMessage
 
 from shared import kafka_security
 from shared.events import CallEvent
@@ -157,6 +158,13 @@ def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...
     if not isinstance(batch, tuple):
         raise TypeError("one message was delivered where a batch was expected")
     return batch
+
+
+async def undecoded(message: StreamMessage[Any]) -> None:
+    """A batch subscriber's decoder for a handler that reads the raw records (`records_of`):
+    FastStream's own makes a message of every record and decodes its body as JSON first, for a
+    body nobody reads."""
+    return None
 
 
 class BatchConsumerOptions(TypedDict):
