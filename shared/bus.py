@@ -16,6 +16,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.message import StreamMessage
 
 from shared import kafka_security
 from shared.events import CallEvent
@@ -102,10 +103,11 @@ async def consume_batch(
         # Records without a key promise no order: each is a group of its own.
         group_key = record.key if record.key is not None else f"\0{index}".encode()
         groups.setdefault(group_key, []).append(record)
-    slots = asyncio.Semaphore(concurrency)
+    # `concurrency` workers take the groups in turn: a task per worker, not per group.
+    waiting = iter(groups.values())
 
-    async def run(group: list[ConsumerRecord[bytes, bytes]]) -> None:
-        async with slots:
+    async def work() -> None:
+        for group in waiting:
             for record in group:
                 await consume_guarded(
                     broker,
@@ -117,8 +119,8 @@ async def consume_batch(
                 )
 
     async with asyncio.TaskGroup() as tasks:
-        for group in groups.values():
-            tasks.create_task(run(group))
+        for _ in range(min(concurrency, len(groups))):
+            tasks.create_task(work())
     log_batch(records, topic)
 
 
@@ -156,6 +158,13 @@ def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...
     if not isinstance(batch, tuple):
         raise TypeError("one message was delivered where a batch was expected")
     return batch
+
+
+async def undecoded(message: StreamMessage[Any]) -> None:
+    """A batch subscriber's decoder for a handler that reads the raw records (`records_of`):
+    FastStream's own makes a message of every record and decodes its body as JSON first, for a
+    body nobody reads."""
+    return None
 
 
 class BatchConsumerOptions(TypedDict):
@@ -394,7 +403,12 @@ class EventPublisher:
         await self._sender.stop()
 
     async def publish(self, events: Iterable[CallEvent]) -> None:
-        records = [(call_key(e.call_id), e.model_dump_json().encode()) for e in events]
+        await self.publish_encoded(
+            [(call_key(e.call_id), e.model_dump_json().encode()) for e in events]
+        )
+
+    async def publish_encoded(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Publishes events already encoded, as (key, message) pairs (`encode_call_event`)."""
         if not records:
             return
         done = asyncio.get_running_loop().create_future()

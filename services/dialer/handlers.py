@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
@@ -29,7 +29,7 @@ from shared import keys
 from shared.bus import EventPublisher, send_to_dlq
 from shared.calls.hand_back import hand_back
 from shared.clock import Clock
-from shared.events import CallDue, CallEvent, CallEventType, call_event
+from shared.events import CallDue, CallEventType, call_event, encode_call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.observability import log_context
 from shared.rules.outcomes import Outcome
@@ -38,7 +38,7 @@ from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits
-from shared.topics import CALLS_DUE
+from shared.topics import CALLS_DUE, call_key
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ SANDBOX: Final = "sandbox"
 # How long a failed status look-up waits before the next one.
 _LOOKUP_RETRY: Final = timedelta(seconds=15)
 _WATCH_BATCH: Final = 500
+_IN_PROGRESS: Final = CallStatus.IN_PROGRESS.value
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class DialHandler:
         self._running: dict[AttemptRef, tuple[Call, int]] = {}
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._lease = timedelta(milliseconds=runtime.limits.lease_ms)
 
     @property
     def in_flight(self) -> int:
@@ -90,7 +92,7 @@ class DialHandler:
 
     @property
     def lease(self) -> timedelta:
-        return timedelta(milliseconds=self._rt.limits.lease_ms)
+        return self._lease
 
     # -- taking due attempts ----------------------------------------------------------------
 
@@ -261,15 +263,15 @@ class DialHandler:
         """Hands the attempt to its carrier; what happens next arrives as carrier events."""
         carrier = self._carrier_for(call)
         now = self._rt.clock.now()
-        started = call_event(
+        started = encode_call_event(
             call,
             CallEventType.STARTED,
             now,
             attempt=ref.attempt,
             max_attempts=campaign.max_retries + 1,
-            status=CallStatus.IN_PROGRESS.value,
+            status=_IN_PROGRESS,
         )
-        await self._rt.events.publish([started])
+        await self._rt.events.publish_encoded([(call_key(call.id), started)])
         # Looked at again if nothing is heard by then, whatever becomes of this process: an
         # ending stored but not yet published when it dies is published by another copy.
         await self._rt.attempts.look_again_at(
@@ -343,7 +345,7 @@ class DialHandler:
         if event.answered:
             slot_until = now + self._rt.callback_timeout + self.lease
             if await self._rt.attempts.record_answered(ref, slot_until):
-                await self._publish(ref, [(CallEventType.ANSWERED, {})])
+                await self._publish(ref, [(CallEventType.ANSWERED, None)])
         # The call is alive: the outcome may take another full wait from now.
         await self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
 
@@ -367,27 +369,18 @@ class DialHandler:
         if report is None:
             return
         ended = report.ending
-        events: list[tuple[CallEventType, dict[str, Any]]] = []
+        events: list[tuple[CallEventType, Ending | None]] = []
         if report.answered_too:
-            events.append((CallEventType.ANSWERED, {}))
-        events.append(
-            (
-                CallEventType.ATTEMPT_ENDED,
-                {
-                    "status": ended.outcome.value,
-                    "outcome": ended.outcome.value,
-                    "error": ended.error,
-                    "duration_seconds": ended.duration_seconds,
-                },
-            )
-        )
+            events.append((CallEventType.ANSWERED, None))
+        events.append((CallEventType.ATTEMPT_ENDED, ended))
         if await self._publish(ref, events):
             await attempts.reported(ref)
 
     async def _publish(
-        self, ref: AttemptRef, events: list[tuple[CallEventType, dict[str, Any]]]
+        self, ref: AttemptRef, events: list[tuple[CallEventType, Ending | None]]
     ) -> bool:
-        """Publishes events of the attempt, built from its call as stored; False if it is gone."""
+        """Publishes events of the attempt (an ending's with its outcome), built from its call
+        as stored; False if it is gone."""
         known = self._running.get(ref)
         if known is not None:
             call, max_attempts = known
@@ -402,15 +395,33 @@ class DialHandler:
                 return False
             call, max_attempts = stored, (campaign.max_retries if campaign else 0) + 1
         now = self._rt.clock.now()
-        built: list[CallEvent] = []
-        for event_type, fields in events:
-            fields.setdefault("status", CallStatus.IN_PROGRESS.value)
-            built.append(
-                call_event(
-                    call, event_type, now, attempt=ref.attempt, max_attempts=max_attempts, **fields
+        key = call_key(call.id)
+        built: list[tuple[bytes, bytes]] = []
+        for event_type, ending in events:
+            if ending is None:
+                encoded = encode_call_event(
+                    call,
+                    event_type,
+                    now,
+                    attempt=ref.attempt,
+                    max_attempts=max_attempts,
+                    status=_IN_PROGRESS,
                 )
-            )
-        await self._rt.events.publish(built)
+            else:
+                outcome = ending.outcome.value
+                encoded = encode_call_event(
+                    call,
+                    event_type,
+                    now,
+                    attempt=ref.attempt,
+                    max_attempts=max_attempts,
+                    status=outcome,
+                    outcome=outcome,
+                    error=ending.error,
+                    duration_seconds=ending.duration_seconds,
+                )
+            built.append((key, encoded))
+        await self._rt.events.publish_encoded(built)
         return True
 
     # -- attempts whose outcome is overdue ----------------------------------------------------
