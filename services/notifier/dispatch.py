@@ -9,8 +9,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind
+from yarl import URL
+
 from services.notifier.adapters.webhook_http import DeliveryResult
 from services.notifier.metrics import DeliveryMetrics
+from shared import tracing
 from shared.clock import Clock
 from shared.models import Webhook
 from shared.observability import FIELDS
@@ -28,6 +32,7 @@ from shared.rules.webhook_payloads import TEST_TIMEOUT_S, auth_headers
 from shared.rules.webhook_signing import signature_headers
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import AttemptClaim, DeliveryRef, DeliveryStore, Recorded
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +76,10 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         claim_margin_ms: int = DEFAULT_CLAIM_MARGIN_MS,
         metrics: DeliveryMetrics | None = None,
+        traced: Tracing | None = None,
     ) -> None:
         self._metrics = metrics
+        self._tracing = traced or Tracing()
         self._store = store
         self._catalog = catalog
         self._sender = sender
@@ -84,17 +91,26 @@ class Dispatcher:
         return now + timedelta(seconds=hook.timeout) + self._margin
 
     async def queue_event(
-        self, hook: Webhook, event_id: str, event_type: str, body: bytes, *, take: bool = False
+        self,
+        hook: Webhook,
+        event_id: str,
+        event_type: str,
+        body: bytes,
+        *,
+        take: bool = False,
+        trace: str | None = None,
     ) -> FirstAttempt | bool:
         """Stores the delivery of an event to a webhook and queues its first attempt, due now;
         False when the pair was seen before and has nothing left to send (a replay). With
         `take` a new delivery's first attempt is claimed for the caller, who makes it
-        (`make_first`): it is queued only for when that claim runs out, should the caller die."""
+        (`make_first`): it is queued only for when that claim runs out, should the caller die.
+        `trace` (the event's trace context) is stored with the delivery: its attempts go on
+        with that trace."""
         ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, event_id))
         now = self._clock.now()
         claim_until = self._claim_until(hook, now) if take else None
         existing = await self._store.begin(
-            ref, event_id, event_type, body, now, claim_until=claim_until
+            ref, event_id, event_type, body, now, claim_until=claim_until, trace=trace
         )
         if existing is not None:
             if existing != DeliveryState.PENDING:
@@ -107,7 +123,9 @@ class Dispatcher:
         await self._store.schedule(ref, claim_until or now, only_new=True)
         if claim_until is None:
             return True
-        claim = AttemptClaim("ok", 1, DeliveryState.PENDING.value, event_id, event_type, body)
+        claim = AttemptClaim(
+            "ok", 1, DeliveryState.PENDING.value, event_id, event_type, body, trace=trace
+        )
         return FirstAttempt(ref, claim, trigger=Trigger.EVENT)
 
     async def attempt(
@@ -154,7 +172,10 @@ class Dispatcher:
         sent = hook.enabled or trigger in (Trigger.TEST, Trigger.REDELIVER)
         if sent:
             timeout = min(hook.timeout, TEST_TIMEOUT_S) if trigger is Trigger.TEST else hook.timeout
-            sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout)
+            if self._tracing.on:
+                sent_at, result = await self._send_traced(hook, ref, claim, trigger, timeout)
+            else:
+                sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout)
         else:
             sent_at, result = now, DeliveryResult(None, 0.0, stopped(hook), retryable=False)
         # Whether the attempt tells how the endpoint is doing (a test event does not).
@@ -199,6 +220,40 @@ class Dispatcher:
             policy=self._policy,
             retry_after=result.retry_after,
         )
+
+    async def _send_traced(
+        self,
+        hook: Webhook,
+        ref: DeliveryRef,
+        claim: AttemptClaim,
+        trigger: Trigger,
+        timeout_s: float,
+    ) -> tuple[datetime, DeliveryResult]:
+        """An attempt in a client span, in the trace stored with its delivery (the event's)."""
+        url = URL(str(hook.webhook_url))
+        with self._tracing.span(
+            "webhook delivery",
+            kind=SpanKind.CLIENT,
+            parent=tracing.from_stored(claim.trace),
+            attributes={
+                "http.request.method": hook.http_method,
+                # Neither the query nor credentials: the target's scheme, host, port and path.
+                "url.full": str(url.with_query(None).with_fragment(None).with_user(None)),
+                "server.address": url.host or "",
+                tracing.CAMPAIGN_ID: ref.campaign_id,
+                "campaign_calls.webhook_id": ref.webhook_id,
+                "campaign_calls.delivery_id": ref.delivery_id,
+                "campaign_calls.event_type": claim.event_type,
+                "campaign_calls.delivery_attempt": claim.attempt,
+                "campaign_calls.trigger": trigger.value,
+            },
+        ) as span:
+            sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout_s)
+            if result.status_code is not None:
+                span.set_attribute("http.response.status_code", result.status_code)
+            if not result.ok:
+                tracing.failed(span, result.error or f"HTTP {result.status_code}")
+        return sent_at, result
 
     async def _send(
         self, hook: Webhook, event_id: str, body: bytes, timeout_s: float

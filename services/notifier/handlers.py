@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from services.notifier.dispatch import Dispatcher, FirstAttempt
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from services.notifier.workers import DeliveryWorkers
+from shared import tracing
 from shared.bus import send_to_dlq
 from shared.events import CallEvent, CampaignEvent
 from shared.models import Webhook
@@ -22,6 +23,10 @@ from shared.observability import log_context
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
+from shared.tracing import Tracing
+
+# An event to deliver, with the trace context its message carried (None when not traced).
+Traced = tuple[CallEvent, str | None]
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +38,20 @@ class NotifierRuntime:
     broker: KafkaBroker
     dispatcher: Dispatcher
     workers: DeliveryWorkers
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 class NotifyHandler:
     def __init__(self, runtime: NotifierRuntime) -> None:
         self._rt = runtime
 
-    async def on_call_event(self, body: bytes, key: bytes | None) -> None:
+    def _trace_of(self, headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+        """The trace context a message carried, stored with its deliveries."""
+        return tracing.stored_from_headers(headers) if self._rt.tracing.on else None
+
+    async def on_call_event(
+        self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         try:
             event = CallEvent.model_validate_json(body)
         except ValidationError as exc:
@@ -51,7 +63,7 @@ class NotifyHandler:
             call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
         ):
             # The batch's own steps, for a batch of one.
-            await self._deliver_all([event])
+            await self._deliver_all([(event, self._trace_of(headers))])
 
     async def on_call_events(
         self, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -60,7 +72,7 @@ class NotifyHandler:
         read in one go, and every delivery of the batch is stored side by side. Returns the
         records to take again one at a time (each with its own retries and DLQ) when that
         fails: none when it did not."""
-        events: list[CallEvent] = []
+        events: list[Traced] = []
         valid: list[ConsumerRecord[bytes, bytes]] = []
         for record in records:
             body = record.value or b""
@@ -73,7 +85,7 @@ class NotifyHandler:
                 continue
             valid.append(record)
             if event.type.is_public:
-                events.append(event)
+                events.append((event, self._trace_of(record.headers)))
         if not events:
             return []
         try:
@@ -83,8 +95,8 @@ class NotifyHandler:
             return valid
         return []
 
-    async def _deliver_all(self, events: list[CallEvent]) -> None:
-        campaign_ids = list({event.campaign_id for event in events})
+    async def _deliver_all(self, events: list[Traced]) -> None:
+        campaign_ids = list({event.campaign_id for event, _ in events})
         hooks = dict(
             zip(
                 campaign_ids,
@@ -93,8 +105,8 @@ class NotifyHandler:
             )
         )
         wanted = [
-            (event, subscribed)
-            for event in events
+            (event, trace, subscribed)
+            for event, trace in events
             if (
                 subscribed := [
                     hook for hook in hooks[event.campaign_id] if wants(hook, event.type.value)
@@ -104,19 +116,21 @@ class NotifyHandler:
         if not wanted:
             return
         calls = await self._rt.calls.get_many(
-            (event.campaign_id, event.call_id) for event, _ in wanted
+            (event.campaign_id, event.call_id) for event, _, _ in wanted
         )
         # One call's events are stored one after another, in the batch's order (so its first
         # attempts go out in that order); different calls side by side.
-        by_call: dict[str, list[tuple[CallEvent, list[Webhook], bytes]]] = {}
-        for (event, subscribed), call in zip(wanted, calls, strict=True):
+        by_call: dict[str, list[tuple[CallEvent, str | None, list[Webhook], bytes]]] = {}
+        for (event, trace, subscribed), call in zip(wanted, calls, strict=True):
             by_call.setdefault(event.call_id, []).append(
-                (event, subscribed, call_event_body(event, call))
+                (event, trace, subscribed, call_event_body(event, call))
             )
 
-        async def store_in_order(lane: list[tuple[CallEvent, list[Webhook], bytes]]) -> bool:
+        async def store_in_order(
+            lane: list[tuple[CallEvent, str | None, list[Webhook], bytes]],
+        ) -> bool:
             queued = False
-            for event, subscribed, body in lane:
+            for event, trace, subscribed, body in lane:
                 with log_context(
                     call_id=event.call_id,
                     campaign_id=event.campaign_id,
@@ -124,7 +138,9 @@ class NotifyHandler:
                 ):
                     stored = await asyncio.gather(
                         *(
-                            self._store(hook, event.event_id, event.type.value, body, event.call_id)
+                            self._store(
+                                hook, event.event_id, event.type.value, body, event.call_id, trace
+                            )
                             for hook in subscribed
                         )
                     )
@@ -134,7 +150,9 @@ class NotifyHandler:
         if any(await asyncio.gather(*map(store_in_order, by_call.values()))):
             self._rt.workers.wake()
 
-    async def on_campaign_event(self, body: bytes, key: bytes | None) -> None:
+    async def on_campaign_event(
+        self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         try:
             event = CampaignEvent.model_validate_json(body)
         except ValidationError as exc:
@@ -146,7 +164,14 @@ class NotifyHandler:
         campaign = await self._rt.catalog.get_campaign(event.campaign_id)
         body = campaign_event_body(event, campaign)
         # A campaign's status moves reach a webhook in the order they were made.
-        await self._deliver(webhooks, event.event_id, event.type.value, body, event.campaign_id)
+        await self._deliver(
+            webhooks,
+            event.event_id,
+            event.type.value,
+            body,
+            event.campaign_id,
+            self._trace_of(headers),
+        )
 
     async def _subscribed(self, campaign_id: str, event_type: str) -> list[Webhook]:
         return [
@@ -156,25 +181,37 @@ class NotifyHandler:
         ]
 
     async def _deliver(
-        self, webhooks: list[Webhook], event_id: str, event_type: str, payload: bytes, lane: str
+        self,
+        webhooks: list[Webhook],
+        event_id: str,
+        event_type: str,
+        payload: bytes,
+        lane: str,
+        trace: str | None,
     ) -> None:
         # Stored and queued only: the message is committed once every delivery is stored. A
         # first attempt this process has room for is claimed as it is stored and made by its
         # workers at once; the others wait in the queue for any copy's workers.
         results = await asyncio.gather(
-            *(self._store(hook, event_id, event_type, payload, lane) for hook in webhooks)
+            *(self._store(hook, event_id, event_type, payload, lane, trace) for hook in webhooks)
         )
         if any(queued is True for queued in results):
             self._rt.workers.wake()
 
     async def _store(
-        self, hook: Webhook, event_id: str, event_type: str, payload: bytes, lane: str
+        self,
+        hook: Webhook,
+        event_id: str,
+        event_type: str,
+        payload: bytes,
+        lane: str,
+        trace: str | None = None,
     ) -> FirstAttempt | bool:
         workers = self._rt.workers
         take = workers.take(hook.id, lane)
         try:
             stored = await self._rt.dispatcher.queue_event(
-                hook, event_id, event_type, payload, take=take
+                hook, event_id, event_type, payload, take=take, trace=trace
             )
         except BaseException:
             if take:

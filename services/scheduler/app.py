@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -38,6 +39,7 @@ from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits, NumberCooldowns
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
+from shared.tracing import Tracing
 
 
 @dataclass(slots=True)
@@ -45,6 +47,8 @@ class Deps:
     redis: Redis | None = None
     broker: KafkaBroker | None = None
     clock: Clock | None = None
+    # Spans go to this provider instead of the one the environment asks for.
+    tracer_provider: TracerProvider | None = None
 
 
 def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStream:
@@ -74,6 +78,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         dnc=dnc,
         cooldowns=NumberCooldowns(redis),
         sender=BulkSender(settings.kafka, "scheduler"),
+        tracing=Tracing.for_service("scheduler", settings.log.instance, deps.tracer_provider),
     )
     registry = CollectorRegistry()
     metrics = SchedulerMetrics(registry, redis, settings.due_shards, clock)
@@ -123,7 +128,9 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
             records_of(message),
             CALLS_REQUESTED,
             "scheduler",
-            lambda r: requests.on_call_requested(r.value or b"", r.key, r.partition, r.offset),
+            lambda r: requests.on_call_requested(
+                r.value or b"", r.key, r.partition, r.offset, r.headers
+            ),
             kafka.batch_concurrency,
         )
         consumer_metrics.consumed(CALLS_REQUESTED, len(message.raw_message))
@@ -140,7 +147,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
             records_of(message),
             CALLS_EVENTS,
             "scheduler",
-            lambda r: outcomes.on_call_event(r.value or b"", r.key),
+            lambda r: outcomes.on_call_event(r.value or b"", r.key, r.headers),
             kafka.batch_concurrency,
         )
         consumer_metrics.consumed(CALLS_EVENTS, len(message.raw_message))
@@ -180,6 +187,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     async def close_redis() -> None:
         await ops.stop()
         await runtime.sender.stop()
+        await asyncio.to_thread(runtime.tracing.close)
         if deps.redis is None:
             await redis.aclose()
 

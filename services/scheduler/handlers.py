@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -18,7 +19,7 @@ from services.scheduler.domain.retry import (
     post_completion_hold_until,
     retry_policy,
 )
-from shared import keys
+from shared import keys, tracing
 from shared.bus import BulkSender, TryAgain, publish_events, send_to_dlq
 from shared.calls.accept import AcceptCall, NewCall, Refused, Unsettled
 from shared.clock import Clock, to_iso
@@ -36,6 +37,7 @@ from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits, NumberCooldowns
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 _TOPIC_CALL_NAMESPACE = uuid.UUID("0b8f5a52-9b7c-4f0e-8a8e-6c2d9f3e1a47")
@@ -52,6 +54,7 @@ class SchedulerRuntime:
     dnc: DncStore
     cooldowns: NumberCooldowns
     sender: BulkSender
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 def max_attempts(campaign: Campaign | None) -> int:
@@ -82,7 +85,12 @@ class RequestHandler:
         self._rt = runtime
 
     async def on_call_requested(
-        self, body: bytes, key: bytes | None, partition: int, offset: int
+        self,
+        body: bytes,
+        key: bytes | None,
+        partition: int,
+        offset: int,
+        headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> None:
         try:
             request = CallRequested.model_validate_json(body)
@@ -94,7 +102,18 @@ class RequestHandler:
         call_id = request.call_id or derived_id(
             _TOPIC_CALL_NAMESPACE, f"{CALLS_REQUESTED}:{partition}:{offset}"
         )
-        with log_context(call_id=call_id, campaign_id=request.campaign_id):
+        with (
+            self._rt.tracing.consuming(
+                "accept call",
+                headers,
+                {
+                    tracing.CALL_ID: call_id,
+                    tracing.CAMPAIGN_ID: request.campaign_id,
+                    tracing.TOPIC: CALLS_REQUESTED,
+                },
+            ),
+            log_context(call_id=call_id, campaign_id=request.campaign_id),
+        ):
             await self._on_request(request, call_id)
 
     async def _on_request(self, request: CallRequested, call_id: str) -> None:
@@ -129,6 +148,8 @@ class RequestHandler:
             request.is_testing,
             request.allow_duplicates,
             request.requested_at,
+            # A call of the topic stored with this trace: the request's, or one begun here.
+            tracing.current_stored() if self._rt.tracing.on else None,
         )
         result = await self._rt.accept_call(campaign, new_call, current=True)
         if isinstance(result, Refused):
@@ -198,14 +219,30 @@ class OutcomeHandler:
     def __init__(self, runtime: SchedulerRuntime) -> None:
         self._rt = runtime
 
-    async def on_call_event(self, body: bytes, key: bytes | None) -> None:
+    async def on_call_event(
+        self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         try:
             event = CallEvent.model_validate_json(body)
         except ValidationError as exc:
             await send_to_dlq(self._rt.broker, body, key, CALLS_EVENTS, "scheduler", _short(exc))
             return
-        with log_context(
-            call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
+        if event.type not in (CallEventType.STARTED, CallEventType.ATTEMPT_ENDED):
+            return  # the rest are the scheduler's own, or for webhooks only
+        with (
+            self._rt.tracing.consuming(
+                "apply outcome" if event.type is CallEventType.ATTEMPT_ENDED else "mark started",
+                headers,
+                {
+                    tracing.CALL_ID: event.call_id,
+                    tracing.CAMPAIGN_ID: event.campaign_id,
+                    tracing.ATTEMPT: event.attempt,
+                    tracing.TOPIC: CALLS_EVENTS,
+                },
+            ),
+            log_context(
+                call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
+            ),
         ):
             await self._on_event(event, body, key)
 

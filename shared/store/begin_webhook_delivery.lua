@@ -5,7 +5,8 @@
 -- KEYS[2]   legacy `delivered` marker of the (webhook, event) pair
 -- ARGV[1]   due_ms: when the first attempt may be made
 -- ARGV[2]   keep_ms
--- ARGV[3..] field, value, ... (kind, event_id, event_type, body, created_at)
+-- ARGV[3..] field, value, ... (kind, event_id, event_type, body, created_at; claim_until and
+--           trace when given)
 -- Returns {'created'} | {'exists', state}.
 
 if redis.call('EXISTS', KEYS[2]) == 1 then

@@ -83,6 +83,7 @@ def call_from_fields(
         scheduling_reason=fields.get("reason", ""),
         created_at=from_us(int(fields["created"])),
         updated_at=from_us(int(fields["updated"])),
+        trace=fields.get("trace"),
     )
 
 
@@ -183,29 +184,27 @@ class CallStore:
             if len(self._indexed) >= _INDEXED_LIMIT:
                 self._indexed.clear()
             self._indexed.add(call.campaign_id)
-        result = await self._accept(
-            keys=_accept_keys(call),
-            args=[
-                call.id,
-                call.to,
-                "0" if call.allow_duplicates else "1",
-                str(now_ms),
-                str(now_ms + reservation_ttl_ms),
-                "1" if call.is_testing else "0",
-                _call_body(call),
-                campaign_version or "",
-                # The call hash's values, in the order accept_call.lua's header names them.
-                call.environment_id,
-                call.status.value,
-                str(call.attempt),
-                created_us
-                if call.scheduled_at == call.created_at
-                else str(to_us(call.scheduled_at)),
-                call.scheduling_reason,
-                created_us,
-                created_us if call.updated_at == call.created_at else str(to_us(call.updated_at)),
-            ],
-        )
+        args = [
+            call.id,
+            call.to,
+            "0" if call.allow_duplicates else "1",
+            str(now_ms),
+            str(now_ms + reservation_ttl_ms),
+            "1" if call.is_testing else "0",
+            _call_body(call),
+            campaign_version or "",
+            # The call hash's values, in the order accept_call.lua's header names them.
+            call.environment_id,
+            call.status.value,
+            str(call.attempt),
+            created_us if call.scheduled_at == call.created_at else str(to_us(call.scheduled_at)),
+            call.scheduling_reason,
+            created_us,
+            created_us if call.updated_at == call.created_at else str(to_us(call.updated_at)),
+        ]
+        if call.trace:
+            args.append(call.trace)
+        result = await self._accept(keys=_accept_keys(call), args=args)
         outcome = result[0]
         return AcceptResult(outcome=outcome, other=result[1] if len(result) > 1 else None)
 

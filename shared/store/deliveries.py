@@ -75,6 +75,8 @@ class AttemptClaim:
     # `ok`: the scheduled retry, if any, that a manual attempt leaves in place.
     until: datetime | None = None
     trigger: str = ""
+    # The trace context stored with the delivery (shared/tracing.py), if any.
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +126,15 @@ class DeliveryStore:
         *,
         kind: Literal["event", "test"] = "event",
         claim_until: datetime | None = None,
+        trace: str | None = None,
     ) -> str | None:
         """Creates the delivery with its first attempt due now (None); for a pair seen before
         (a replay, or an event delivered before deliveries were kept) returns its state. The
         caller then queues it (`schedule`). With `claim_until` the first attempt is claimed for
-        the caller until then."""
+        the caller until then; `trace` is the trace context its attempts continue."""
         claimed = ["claim_until", str(_ms(claim_until))] if claim_until is not None else []
+        if trace:
+            claimed += ["trace", trace]
         reply = cast(
             list[str],
             await self._begin(
@@ -171,7 +176,7 @@ class DeliveryStore:
         )
         outcome = reply[0]
         if outcome == "ok":
-            _, attempt, state, event_id, event_type, body, next_at, trigger = reply
+            _, attempt, state, event_id, event_type, body, next_at, trigger, *rest = reply
             return AttemptClaim(
                 "ok",
                 int(attempt),
@@ -181,6 +186,7 @@ class DeliveryStore:
                 body.encode(),
                 _from_ms(next_at) if next_at else None,
                 trigger,
+                rest[0] if rest and rest[0] else None,
             )
         if outcome == "busy":
             return AttemptClaim("busy", until=_from_ms(reply[1]))
