@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 
 from services.dialer.app import Deps as DialerDeps
 from services.ingest.app import Deps as IngestDeps
@@ -141,6 +141,8 @@ async def api(
                     kafka=kafka_settings(kafka_server.bootstrap),
                     redis=redis_server.settings(),
                     poll_ms=10,
+                    # Retries in milliseconds: 5 ms, 300 ms, ...
+                    retry_scale=0.001,
                     allow_private_targets=True,
                     http_port=0,
                 ),
@@ -167,12 +169,17 @@ async def test_one_trace_follows_a_call_from_the_api_to_its_webhook(
     campaign_id = await campaign_with_webhook(
         api, receiver.url, "campaign_call.queued", "campaign_call.completed"
     )
+    # The first webhook (`queued`) fails once: its retry, claimed from the queue, is traced too.
+    receiver.statuses = [500]
     status, made = await api.call("POST", f"/campaigns/{campaign_id}/call", {"to": "+12125550100"})
     assert status == 201, made
     call_id = made["campaign_call"]["id"]
 
     async def delivered() -> bool:
-        return bool(traces.delivery_of(campaign_id, "campaign_call.completed"))
+        return (
+            len(traces.delivery_of(campaign_id, "campaign_call.completed")) == 1
+            and len(traces.delivery_of(campaign_id, "campaign_call.queued")) == 2
+        )
 
     await wait_until(delivered, within=30)
     (delivery,) = traces.delivery_of(campaign_id, "campaign_call.completed")
@@ -217,12 +224,20 @@ async def test_one_trace_follows_a_call_from_the_api_to_its_webhook(
     assert accepted.parent is not None
     assert root.context is not None
     assert accepted.parent.span_id == root.context.span_id
-    (queued,) = traces.delivery_of(campaign_id, "campaign_call.queued")
-    assert [span.name for span in traces.path_to(queued)] == [
-        MAKE_CALL,
-        "accept call",
-        "webhook delivery",
-    ]
+    failed, retried = sorted(
+        traces.delivery_of(campaign_id, "campaign_call.queued"),
+        key=lambda span: int(str((span.attributes or {})["campaign_calls.delivery_attempt"])),
+    )
+    for queued in (failed, retried):
+        assert [span.name for span in traces.path_to(queued)] == [
+            MAKE_CALL,
+            "accept call",
+            "webhook delivery",
+        ]
+    assert (failed.attributes or {})["http.response.status_code"] == 500
+    assert failed.status.status_code is StatusCode.ERROR
+    assert (retried.attributes or {})["campaign_calls.trigger"] == "retry"
+    assert (retried.attributes or {})["http.response.status_code"] == 200
     # Every span of the call is in that one trace, each service's among them.
     in_trace = [span for span in traces.spans() if trace_of(span) == trace_of(root)]
     assert {service_of(span) for span in in_trace} == set(SERVICES)
