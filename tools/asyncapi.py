@@ -2,10 +2,9 @@
 
 Built from the code itself: the topic names (shared/topics.py), the message models
 (shared/events.py, their pydantic JSON schemas as validated by the consumers), the trace
-context headers (shared/tracing.py) and the DLQ's
-headers (shared/bus.py, tools/dlq.py). The committed copy is docs/asyncapi.json; a unit test
-fails when it differs from what this prints, and `--write` (or `make asyncapi`) brings it up
-to date:
+context headers (shared/tracing.py) and the DLQ's headers (shared/bus.py, tools/dlq.py). The
+committed copy is docs/asyncapi.json; a unit test fails when it differs from what this prints,
+and `--write` (or `make asyncapi`) brings it up to date:
 
     python -m tools.asyncapi            # print it
     python -m tools.asyncapi --write    # rewrite docs/asyncapi.json
