@@ -255,6 +255,7 @@ class BulkSender:
         deliveries: list[asyncio.Future[Any]] = []
         for record in records:
             key, value = record[0], record[1]
+            # `_headers_of`, inline: ingest's hand-off runs this once per request.
             headers = _JSON_HEADERS if len(record) == 2 else [*_JSON_HEADERS, *record[2]]
             partition = partition_of(key, count)
             batch = batches.get(partition)

@@ -145,6 +145,11 @@ class DuePump:
             spans = self._release_spans(due, records) if self._rt.tracing.on else []
             try:
                 await self._rt.sender.send_all(CALLS_DUE, records)
+            except Exception as exc:
+                for span in spans:
+                    span.record_exception(exc)
+                    tracing.failed(span, "not handed to the broker")
+                raise
             finally:
                 for span in spans:
                     span.end()
