@@ -186,6 +186,15 @@ def from_headers(headers: Sequence[tuple[str, bytes]] | None) -> Context:
     return _PROPAGATOR.extract(carrier, context=Context())
 
 
+def from_http(headers: Mapping[str, str]) -> Context:
+    """The context an HTTP request's `traceparent` (and `tracestate`) header carries; an empty
+    one (a new trace) when it carries none, or one that is not valid."""
+    carrier = {name: headers[name] for name in (TRACEPARENT, TRACESTATE) if name in headers}
+    if not carrier:
+        return Context()
+    return _PROPAGATOR.extract(carrier, context=Context())
+
+
 def _carrier(ctx: Context | None = None) -> dict[str, str]:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier, context=ctx)

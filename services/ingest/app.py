@@ -187,13 +187,7 @@ async def _traced(request: web.Request, framed: Handler) -> web.StreamResponse:
     with traced.span(
         f"{request.method} {route}",
         kind=SpanKind.SERVER,
-        parent=tracing.from_headers(
-            [
-                (name, request.headers[name].encode("latin-1"))
-                for name in (tracing.TRACEPARENT, tracing.TRACESTATE)
-                if name in request.headers
-            ]
-        ),
+        parent=tracing.from_http(request.headers),
         attributes={"http.request.method": request.method, "http.route": route},
     ) as span:
         response = await framed(request)

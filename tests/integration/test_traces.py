@@ -30,7 +30,7 @@ from tests.clock import MovableClock
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import IngestClient, ingest_settings
 from tests.integration.pipeline import kafka_settings, request, running_pipeline
-from tests.support import Receiver
+from tests.support import AUTH, Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -259,11 +259,19 @@ async def send_requests(
         await producer.stop()
 
 
-async def test_a_request_from_the_topic_continues_its_trace_or_starts_one(
+async def test_a_request_continues_its_senders_trace_or_starts_one(
     api: IngestClient, traces: Traces, kafka_server: KafkaServer
 ) -> None:
     campaign = await api.campaign()
     traceparent = f"00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-01"
+    status, made = await api.call(
+        "POST",
+        f"/campaigns/{campaign['id']}/call",
+        {"to": "+12125550103"},
+        headers={**AUTH, "traceparent": traceparent},
+    )
+    assert status == 201, made
+    api_call = made["campaign_call"]["id"]
     await send_requests(
         kafka_server.bootstrap,
         (
@@ -275,12 +283,22 @@ async def test_a_request_from_the_topic_continues_its_trace_or_starts_one(
 
     async def placed() -> bool:
         return all(
-            traces.of_call(call_id, "place call") for call_id in ("traced-call", "untraced-call")
+            traces.of_call(call_id, "place call")
+            for call_id in ("traced-call", "untraced-call", api_call)
         )
 
     await wait_until(placed, within=30)
 
-    # With a `traceparent`, the scheduler's span is its child and the call stays in that trace.
+    # An API request with a `traceparent` header: its server span is the client's child.
+    (placing,) = traces.of_call(api_call, "place call")
+    path = traces.path_to(placing, outside=True)
+    assert [span.name for span in path] == [MAKE_CALL, "release call", "dial attempt", "place call"]
+    assert path[0].parent is not None
+    assert format_span_id(path[0].parent.span_id) == CLIENT_SPAN_ID
+    assert {format_trace_id(trace_of(span)) for span in path} == {CLIENT_TRACE_ID}
+
+    # A topic request with a `traceparent`: the scheduler's span is its child and the call
+    # stays in that trace.
     (placing,) = traces.of_call("traced-call", "place call")
     path = traces.path_to(placing, outside=True)
     assert [span.name for span in path] == [

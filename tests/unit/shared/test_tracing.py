@@ -147,6 +147,13 @@ def test_the_stored_form_keeps_the_tracestate(traced: Tracing) -> None:
     assert tracing.headers_from_stored(TRACEPARENT) == headers[:1]
 
 
+def test_an_http_requests_header_is_read_whatever_it_holds() -> None:
+    context = trace.get_current_span(tracing.from_http({"traceparent": TRACEPARENT}))
+    assert format_trace_id(context.get_span_context().trace_id) == TRACE_ID
+    for bad in ({}, {"traceparent": "00-é-x-01"}, {"traceparent": ""}, {"tracestate": "a=1"}):
+        assert not trace.get_current_span(tracing.from_http(bad)).get_span_context().is_valid
+
+
 def test_nothing_stored_reads_as_a_new_trace() -> None:
     assert tracing.stored_from_headers(None) is None
     assert tracing.stored_from_headers([("traceparent", b"00-zz-yy-01")]) is None
