@@ -1,16 +1,20 @@
 """Traces in-process on the real broker and Redis: the four services, each with a tracer provider
 of its own (its `service.name`) exporting to memory, follow one call in one trace, its context
-carried in Kafka headers and stored with the call and its webhook deliveries."""
+carried in Kafka headers and stored with the call and its webhook deliveries; and a service's
+spans reach the OTLP/HTTP endpoint the environment names."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -327,3 +331,40 @@ async def test_a_request_continues_its_senders_trace_or_starts_one(
     assert path[0].parent is None
     assert {trace_of(span) for span in path} == {trace_of(path[0])}
     assert format_trace_id(trace_of(path[0])) != CLIENT_TRACE_ID
+
+
+async def test_spans_reach_the_otlp_endpoint_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    received: list[ExportTraceServiceRequest] = []
+
+    async def collect(request: web.Request) -> web.Response:
+        assert request.content_type == "application/x-protobuf"
+        received.append(ExportTraceServiceRequest.FromString(await request.read()))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", collect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        port = runner.addresses[0][1]
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+        monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+        service = tracing.Tracing.for_service("scheduler", "scheduler-0")
+        with service.span("accept call", attributes={tracing.CALL_ID: "call-1"}):
+            pass
+        # Stopping flushes what the batch still holds.
+        await asyncio.to_thread(service.close)
+    finally:
+        await runner.cleanup()
+
+    (export,) = received
+    (spans,) = export.resource_spans
+    resource = {a.key: a.value.string_value for a in spans.resource.attributes}
+    assert resource["service.name"] == "scheduler"
+    assert resource["service.instance.id"] == "scheduler-0"
+    (span,) = [span for scope in spans.scope_spans for span in scope.spans]
+    assert span.name == "accept call"
+    assert {a.key: a.value.string_value for a in span.attributes} == {tracing.CALL_ID: "call-1"}
