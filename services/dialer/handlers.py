@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
 from faststream.kafka import KafkaBroker
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending, Refused
@@ -25,7 +26,7 @@ from services.dialer.domain.telephony import (
     StatusUnavailable,
 )
 from services.dialer.metrics import FAILED, PLACED, DialerMetrics
-from shared import keys
+from shared import keys, tracing
 from shared.bus import EventPublisher, send_to_dlq
 from shared.calls.hand_back import hand_back
 from shared.clock import Clock
@@ -39,6 +40,7 @@ from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits
 from shared.topics import CALLS_DUE, call_key
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class DialerRuntime:
     callback_timeout: timedelta
     placement_budget: timedelta
     status_lookups: int
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 class DialHandler:
@@ -96,15 +99,30 @@ class DialHandler:
 
     # -- taking due attempts ----------------------------------------------------------------
 
-    async def on_call_due(self, body: bytes, key: bytes | None) -> None:
+    async def on_call_due(
+        self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         try:
             due = CallDue.model_validate_json(body)
         except ValidationError as exc:
             await send_to_dlq(self._rt.broker, body, key, CALLS_DUE, "dialer", str(exc)[:2000])
             return
         ref = AttemptRef(due.campaign_id, due.call_id, due.attempt)
-        # Every line logged for this attempt (its placement's task too) names it.
-        with log_context(call_id=ref.call_id, campaign_id=ref.campaign_id, attempt=ref.attempt):
+        # Every line logged for this attempt (its placement's task too) names it, and the
+        # placement continues its trace.
+        with (
+            self._rt.tracing.consuming(
+                "dial attempt",
+                headers,
+                {
+                    tracing.CALL_ID: ref.call_id,
+                    tracing.CAMPAIGN_ID: ref.campaign_id,
+                    tracing.ATTEMPT: ref.attempt,
+                    tracing.TOPIC: CALLS_DUE,
+                },
+            ),
+            log_context(call_id=ref.call_id, campaign_id=ref.campaign_id, attempt=ref.attempt),
+        ):
             await self._take_due(ref)
 
     async def _take_due(self, ref: AttemptRef) -> None:
@@ -262,6 +280,25 @@ class DialHandler:
     async def _place(self, ref: AttemptRef, call: Call, campaign: Campaign, prompt: str) -> None:
         """Hands the attempt to its carrier; what happens next arrives as carrier events."""
         carrier = self._carrier_for(call)
+        if not self._rt.tracing.on:
+            await self._place_with(carrier, ref, call, campaign, prompt)
+            return
+        # The carrier's later reports (the sandbox's, from a task started here) carry this span.
+        with self._rt.tracing.span(
+            "place call",
+            kind=SpanKind.CLIENT,
+            attributes={
+                tracing.CALL_ID: ref.call_id,
+                tracing.CAMPAIGN_ID: ref.campaign_id,
+                tracing.ATTEMPT: ref.attempt,
+                "campaign_calls.carrier": carrier.name,
+            },
+        ):
+            await self._place_with(carrier, ref, call, campaign, prompt)
+
+    async def _place_with(
+        self, carrier: Carrier, ref: AttemptRef, call: Call, campaign: Campaign, prompt: str
+    ) -> None:
         now = self._rt.clock.now()
         started = encode_call_event(
             call,
@@ -421,7 +458,9 @@ class DialHandler:
                     duration_seconds=ending.duration_seconds,
                 )
             built.append((key, encoded))
-        await self._rt.events.publish_encoded(built)
+        # A carrier's callback or a status look-up has no span of its own: the call's trace.
+        with tracing.continued(call.trace):
+            await self._rt.events.publish_encoded(built)
         return True
 
     # -- attempts whose outcome is overdue ----------------------------------------------------

@@ -11,8 +11,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind
+from yarl import URL
+
 from services.notifier.adapters.webhook_http import DeliveryResult
 from services.notifier.metrics import DeliveryMetrics
+from shared import tracing
 from shared.clock import Clock
 from shared.models import Webhook
 from shared.observability import FIELDS
@@ -36,6 +40,7 @@ from shared.store.deliveries import (
     NewDelivery,
     Recorded,
 )
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class Queued:
     event_type: str
     body: bytes
     take: bool = False
+    # The event's trace context, stored with the delivery: its attempts go on with it.
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +97,10 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         claim_margin_ms: int = DEFAULT_CLAIM_MARGIN_MS,
         metrics: DeliveryMetrics | None = None,
+        traced: Tracing | None = None,
     ) -> None:
         self._metrics = metrics
+        self._tracing = traced or Tracing()
         self._store = store
         self._catalog = catalog
         self._sender = sender
@@ -114,7 +123,9 @@ class Dispatcher:
             hook = item.hook
             ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, item.event_id))
             claim_until = self._claim_until(hook, now) if item.take else None
-            new.append(NewDelivery(ref, item.event_id, item.event_type, item.body, claim_until))
+            new.append(
+                NewDelivery(ref, item.event_id, item.event_type, item.body, claim_until, item.trace)
+            )
         by_campaign: dict[str, list[int]] = {}
         for index, delivery in enumerate(new):
             by_campaign.setdefault(delivery.ref.campaign_id, []).append(index)
@@ -145,6 +156,7 @@ class Dispatcher:
                         delivery.event_id,
                         delivery.event_type,
                         delivery.body,
+                        trace=delivery.trace,
                     )
                     results.append(FirstAttempt(delivery.ref, claim, trigger=Trigger.EVENT))
             elif state == DeliveryState.PENDING:
@@ -208,7 +220,10 @@ class Dispatcher:
         sent = hook.enabled or trigger in (Trigger.TEST, Trigger.REDELIVER)
         if sent:
             timeout = min(hook.timeout, TEST_TIMEOUT_S) if trigger is Trigger.TEST else hook.timeout
-            sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout)
+            if self._tracing.on:
+                sent_at, result = await self._send_traced(hook, ref, claim, trigger, timeout)
+            else:
+                sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout)
         else:
             sent_at, result = now, DeliveryResult(None, 0.0, stopped(hook), retryable=False)
         # Whether the attempt tells how the endpoint is doing (a test event does not).
@@ -253,6 +268,40 @@ class Dispatcher:
             policy=self._policy,
             retry_after=result.retry_after,
         )
+
+    async def _send_traced(
+        self,
+        hook: Webhook,
+        ref: DeliveryRef,
+        claim: AttemptClaim,
+        trigger: Trigger,
+        timeout_s: float,
+    ) -> tuple[datetime, DeliveryResult]:
+        """An attempt in a client span, in the trace stored with its delivery (the event's)."""
+        url = URL(str(hook.webhook_url))
+        with self._tracing.span(
+            "webhook delivery",
+            kind=SpanKind.CLIENT,
+            parent=tracing.from_stored(claim.trace),
+            attributes={
+                "http.request.method": hook.http_method,
+                # Neither the query nor credentials: the target's scheme, host, port and path.
+                "url.full": str(url.with_query(None).with_fragment(None).with_user(None)),
+                "server.address": url.host or "",
+                tracing.CAMPAIGN_ID: ref.campaign_id,
+                "campaign_calls.webhook_id": ref.webhook_id,
+                "campaign_calls.delivery_id": ref.delivery_id,
+                "campaign_calls.event_type": claim.event_type,
+                "campaign_calls.delivery_attempt": claim.attempt,
+                "campaign_calls.trigger": trigger.value,
+            },
+        ) as span:
+            sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout_s)
+            if result.status_code is not None:
+                span.set_attribute("http.response.status_code", result.status_code)
+            if not result.ok:
+                tracing.failed(span, result.error or f"HTTP {result.status_code}")
+        return sent_at, result
 
     async def _send(
         self, hook: Webhook, event_id: str, body: bytes, timeout_s: float

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from services.notifier.dispatch import Dispatcher, FirstAttempt, Queued
 from services.notifier.domain.payloads import call_event_body, campaign_event_body, wants
 from services.notifier.workers import DeliveryWorkers
+from shared import tracing
 from shared.bus import send_to_dlq
 from shared.events import CallEvent, CampaignEvent
 from shared.models import Webhook
@@ -22,6 +23,7 @@ from shared.observability import log_context
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,12 @@ class Delivery:
     event_type: str
     body: bytes
     lane: str
+    # The trace context the event's message carried (None when not traced).
+    trace: str | None = None
+
+
+# An event to deliver, with the trace context its message carried (None when not traced).
+Traced = tuple[CallEvent, str | None]
 
 
 @dataclass(slots=True)
@@ -47,13 +55,20 @@ class NotifierRuntime:
     # How long the consumer waits for room among the workers' attempts before it stores the
     # rest of a batch for the queue.
     store_wait_s: float = 1.0
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 class NotifyHandler:
     def __init__(self, runtime: NotifierRuntime) -> None:
         self._rt = runtime
 
-    async def on_call_event(self, body: bytes, key: bytes | None) -> None:
+    def _trace_of(self, headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+        """The trace context a message carried, stored with its deliveries."""
+        return tracing.stored_from_headers(headers) if self._rt.tracing.on else None
+
+    async def on_call_event(
+        self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         try:
             event = CallEvent.model_validate_json(body)
         except ValidationError as exc:
@@ -65,7 +80,7 @@ class NotifyHandler:
             call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
         ):
             # The batch's own steps, for a batch of one.
-            await self._deliver_all([event])
+            await self._deliver_all([(event, self._trace_of(headers))])
 
     async def on_call_events(
         self, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -74,7 +89,7 @@ class NotifyHandler:
         read in one go, and every delivery of the batch is stored side by side. Returns the
         records to take again one at a time (each with its own retries and DLQ) when that
         fails: none when it did not."""
-        events: list[CallEvent] = []
+        events: list[Traced] = []
         valid: list[ConsumerRecord[bytes, bytes]] = []
         for record in records:
             body = record.value or b""
@@ -87,7 +102,7 @@ class NotifyHandler:
                 continue
             valid.append(record)
             if event.type.is_public:
-                events.append(event)
+                events.append((event, self._trace_of(record.headers)))
         if not events:
             return []
         try:
@@ -97,8 +112,8 @@ class NotifyHandler:
             return valid
         return []
 
-    async def _deliver_all(self, events: list[CallEvent]) -> None:
-        campaign_ids = list({event.campaign_id for event in events})
+    async def _deliver_all(self, events: list[Traced]) -> None:
+        campaign_ids = list({event.campaign_id for event, _ in events})
         hooks = dict(
             zip(
                 campaign_ids,
@@ -107,8 +122,8 @@ class NotifyHandler:
             )
         )
         wanted = [
-            (event, subscribed)
-            for event in events
+            (event, trace, subscribed)
+            for event, trace in events
             if (
                 subscribed := [
                     hook for hook in hooks[event.campaign_id] if wants(hook, event.type.value)
@@ -118,15 +133,15 @@ class NotifyHandler:
         if not wanted:
             return
         calls = await self._rt.calls.get_many(
-            (event.campaign_id, event.call_id) for event, _ in wanted
+            (event.campaign_id, event.call_id) for event, _, _ in wanted
         )
         # Each call's events in the batch's order, each with its deliveries.
         by_call: dict[str, list[list[Delivery]]] = {}
-        for (event, subscribed), call in zip(wanted, calls, strict=True):
+        for (event, trace, subscribed), call in zip(wanted, calls, strict=True):
             body = call_event_body(event, call)
             by_call.setdefault(event.call_id, []).append(
                 [
-                    Delivery(hook, event.event_id, event.type.value, body, event.call_id)
+                    Delivery(hook, event.event_id, event.type.value, body, event.call_id, trace)
                     for hook in subscribed
                 ]
             )
@@ -155,7 +170,9 @@ class NotifyHandler:
                 )
             start = end
 
-    async def on_campaign_event(self, body: bytes, key: bytes | None) -> None:
+    async def on_campaign_event(
+        self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         try:
             event = CampaignEvent.model_validate_json(body)
         except ValidationError as exc:
@@ -169,7 +186,14 @@ class NotifyHandler:
         # A campaign's status moves reach a webhook in the order they were made.
         await self._store(
             [
-                Delivery(hook, event.event_id, event.type.value, body, event.campaign_id)
+                Delivery(
+                    hook,
+                    event.event_id,
+                    event.type.value,
+                    body,
+                    event.campaign_id,
+                    self._trace_of(headers),
+                )
                 for hook in webhooks
             ]
         )
@@ -201,7 +225,7 @@ class NotifyHandler:
         try:
             stored = await self._rt.dispatcher.queue_events(
                 [
-                    Queued(d.hook, d.event_id, d.event_type, d.body, take)
+                    Queued(d.hook, d.event_id, d.event_type, d.body, take, d.trace)
                     for d, take in zip(deliveries, takes, strict=True)
                 ]
             )

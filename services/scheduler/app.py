@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -39,6 +40,7 @@ from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits, NumberCooldowns
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
+from shared.tracing import Tracing
 
 
 @dataclass(slots=True)
@@ -46,6 +48,8 @@ class Deps:
     redis: Redis | None = None
     broker: KafkaBroker | None = None
     clock: Clock | None = None
+    # Spans go to this provider instead of the one the environment asks for.
+    tracer_provider: TracerProvider | None = None
 
 
 def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStream:
@@ -75,6 +79,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         dnc=dnc,
         cooldowns=NumberCooldowns(redis),
         sender=BulkSender(settings.kafka, "scheduler"),
+        tracing=Tracing.for_service("scheduler", settings.log.instance, deps.tracer_provider),
     )
     registry = CollectorRegistry()
     metrics = SchedulerMetrics(registry, redis, settings.due_shards, clock)
@@ -124,7 +129,9 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
             records_of(message),
             CALLS_REQUESTED,
             "scheduler",
-            lambda r: requests.on_call_requested(r.value or b"", r.key, r.partition, r.offset),
+            lambda r: requests.on_call_requested(
+                r.value or b"", r.key, r.partition, r.offset, r.headers
+            ),
             kafka.batch_concurrency,
         )
         consumer_metrics.consumed(CALLS_REQUESTED, len(message.raw_message))
@@ -137,8 +144,19 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     async def on_call_event(message: KafkaMessage) -> None:
         consumer_metrics.bind()
         records = records_of(message)
-        await outcomes.on_batch(records)
-        log_batch(records, CALLS_EVENTS)
+        if runtime.tracing.on:
+            # Each outcome in the span of its message's trace: one record at a time.
+            await consume_batch(
+                broker,
+                records,
+                CALLS_EVENTS,
+                "scheduler",
+                lambda r: outcomes.on_call_event(r.value or b"", r.key, r.headers),
+                kafka.batch_concurrency,
+            )
+        else:
+            await outcomes.on_batch(records)
+            log_batch(records, CALLS_EVENTS)
         consumer_metrics.consumed(CALLS_EVENTS, len(records))
 
     app = FastStream(broker, logger=FASTSTREAM_LOG)
@@ -177,6 +195,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     async def close_redis() -> None:
         await ops.stop()
         await runtime.sender.stop()
+        await asyncio.to_thread(runtime.tracing.close)
         if deps.redis is None:
             await redis.aclose()
 

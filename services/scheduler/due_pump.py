@@ -7,11 +7,12 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter
 
 from services.scheduler.handlers import SchedulerRuntime, max_attempts, queue_call
-from shared import keys
-from shared.bus import publish_events
+from shared import keys, tracing
+from shared.bus import Record, publish_events
 from shared.calls.hand_back import hand_back
 from shared.clock import from_ms
 from shared.events import CallEventType, call_due_json, call_event
@@ -157,13 +158,21 @@ class DuePump:
         # What waits goes back to the queue for its time, dropping its lease, in one step.
         await self._rt.calls.reschedule_many(later)
         if due:
-            await self._rt.sender.send_all(
-                CALLS_DUE,
-                [
-                    (call_key(call.id), call_due_json(call, from_ms(claim.due_ms), now))
-                    for claim, call in due
-                ],
-            )
+            records: list[Record] = [
+                (call_key(call.id), call_due_json(call, from_ms(claim.due_ms), now))
+                for claim, call in due
+            ]
+            spans = self._release_spans(due, records) if self._rt.tracing.on else []
+            try:
+                await self._rt.sender.send_all(CALLS_DUE, records)
+            except Exception as exc:
+                for span in spans:
+                    span.record_exception(exc)
+                    tracing.failed(span, "not handed to the broker")
+                raise
+            finally:
+                for span in spans:
+                    span.end()
             if self._released is not None:
                 self._released.inc(len(due))
         await self._rt.calls.handed_off([*done, *(claim for claim, _ in due)])
@@ -174,6 +183,29 @@ class DuePump:
         ordered = list(campaign_ids)
         found = await asyncio.gather(*(self._rt.catalog.get_campaign(c) for c in ordered))
         return dict(zip(ordered, found, strict=True))
+
+    def _release_spans(
+        self, due: list[tuple[DueClaim, DueCall]], records: list[Record]
+    ) -> list[Span]:
+        """A producer span for each call released, in the trace stored with it; each record
+        gets its span's context in its headers."""
+        spans: list[Span] = []
+        for index, (_, call) in enumerate(due):
+            span = self._rt.tracing.start(
+                "release call",
+                kind=SpanKind.PRODUCER,
+                parent=tracing.from_stored(call.trace),
+                attributes={
+                    tracing.CALL_ID: call.id,
+                    tracing.CAMPAIGN_ID: call.campaign_id,
+                    tracing.ATTEMPT: call.attempt,
+                    tracing.TOPIC: CALLS_DUE,
+                },
+            )
+            spans.append(span)
+            key, value = records[index][0], records[index][1]
+            records[index] = (key, value, tracing.headers_of(span))
+        return spans
 
     async def _after_cooldowns(
         self,
@@ -276,7 +308,8 @@ class DuePump:
                     outcome=Outcome.FAILED.value,
                     error=DIALER_LOST,
                 )
-                await publish_events(self._rt.broker, [event])
+                with tracing.continued(call.trace):
+                    await publish_events(self._rt.broker, [event])
                 recovered += 1
             await self._rt.limits.free(lost.campaign_id, member)
         return recovered
@@ -297,7 +330,8 @@ class DuePump:
                     # what an older copy left behind): nothing left to hand on.
                     await self._rt.calls.drop_handoff(campaign_id, call_id)
                     continue
-                await queue_call(self._rt, call)
+                with tracing.continued(call.trace):
+                    await queue_call(self._rt, call)
                 queued += 1
             if len(stranded) < self._batch:
                 break
@@ -322,7 +356,8 @@ class DuePump:
             status=CallStatus.CANCELLED.value,
             reason=f"campaign_{campaign.status.value}",
         )
-        await publish_events(self._rt.broker, [event])
+        with tracing.continued(call.trace):
+            await publish_events(self._rt.broker, [event])
 
     async def _expire(self, claim: DueClaim, campaign: Campaign, now: datetime) -> None:
         call = await self._rt.calls.get(claim.campaign_id, claim.call_id)
@@ -338,4 +373,5 @@ class DuePump:
             status=CallStatus.EXPIRED.value,
             reason="campaign_ended",
         )
-        await publish_events(self._rt.broker, [event])
+        with tracing.continued(call.trace):
+            await publish_events(self._rt.broker, [event])

@@ -7,7 +7,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -23,7 +23,7 @@ from services.scheduler.domain.retry import (
     post_completion_hold_until,
     retry_policy,
 )
-from shared import keys
+from shared import keys, tracing
 from shared.bus import (
     TRANSIENT_BACKOFF_MAX_S,
     TRANSIENT_BACKOFF_S,
@@ -51,6 +51,7 @@ from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits, NumberCooldowns
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED, call_key
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 _TOPIC_CALL_NAMESPACE = uuid.UUID("0b8f5a52-9b7c-4f0e-8a8e-6c2d9f3e1a47")
@@ -67,6 +68,7 @@ class SchedulerRuntime:
     dnc: DncStore
     cooldowns: NumberCooldowns
     sender: BulkSender
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 def max_attempts(campaign: Campaign | None) -> int:
@@ -97,7 +99,12 @@ class RequestHandler:
         self._rt = runtime
 
     async def on_call_requested(
-        self, body: bytes, key: bytes | None, partition: int, offset: int
+        self,
+        body: bytes,
+        key: bytes | None,
+        partition: int,
+        offset: int,
+        headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> None:
         try:
             request = CallRequested.model_validate_json(body)
@@ -109,7 +116,18 @@ class RequestHandler:
         call_id = request.call_id or derived_id(
             _TOPIC_CALL_NAMESPACE, f"{CALLS_REQUESTED}:{partition}:{offset}"
         )
-        with log_context(call_id=call_id, campaign_id=request.campaign_id):
+        with (
+            self._rt.tracing.consuming(
+                "accept call",
+                headers,
+                {
+                    tracing.CALL_ID: call_id,
+                    tracing.CAMPAIGN_ID: request.campaign_id,
+                    tracing.TOPIC: CALLS_REQUESTED,
+                },
+            ),
+            log_context(call_id=call_id, campaign_id=request.campaign_id),
+        ):
             await self._on_request(request, call_id)
 
     async def _on_request(self, request: CallRequested, call_id: str) -> None:
@@ -144,6 +162,8 @@ class RequestHandler:
             request.is_testing,
             request.allow_duplicates,
             request.requested_at,
+            # A call of the topic stored with this trace: the request's, or one begun here.
+            tracing.current_stored() if self._rt.tracing.on else None,
         )
         result = await self._rt.accept_call(campaign, new_call, current=True)
         if isinstance(result, Refused):
@@ -295,7 +315,9 @@ class OutcomeHandler:
                 record.key,
                 CALLS_EVENTS,
                 "scheduler",
-                functools.partial(self.on_call_event, record.value or b"", record.key),
+                functools.partial(
+                    self.on_call_event, record.value or b"", record.key, record.headers
+                ),
             )
 
     async def _wave(self, events: list[CallEvent]) -> None:
@@ -345,15 +367,32 @@ class OutcomeHandler:
         found = await asyncio.gather(*(self._rt.catalog.get_campaign(c) for c in ordered))
         return dict(zip(ordered, found, strict=True))
 
-    async def on_call_event(self, body: bytes, key: bytes | None) -> None:
-        """One record on its own (a wave that failed, record by record)."""
+    async def on_call_event(
+        self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
+        """One record on its own: a wave that failed, record by record, or every record while
+        tracing is on (each outcome applied in the span of its message's trace)."""
         try:
             event = CallEvent.model_validate_json(body)
         except ValidationError as exc:
             await send_to_dlq(self._rt.broker, body, key, CALLS_EVENTS, "scheduler", _short(exc))
             return
-        with log_context(
-            call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
+        if event.type not in (CallEventType.STARTED, CallEventType.ATTEMPT_ENDED):
+            return  # the rest are the scheduler's own, or for webhooks only
+        with (
+            self._rt.tracing.consuming(
+                "apply outcome" if event.type is CallEventType.ATTEMPT_ENDED else "mark started",
+                headers,
+                {
+                    tracing.CALL_ID: event.call_id,
+                    tracing.CAMPAIGN_ID: event.campaign_id,
+                    tracing.ATTEMPT: event.attempt,
+                    tracing.TOPIC: CALLS_EVENTS,
+                },
+            ),
+            log_context(
+                call_id=event.call_id, campaign_id=event.campaign_id, attempt=event.attempt or None
+            ),
         ):
             await self._on_event(event, body, key)
 
@@ -501,11 +540,19 @@ class OutcomeHandler:
     async def _publish(self, events: list[CallEvent]) -> None:
         """Publishes events, one call's in the order given, as one batch per partition; returns
         once the broker has all of them."""
-        if events:
-            await self._rt.sender.send_all(
-                CALLS_EVENTS,
-                [(call_key(event.call_id), event.model_dump_json().encode()) for event in events],
-            )
+        if not events:
+            return
+        # With the current trace context, while tracing is on (a record handled on its own).
+        headers = tracing.current_headers() if tracing.enabled else None
+        await self._rt.sender.send_all(
+            CALLS_EVENTS,
+            [(call_key(event.call_id), event.model_dump_json().encode()) for event in events]
+            if headers is None
+            else [
+                (call_key(event.call_id), event.model_dump_json().encode(), headers)
+                for event in events
+            ],
+        )
 
     def _after_effects(
         self, campaign: Campaign, call: Call, outcome: Outcome, event: CallEvent

@@ -8,14 +8,15 @@
 -- ARGV[2]     keep_ms
 -- ARGV[3]     created_at (RFC 3339)
 -- ARGV[4]     kind: event | test
--- ARGV[5..]   four per delivery: event_id, event_type, body, claim_until_ms ('' for none)
---             (ARGV[4i+1..4i+4] for the i-th)
+-- ARGV[5..]   five per delivery: event_id, event_type, body, claim_until_ms ('' for none),
+--             the trace context its attempts continue ('' for none) (ARGV[5i..5i+4] for the
+--             i-th)
 -- Returns, per delivery, 'created' or the state of the one that exists.
 
 local created = {}
 for i = 1, #KEYS / 2 do
   local hash = KEYS[2 * i - 1]
-  local at = 4 * i + 1
+  local at = 5 * i
   if redis.call('EXISTS', KEYS[2 * i]) == 1 then
     created[i] = 'delivered'
   elseif redis.call('HSETNX', hash, 'state', 'pending') == 0 then
@@ -26,6 +27,9 @@ for i = 1, #KEYS / 2 do
       'created_at', ARGV[3])
     if ARGV[at + 3] ~= '' then
       redis.call('HSET', hash, 'claim_until', ARGV[at + 3])
+    end
+    if ARGV[at + 4] ~= '' then
+      redis.call('HSET', hash, 'trace', ARGV[at + 4])
     end
     redis.call('PEXPIRE', hash, ARGV[2])
     created[i] = 'created'

@@ -85,6 +85,7 @@ def call_from_fields(
         scheduling_reason=fields.get("reason", ""),
         created_at=from_us(int(fields["created"])),
         updated_at=from_us(int(fields["updated"])),
+        trace=fields.get("trace"),
     )
 
 
@@ -100,10 +101,12 @@ class DueCall:
     status: CallStatus
     attempt: int
     is_testing: bool
+    # The trace context stored with the call (shared/tracing.py), if any.
+    trace: str | None = None
 
 
 # The hash fields a DueCall is read from, in the order read_due_calls.lua returns them.
-_DUE_FIELDS: Final = ("env", "to", "status", "attempt", "is_testing")
+_DUE_FIELDS: Final = ("env", "to", "status", "attempt", "is_testing", "trace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,29 +208,27 @@ class CallStore:
             if len(self._indexed) >= _INDEXED_LIMIT:
                 self._indexed.clear()
             self._indexed.add(call.campaign_id)
-        result = await self._accept(
-            keys=_accept_keys(call),
-            args=[
-                call.id,
-                call.to,
-                "0" if call.allow_duplicates else "1",
-                str(now_ms),
-                str(now_ms + reservation_ttl_ms),
-                "1" if call.is_testing else "0",
-                _call_body(call),
-                campaign_version or "",
-                # The call hash's values, in the order accept_call.lua's header names them.
-                call.environment_id,
-                call.status.value,
-                str(call.attempt),
-                created_us
-                if call.scheduled_at == call.created_at
-                else str(to_us(call.scheduled_at)),
-                call.scheduling_reason,
-                created_us,
-                created_us if call.updated_at == call.created_at else str(to_us(call.updated_at)),
-            ],
-        )
+        args = [
+            call.id,
+            call.to,
+            "0" if call.allow_duplicates else "1",
+            str(now_ms),
+            str(now_ms + reservation_ttl_ms),
+            "1" if call.is_testing else "0",
+            _call_body(call),
+            campaign_version or "",
+            # The call hash's values, in the order accept_call.lua's header names them.
+            call.environment_id,
+            call.status.value,
+            str(call.attempt),
+            created_us if call.scheduled_at == call.created_at else str(to_us(call.scheduled_at)),
+            call.scheduling_reason,
+            created_us,
+            created_us if call.updated_at == call.created_at else str(to_us(call.updated_at)),
+        ]
+        if call.trace:
+            args.append(call.trace)
+        result = await self._accept(keys=_accept_keys(call), args=args)
         outcome = result[0]
         return AcceptResult(outcome=outcome, other=result[1] if len(result) > 1 else None)
 
@@ -393,7 +394,9 @@ class CallStore:
         )
         found: list[DueCall | None] = [None] * len(wanted)
         for indices, reply in zip(by_campaign.values(), replies, strict=True):
-            for index, (env, to, status, attempt, is_testing) in zip(indices, reply, strict=True):
+            for index, (env, to, status, attempt, is_testing, trace) in zip(
+                indices, reply, strict=True
+            ):
                 if status is None or env is None or to is None:
                     continue
                 campaign_id, call_id = wanted[index]
@@ -405,6 +408,7 @@ class CallStore:
                     CallStatus(status),
                     int(attempt or "0"),
                     is_testing == "1",
+                    trace or None,
                 )
         return found
 

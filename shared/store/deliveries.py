@@ -86,6 +86,8 @@ class NewDelivery:
     event_type: str
     body: bytes
     claim_until: datetime | None = None
+    # The trace context its attempts continue (shared/tracing.py), if any.
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,8 @@ class AttemptClaim:
     # `ok`: the scheduled retry, if any, that a manual attempt leaves in place.
     until: datetime | None = None
     trigger: str = ""
+    # The trace context stored with the delivery (shared/tracing.py), if any.
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +169,13 @@ class DeliveryStore:
         *,
         kind: Literal["event", "test"] = "event",
         claim_until: datetime | None = None,
+        trace: str | None = None,
     ) -> str | None:
         """Creates the delivery with its first attempt due now (None); for a pair seen before
         (a replay, or an event delivered before deliveries were kept) returns its state. The
         caller then queues it (`schedule`). With `claim_until` the first attempt is claimed for
-        the caller until then."""
-        new = NewDelivery(ref, event_id, event_type, body, claim_until)
+        the caller until then; `trace` is the trace context its attempts continue."""
+        new = NewDelivery(ref, event_id, event_type, body, claim_until, trace)
         return (await self.begin_many([new], now, kind=kind))[0]
 
     async def begin_many(
@@ -199,6 +204,7 @@ class DeliveryStore:
                 new.event_type,
                 new.body.decode(),
                 _ms(new.claim_until) if new.claim_until is not None else "",
+                new.trace or "",
             ]
         replies = cast(list[str], await self._begin(keys=delivery_keys, args=args))
         return [None if reply == "created" else reply for reply in replies]
@@ -221,7 +227,7 @@ class DeliveryStore:
         )
         outcome = reply[0]
         if outcome == "ok":
-            _, attempt, state, event_id, event_type, body, next_at, trigger = reply
+            _, attempt, state, event_id, event_type, body, next_at, trigger, *rest = reply
             return AttemptClaim(
                 "ok",
                 int(attempt),
@@ -231,6 +237,7 @@ class DeliveryStore:
                 body.encode(),
                 _from_ms(next_at) if next_at else None,
                 trigger,
+                rest[0] if rest and rest[0] else None,
             )
         if outcome == "busy":
             return AttemptClaim("busy", until=_from_ms(reply[1]))

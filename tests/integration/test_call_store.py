@@ -125,6 +125,22 @@ async def test_flags_read_back(store: CallStore) -> None:
     assert (stored.is_testing, stored.allow_duplicates) == (True, True)
 
 
+async def test_a_traced_call_keeps_its_trace_context_in_its_listpack(
+    store: CallStore, redis: Redis
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced, untraced = _call(trace=traceparent), _call("call-2", "+12125550199")
+    await store.accept(traced, TTL_MS)
+    await store.accept(untraced, TTL_MS)
+
+    stored = await store.get_many([(CAMPAIGN, traced.id), (CAMPAIGN, untraced.id)])
+
+    assert [call.trace if call else "gone" for call in stored] == [traceparent, None]
+    assert await redis.hget(keys.call(CAMPAIGN, traced.id), "trace") == traceparent
+    assert await redis.object("encoding", keys.call(CAMPAIGN, traced.id)) == "listpack"
+    assert not await redis.hexists(keys.call(CAMPAIGN, untraced.id), "trace")
+
+
 async def test_a_call_without_payload_or_context_keeps_no_body_key(
     store: CallStore, redis: Redis
 ) -> None:

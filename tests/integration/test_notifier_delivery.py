@@ -545,6 +545,25 @@ async def test_an_attempt_under_way_cannot_be_claimed_twice(redis: Redis) -> Non
     assert await store.request_redelivery(DeliveryRef("camp-1", "wh-1", "nope"), now) == "missing"
 
 
+async def test_every_attempt_of_a_delivery_claims_the_trace_context_stored_with_it(
+    redis: Redis,
+) -> None:
+    store = DeliveryStore(redis)
+    traced, untraced = DeliveryRef("camp-1", "wh-1", "d-3"), DeliveryRef("camp-1", "wh-1", "d-4")
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 vendor=1"
+    now = datetime.now(UTC)
+    await store.begin(traced, "evt-3", "campaign_call.completed", b"{}", now, trace=trace)
+    await store.begin(untraced, "evt-4", "campaign_call.completed", b"{}", now)
+
+    first = await store.claim_attempt(traced, now, now + timedelta(seconds=30))
+    assert (first.outcome, first.trace) == ("ok", trace)
+    await store.record(traced, 1, "pending", now, now, "{}", delivered=False)
+    retry = await store.claim_attempt(traced, now, now + timedelta(seconds=30))
+    assert (retry.outcome, retry.trigger, retry.trace) == ("ok", "retry", trace)
+    plain = await store.claim_attempt(untraced, now, now + timedelta(seconds=30))
+    assert (plain.outcome, plain.trace) == ("ok", None)
+
+
 async def test_a_campaigns_status_moves_reach_the_webhooks_listening_for_them(
     api: IngestClient, start_notifier: StartNotifier, receiver: Receiver
 ) -> None:
