@@ -277,3 +277,42 @@ def call_event(
         reason=reason,
         context=context,
     )
+
+
+def call_event_json(
+    call: Call,
+    event_type: CallEventType,
+    occurred_at: datetime,
+    *,
+    attempt: int,
+    max_attempts: int,
+    status: str | None = None,
+    next_attempt_at: datetime | None = None,
+    reason: str | None = None,
+) -> bytes:
+    """`call_event(...).model_dump_json()` for an event without an outcome, the same bytes,
+    written without building the model: the scheduler writes one `queued` event per request.
+    The call comes from the store, so it is valid (and `attempt` and `max_attempts` are at
+    least what the model allows)."""
+    return orjson.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": event_id_for(call.id, attempt, event_type),
+            "type": event_type,
+            "call_id": call.id,
+            "campaign_id": call.campaign_id,
+            "environment_id": call.environment_id,
+            "to": call.to,
+            "attempt": attempt,
+            "max_attempts": max_attempts,
+            "status": status or call.status.value,
+            "occurred_at": occurred_at,
+            "outcome": None,
+            "error": None,
+            "duration_seconds": None,
+            "will_retry": False,
+            "next_attempt_at": next_attempt_at,
+            "reason": reason,
+        },
+        option=orjson.OPT_UTC_Z,
+    )

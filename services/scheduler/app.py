@@ -21,7 +21,6 @@ from shared.bus import (
     FASTSTREAM_LOG,
     BulkSender,
     batch_consumer,
-    consume_batch,
     create_broker,
     log_batch,
     publish_events,
@@ -79,7 +78,8 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     registry = CollectorRegistry()
     metrics = SchedulerMetrics(registry, redis, settings.due_shards, clock)
     consumer_metrics = ConsumerMetrics(registry, broker)
-    requests = RequestHandler(runtime)
+    kafka = settings.kafka
+    requests = RequestHandler(runtime, kafka.batch_concurrency)
     outcomes = OutcomeHandler(runtime)
     pump = DuePump(
         runtime,
@@ -110,8 +110,6 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         interval_ms=settings.retention_interval_ms,
     )
 
-    kafka = settings.kafka
-
     @broker.subscriber(
         CALLS_REQUESTED,
         group_id=settings.group_id,
@@ -119,15 +117,10 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     )
     async def on_call_requested(message: KafkaMessage) -> None:
         consumer_metrics.bind()
-        await consume_batch(
-            broker,
-            records_of(message),
-            CALLS_REQUESTED,
-            "scheduler",
-            lambda r: requests.on_call_requested(r.value or b"", r.key, r.partition, r.offset),
-            kafka.batch_concurrency,
-        )
-        consumer_metrics.consumed(CALLS_REQUESTED, len(message.raw_message))
+        records = records_of(message)
+        await requests.on_batch(records)
+        log_batch(records, CALLS_REQUESTED)
+        consumer_metrics.consumed(CALLS_REQUESTED, len(records))
 
     @broker.subscriber(
         CALLS_EVENTS,
@@ -153,7 +146,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     @app.on_startup
     async def serve_ops() -> None:
         await ops.start(settings.http_host, settings.http_port)
-        # Before the consumers start: the outcome consumer publishes through it.
+        # Before the consumers start: both consumers publish through it.
         await runtime.sender.start()
 
     @app.after_startup
