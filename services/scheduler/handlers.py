@@ -234,7 +234,8 @@ class RequestHandler:
         results = await asyncio.gather(*steps, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            # A failure of a record (or a defect) before a passing one: the records one by one.
+            # A fault of a record (or a defect) goes first: the wave is then handled record by
+            # record; failures that are all transient have the wave tried again.
             raise next((f for f in failures if not is_transient(f)), failures[0])
 
     async def _queue_accepted(self, items: list[_Request]) -> None:
