@@ -300,11 +300,13 @@ def encode_call_event(
     outcome: str | None = None,
     error: str | None = None,
     duration_seconds: float | None = None,
+    next_attempt_at: datetime | None = None,
+    reason: str | None = None,
 ) -> bytes:
-    """The message of `call_event(...)` (without `will_retry`, `next_attempt_at`, `reason` or
-    `context`), encoded straight from its fields: the same bytes as building the model and
-    dumping it, without the model's validation, for a hot path whose fields are the code's
-    own (an attempt number, a status, an outcome)."""
+    """The message of `call_event(...)` (without `will_retry` or `context`), encoded straight
+    from its fields: the same bytes as building the model and dumping it, without the model's
+    validation, for a hot path whose fields are the code's own (a stored call, an attempt
+    number, a status, an outcome): the dialer's events and the scheduler's `queued`."""
     return orjson.dumps(
         {
             "schema_version": SCHEMA_VERSION,
@@ -322,8 +324,8 @@ def encode_call_event(
             "error": error,
             "duration_seconds": None if duration_seconds is None else float(duration_seconds),
             "will_retry": False,
-            "next_attempt_at": None,
-            "reason": None,
+            "next_attempt_at": next_attempt_at,
+            "reason": reason,
         },
         option=orjson.OPT_UTC_Z,
     )

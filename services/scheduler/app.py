@@ -84,7 +84,8 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     registry = CollectorRegistry()
     metrics = SchedulerMetrics(registry, redis, settings.due_shards, clock)
     consumer_metrics = ConsumerMetrics(registry, broker)
-    requests = RequestHandler(runtime)
+    kafka = settings.kafka
+    requests = RequestHandler(runtime, kafka.batch_concurrency)
     outcomes = OutcomeHandler(runtime)
     pump = DuePump(
         runtime,
@@ -115,8 +116,6 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         interval_ms=settings.retention_interval_ms,
     )
 
-    kafka = settings.kafka
-
     @broker.subscriber(
         CALLS_REQUESTED,
         group_id=settings.group_id,
@@ -124,17 +123,23 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     )
     async def on_call_requested(message: KafkaMessage) -> None:
         consumer_metrics.bind()
-        await consume_batch(
-            broker,
-            records_of(message),
-            CALLS_REQUESTED,
-            "scheduler",
-            lambda r: requests.on_call_requested(
-                r.value or b"", r.key, r.partition, r.offset, r.headers
-            ),
-            kafka.batch_concurrency,
-        )
-        consumer_metrics.consumed(CALLS_REQUESTED, len(message.raw_message))
+        records = records_of(message)
+        if runtime.tracing.on:
+            # Each request in the span of its message's trace: one record at a time.
+            await consume_batch(
+                broker,
+                records,
+                CALLS_REQUESTED,
+                "scheduler",
+                lambda r: requests.on_call_requested(
+                    r.value or b"", r.key, r.partition, r.offset, r.headers
+                ),
+                kafka.batch_concurrency,
+            )
+        else:
+            await requests.on_batch(records)
+            log_batch(records, CALLS_REQUESTED)
+        consumer_metrics.consumed(CALLS_REQUESTED, len(records))
 
     @broker.subscriber(
         CALLS_EVENTS,
@@ -171,7 +176,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     @app.on_startup
     async def serve_ops() -> None:
         await ops.start(settings.http_host, settings.http_port)
-        # Before the consumers start: the outcome consumer publishes through it.
+        # Before the consumers start: both consumers publish through it.
         await runtime.sender.start()
 
     @app.after_startup

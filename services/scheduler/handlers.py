@@ -36,7 +36,13 @@ from shared.bus import (
 )
 from shared.calls.accept import AcceptCall, NewCall, Refused, Unsettled
 from shared.clock import Clock, to_iso
-from shared.events import CallEvent, CallEventType, CallRequested, call_event
+from shared.events import (
+    CallEvent,
+    CallEventType,
+    CallRequested,
+    call_event,
+    encode_call_event,
+)
 from shared.faults import is_transient
 from shared.ids import derived_id
 from shared.models import Call, CallStatus, Campaign
@@ -92,11 +98,180 @@ async def queue_call(rt: SchedulerRuntime, call: Call, campaign: Campaign | None
     await publish_events(rt.broker, [event])
 
 
-class RequestHandler:
-    """Turns a call request into a stored, queued call, or a `rejected` event."""
+def _queued_json(call: Call, campaign: Campaign | None) -> bytes:
+    """The `queued` event of a stored call, as `queue_call` publishes it (the same bytes)."""
+    return encode_call_event(
+        call,
+        CallEventType.QUEUED,
+        call.created_at,
+        attempt=1,
+        max_attempts=max_attempts(campaign),
+        next_attempt_at=call.scheduled_at,
+        reason=call.scheduling_reason,
+    )
 
-    def __init__(self, runtime: SchedulerRuntime) -> None:
+
+async def _campaigns(catalog: CatalogStore, campaign_ids: set[str]) -> dict[str, Campaign | None]:
+    """Each campaign read once, all at the same time."""
+    ordered = list(campaign_ids)
+    found = await asyncio.gather(*(catalog.get_campaign(c) for c in ordered))
+    return dict(zip(ordered, found, strict=True))
+
+
+def _call_id_at(request: CallRequested, partition: int, offset: int) -> str:
+    """The request's call id; one without gets one derived from its position, so a
+    redelivery of the same message finds the call it already stored."""
+    return request.call_id or derived_id(
+        _TOPIC_CALL_NAMESPACE, f"{CALLS_REQUESTED}:{partition}:{offset}"
+    )
+
+
+def _call_id(request: CallRequested, record: ConsumerRecord[bytes, bytes]) -> str:
+    return _call_id_at(request, record.partition, record.offset)
+
+
+@dataclass(slots=True)
+class _Request:
+    """A parsed request of a batch, with its record and its call id."""
+
+    record: ConsumerRecord[bytes, bytes]
+    request: CallRequested
+    call_id: str
+
+
+class RequestHandler:
+    """Turns a call request into a stored, queued call, or a `rejected` event.
+
+    A fetched batch is handled in waves (`on_batch`), as `OutcomeHandler` does: the first
+    record of each key, then the second, and so on. In a wave, the accepted requests (from
+    ingest: the call is stored) are queued together: their calls and campaigns read in one
+    round trip, their calls enqueued in three (`CallStore.enqueue_many`), their `queued`
+    events sent as one produce. The other requests go through the "accept a call" use case one
+    by one, side by side (`concurrency` at a time). A wave that fails other than transiently
+    is handled again record by record (`on_call_requested`), so only the record at fault goes
+    to the DLQ; every step is idempotent, so doing a step again is safe."""
+
+    def __init__(self, runtime: SchedulerRuntime, concurrency: int = 64) -> None:
         self._rt = runtime
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def on_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handles a fetched batch; raises only when a transient failure outlasts its retries
+        (the batch is then delivered again)."""
+        waves: list[list[_Request]] = []
+        seen: dict[bytes | None, int] = {}
+        for record in records:
+            body = record.value or b""
+            try:
+                request = CallRequested.model_validate_json(body)
+            except ValidationError as exc:
+                await send_to_dlq(
+                    self._rt.broker, body, record.key, CALLS_REQUESTED, "scheduler", _short(exc)
+                )
+                continue
+            # A record without a key promises no order; one with a key follows that key's last.
+            order_key = record.key if record.key is not None else f"\0{record.offset}".encode()
+            wave = seen.get(order_key, 0)
+            seen[order_key] = wave + 1
+            if wave == len(waves):
+                waves.append([])
+            waves[wave].append(_Request(record, request, _call_id(request, record)))
+        for items in waves:
+            await self._guarded_wave(items)
+
+    async def _guarded_wave(self, items: list[_Request]) -> None:
+        """A wave with `consume_guarded`'s retries of transient failures; on any other failure,
+        the wave's records one by one."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + TRANSIENT_RETRY_BUDGET_S
+        pause = TRANSIENT_BACKOFF_S
+        while True:
+            try:
+                await self._wave(items)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.warning("a wave of %d requests failed (%r); one by one", len(items), exc)
+                    break
+                log.warning(
+                    "transient failure consuming %s (%r); retrying in %.1f s",
+                    CALLS_REQUESTED,
+                    exc,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                if loop.time() >= give_up_at:
+                    raise
+                pause = min(pause * 2, TRANSIENT_BACKOFF_MAX_S)
+        for item in items:
+            record = item.record
+            await consume_guarded(
+                self._rt.broker,
+                record.value or b"",
+                record.key,
+                CALLS_REQUESTED,
+                "scheduler",
+                functools.partial(
+                    self.on_call_requested,
+                    record.value or b"",
+                    record.key,
+                    record.partition,
+                    record.offset,
+                    record.headers,
+                ),
+            )
+
+    async def _wave(self, items: list[_Request]) -> None:
+        """At most one request of each key: the accepted ones queued together, the others
+        through the use case side by side. Every step runs to its end before a failure is
+        raised, so a wave handled again never overlaps a step still running."""
+        accepted = [item for item in items if item.request.accepted]
+        steps: list[Coroutine[Any, Any, None]] = (
+            [self._queue_accepted(accepted)] if accepted else []
+        )
+        steps.extend(
+            self._accept_one(item.request, item.call_id)
+            for item in items
+            if not item.request.accepted
+        )
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            # A fault of a record (or a defect) goes first: the wave is then handled record by
+            # record; failures that are all transient have the wave tried again.
+            raise next((f for f in failures if not is_transient(f)), failures[0])
+
+    async def _queue_accepted(self, items: list[_Request]) -> None:
+        """Requests whose calls ingest stored: the calls queued and told as queued, at once.
+        The `queued` events go out once every call is in the due queue."""
+        pairs = [(item.request.campaign_id, item.call_id) for item in items]
+        stored, campaigns = await asyncio.gather(
+            self._rt.calls.get_many(pairs),
+            _campaigns(self._rt.catalog, {campaign_id for campaign_id, _ in pairs}),
+        )
+        calls: list[Call] = []
+        for (_, call_id), call in zip(pairs, stored, strict=True):
+            if call is None:
+                # Ingest stores the call before publishing and removes it only when the
+                # publish failed and the client was told so: this request was never accepted.
+                log.info("accepted request %s has no stored call; ignored", call_id)
+            else:
+                calls.append(call)
+        if not calls:
+            return
+        await self._rt.calls.enqueue_many(calls, self._rt.clock.now())
+        await self._rt.sender.send_all(
+            CALLS_EVENTS,
+            [
+                (call_key(call.id), _queued_json(call, campaigns[call.campaign_id]))
+                for call in calls
+            ],
+        )
+
+    async def _accept_one(self, request: CallRequested, call_id: str) -> None:
+        async with self._slots:
+            with log_context(call_id=call_id, campaign_id=request.campaign_id):
+                await self._accept(request, call_id)
 
     async def on_call_requested(
         self,
@@ -106,16 +281,14 @@ class RequestHandler:
         offset: int,
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> None:
+        """One record on its own: a wave that failed, record by record, or every record while
+        tracing is on (each request handled in the span of its message's trace)."""
         try:
             request = CallRequested.model_validate_json(body)
         except ValidationError as exc:
             await send_to_dlq(self._rt.broker, body, key, CALLS_REQUESTED, "scheduler", _short(exc))
             return
-        # A request without an id gets one derived from its position, so a redelivery of the
-        # same message finds the call it already stored.
-        call_id = request.call_id or derived_id(
-            _TOPIC_CALL_NAMESPACE, f"{CALLS_REQUESTED}:{partition}:{offset}"
-        )
+        call_id = _call_id_at(request, partition, offset)
         with (
             self._rt.tracing.consuming(
                 "accept call",
@@ -331,7 +504,7 @@ class OutcomeHandler:
                 ended_events.append((event, outcome))
         calls, campaigns = await asyncio.gather(
             self._rt.calls.get_many((e.campaign_id, e.call_id) for e in events),
-            self._campaigns({e.campaign_id for e, _ in ended_events}),
+            _campaigns(self._rt.catalog, {e.campaign_id for e, _ in ended_events}),
         )
         found = {(e.campaign_id, e.call_id): call for e, call in zip(events, calls, strict=True)}
         starts = []
@@ -361,11 +534,6 @@ class OutcomeHandler:
         ]
         await asyncio.gather(*(effect for _, effects in settled for effect in effects))
         await self._publish([event for events_of, _ in settled for event in events_of])
-
-    async def _campaigns(self, campaign_ids: set[str]) -> dict[str, Campaign | None]:
-        ordered = list(campaign_ids)
-        found = await asyncio.gather(*(self._rt.catalog.get_campaign(c) for c in ordered))
-        return dict(zip(ordered, found, strict=True))
 
     async def on_call_event(
         self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None

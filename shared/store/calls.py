@@ -4,7 +4,7 @@ counters and the sharded due queue, read and written through atomic steps."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, cast
@@ -145,6 +145,13 @@ def _accept_keys(call: Call) -> list[str]:
     ]
 
 
+async def _together(steps: list[Awaitable[Any]]) -> list[Any]:
+    """The replies of steps issued at once (one round trip per Redis node)."""
+    if len(steps) == 1:
+        return [await steps[0]]
+    return list(await asyncio.gather(*steps))
+
+
 def _flatten(fields: Mapping[str, str]) -> list[str]:
     flat: list[str] = []
     for name, value in fields.items():
@@ -283,23 +290,68 @@ class CallStore:
 
     async def enqueue(self, call: Call, now: datetime) -> None:
         """Makes the reservation permanent and puts the call in its due shard, idempotently."""
-        shard = keys.due_shard_of(call.id, self.due_shards)
-        enqueued = await self._redis.hget(keys.call(call.campaign_id, call.id), "enqueued")
-        if enqueued == "1":
+        await self.enqueue_many([call], now)
+
+    async def enqueue_many(self, calls: Iterable[Call], now: datetime) -> None:
+        """`enqueue` for many calls in three round trips, whatever their number: which are
+        already enqueued or gone (one `read_due_calls.lua` per campaign), the others into their
+        due shards (one `ZADD NX` per shard: a shard has its own hash tag, so it cannot share a
+        script with a campaign's keys), then their reservations made permanent and the calls
+        marked (one `confirm_reservation.lua` per campaign). Queue first, then mark: a crash
+        in between repeats the (NX) add, never skips it; a call marked enqueued is never added
+        again (the pump may have claimed it already), nor is a call that is gone."""
+        by_campaign: dict[str, dict[str, Call]] = {}
+        for call in calls:
+            by_campaign.setdefault(call.campaign_id, {})[call.id] = call
+        if not by_campaign:
             return
-        # Queue first, then mark: a crash in between repeats the (NX) add, never skips it.
-        await self._redis.zadd(
-            keys.due_queue(shard),
-            {keys.due_member(call.campaign_id, call.id): to_ms(call.scheduled_at)},
-            nx=True,
+        groups = [list(group.values()) for group in by_campaign.values()]
+        flags = await _together(
+            [
+                self._read_due(
+                    keys=[keys.call(group[0].campaign_id, call.id) for call in group],
+                    args=["enqueued", "status"],
+                )
+                for group in groups
+            ]
         )
-        await self._confirm(
-            keys=[
-                keys.call(call.campaign_id, call.id),
-                keys.active_numbers(call.campaign_id),
-                keys.handoffs(call.campaign_id),
-            ],
-            args=[call.id, call.to, to_ms(now)],
+        # A call already enqueued stays as it is; one that is gone (no status) is not queued.
+        todo = [
+            [
+                call
+                for call, (enqueued, status) in zip(group, reply, strict=True)
+                if enqueued != "1" and status is not None
+            ]
+            for group, reply in zip(groups, cast(list[list[list[str | None]]], flags), strict=True)
+        ]
+        by_shard: dict[int, dict[str, int]] = {}
+        for group in todo:
+            for call in group:
+                shard = keys.due_shard_of(call.id, self.due_shards)
+                member = keys.due_member(call.campaign_id, call.id)
+                by_shard.setdefault(shard, {})[member] = to_ms(call.scheduled_at)
+        if not by_shard:
+            return
+        await _together(
+            [
+                self._redis.zadd(keys.due_queue(shard), members, nx=True)
+                for shard, members in by_shard.items()
+            ]
+        )
+        now_ms = str(to_ms(now))
+        await _together(
+            [
+                self._confirm(
+                    keys=[
+                        keys.active_numbers(group[0].campaign_id),
+                        keys.handoffs(group[0].campaign_id),
+                        *(keys.call(call.campaign_id, call.id) for call in group),
+                    ],
+                    args=[now_ms, *(part for call in group for part in (call.id, call.to))],
+                )
+                for group in todo
+                if group
+            ]
         )
 
     async def requeue(self, campaign_id: str, call_id: str, due: datetime) -> None:

@@ -242,6 +242,38 @@ async def test_an_accepted_call_waits_to_be_handed_on_until_it_is_queued(
     assert await _waiting(redis) == {}
 
 
+async def test_many_calls_are_queued_at_once_each_once(store: CallStore, redis: Redis) -> None:
+    here = [_call(f"call-{i}", f"+1212555010{i}") for i in range(6)]
+    there = [_call(f"other-{i}", f"+1212555020{i}", campaign_id="campaign-2") for i in range(3)]
+    for call in (*here, *there):
+        assert (await store.accept(call, TTL_MS)).outcome == "accepted"
+    # One already queued, then claimed and handed on by the pump: it left the due queue.
+    await store.enqueue(here[0], T0)
+    (claim,) = [
+        c
+        for shard in range(16)
+        for c in await store.claim_due(shard, T0 + timedelta(hours=1), 100, 30_000)
+    ]
+    await store.handed_off([claim])
+    gone = _call("gone", "+12125550999")
+
+    # Each call once, whatever the order and repeats.
+    await store.enqueue_many([*here, *there, here[3], gone], T0 + timedelta(seconds=1))
+
+    for call in (*here[1:], *there):
+        shard = keys.due_shard_of(call.id, 16)
+        member = keys.due_member(call.campaign_id, call.id)
+        assert await redis.zscore(keys.due_queue(shard), member) == to_ms(call.scheduled_at)
+        held = await redis.hget(keys.active_numbers(call.campaign_id), call.to)
+        assert held == f"{call.id}|"
+        assert await redis.hget(keys.call(call.campaign_id, call.id), "enqueued") == "1"
+        assert await redis.zscore(keys.handoffs(call.campaign_id), call.id) is None
+    queued = sum([await redis.zcard(keys.due_queue(shard)) for shard in range(16)])
+    # Neither the claimed call nor the one never stored went (back) in.
+    assert queued == len(here) - 1 + len(there)
+    assert not await redis.exists(keys.call(CAMPAIGN, gone.id))
+
+
 async def test_a_call_cancelled_before_it_was_queued_no_longer_waits_to_be_handed_on(
     store: CallStore, redis: Redis
 ) -> None:

@@ -340,3 +340,48 @@ def test_encoded_event_is_the_models_json(
         assert CallEvent.model_validate_json(encoded).event_id == event_id_for(
             call.id, 2, event_type
         )
+
+
+@pytest.mark.parametrize(
+    ("fields", "occurred_at", "next_attempt_at", "reason"),
+    [
+        pytest.param({}, NOW, NOW, "immediate", id="whole-seconds"),
+        pytest.param(
+            {"status": CallStatus.QUEUED, "attempt": 2, "to": "+44 20 \u00e9"},
+            datetime(2026, 3, 2, 9, 30, 15, 123, tzinfo=UTC),
+            datetime(2026, 3, 2, 9, 30, 16, 120_000, tzinfo=UTC),
+            "",
+            id="microseconds-and-empty-reason",
+        ),
+        pytest.param({}, NOW, None, None, id="no-next-attempt"),
+    ],
+)
+def test_a_queued_event_is_the_models_own_json(
+    fields: dict[str, object],
+    occurred_at: datetime,
+    next_attempt_at: datetime | None,
+    reason: str | None,
+) -> None:
+    call = make_call(**fields)
+
+    encoded = encode_call_event(
+        call,
+        CallEventType.QUEUED,
+        occurred_at,
+        attempt=1,
+        max_attempts=3,
+        next_attempt_at=next_attempt_at,
+        reason=reason,
+    )
+
+    model = call_event(
+        call,
+        CallEventType.QUEUED,
+        occurred_at,
+        attempt=1,
+        max_attempts=3,
+        next_attempt_at=next_attempt_at,
+        reason=reason,
+    )
+    assert encoded == model.model_dump_json().encode()
+    assert CallEvent.model_validate_json(encoded) == model
