@@ -39,6 +39,9 @@ class Delivery:
     lane: str
     # The trace context the event's message carried (None when not traced).
     trace: str | None = None
+    # The call the event tells of, and its attempt: for the log lines of its attempts.
+    call_id: str | None = None
+    attempt: int | None = None
 
 
 # An event to deliver, with the trace context its message carried (None when not traced).
@@ -141,7 +144,16 @@ class NotifyHandler:
             body = call_event_body(event, call)
             by_call.setdefault(event.call_id, []).append(
                 [
-                    Delivery(hook, event.event_id, event.type.value, body, event.call_id, trace)
+                    Delivery(
+                        hook,
+                        event.event_id,
+                        event.type.value,
+                        body,
+                        event.call_id,
+                        trace,
+                        event.call_id,
+                        event.attempt or None,
+                    )
                     for hook in subscribed
                 ]
             )
@@ -237,7 +249,13 @@ class NotifyHandler:
         queued = False
         for delivery, take, result in zip(deliveries, takes, stored, strict=True):
             if isinstance(result, FirstAttempt):
-                workers.make_first(result, delivery.hook, delivery.lane)
+                # Its task's log lines name the call (the task copies the context).
+                with log_context(
+                    call_id=delivery.call_id,
+                    campaign_id=delivery.hook.campaign_id,
+                    attempt=delivery.attempt,
+                ):
+                    workers.make_first(result, delivery.hook, delivery.lane)
                 continue
             if take:
                 workers.give_back(delivery.hook.id)
