@@ -7,7 +7,9 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
@@ -17,7 +19,7 @@ from services.notifier.domain.payloads import call_event_body, campaign_event_bo
 from services.notifier.workers import DeliveryWorkers
 from shared import tracing
 from shared.bus import send_to_dlq
-from shared.events import CallEvent, CampaignEvent
+from shared.events import CallEvent, CallEventType, CampaignEvent
 from shared.models import Webhook
 from shared.observability import log_context
 from shared.store.calls import CallStore
@@ -26,6 +28,23 @@ from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
 from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
+
+_PUBLIC_TYPES = frozenset(t.value for t in CallEventType if t.is_public)
+
+
+def _peek(body: bytes) -> dict[str, Any] | None:
+    """The event as JSON, if it is an object with a string `type` and `campaign_id`."""
+    try:
+        head = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        not isinstance(head, dict)
+        or not isinstance(head.get("type"), str)
+        or not isinstance(head.get("campaign_id"), str)
+    ):
+        return None
+    return head
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,38 +111,58 @@ class NotifyHandler:
         read in one go, and every delivery of the batch is stored side by side. Returns the
         records to take again one at a time (each with its own retries and DLQ) when that
         fails: none when it did not."""
-        events: list[Traced] = []
-        valid: list[ConsumerRecord[bytes, bytes]] = []
+        # What each record is and which campaign it is of, read cheaply: most call events
+        # (internal ones, and types no webhook of the campaign wants) are never validated
+        # whole. The scheduler reads every one of them whole, and parks a bad one.
+        peeked: list[tuple[ConsumerRecord[bytes, bytes], dict[str, Any]]] = []
         for record in records:
-            body = record.value or b""
-            try:
-                event = CallEvent.model_validate_json(body)
-            except ValidationError as exc:
-                await send_to_dlq(
-                    self._rt.broker, body, record.key, CALLS_EVENTS, "notifier", str(exc)
-                )
+            head = _peek(record.value or b"")
+            if head is None:
+                # Not an event at all: parked, with the validation's reason.
+                await self._park(record)
                 continue
-            valid.append(record)
-            if event.type.is_public:
-                events.append((event, self._trace_of(record.headers)))
-        if not events:
+            peeked.append((record, head))
+        public = [(record, head) for record, head in peeked if head["type"] in _PUBLIC_TYPES]
+        if not public:
             return []
         try:
-            await self._deliver_all(events)
+            hooks = await self._hooks_of({head["campaign_id"] for _, head in public})
+            events: list[Traced] = []
+            for record, head in public:
+                if not any(wants(hook, head["type"]) for hook in hooks[head["campaign_id"]]):
+                    continue
+                try:
+                    event = CallEvent.model_validate(head)
+                except ValidationError:
+                    await self._park(record)
+                    continue
+                events.append((event, self._trace_of(record.headers)))
+            if events:
+                await self._deliver_all(events, hooks)
         except Exception:
             log.warning("a batch of call events failed; taking it one by one", exc_info=True)
-            return valid
+            return [record for record, _ in peeked]
         return []
 
-    async def _deliver_all(self, events: list[Traced]) -> None:
-        campaign_ids = list({event.campaign_id for event, _ in events})
-        hooks = dict(
-            zip(
-                campaign_ids,
-                await asyncio.gather(*map(self._rt.catalog.list_webhooks, campaign_ids)),
-                strict=True,
-            )
-        )
+    async def _park(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        body = record.value or b""
+        try:
+            CallEvent.model_validate_json(body)
+            reason = "not a call event"
+        except ValidationError as exc:
+            reason = str(exc)
+        await send_to_dlq(self._rt.broker, body, record.key, CALLS_EVENTS, "notifier", reason)
+
+    async def _hooks_of(self, campaign_ids: set[str]) -> dict[str, list[Webhook]]:
+        ordered = list(campaign_ids)
+        found = await asyncio.gather(*map(self._rt.catalog.list_webhooks, ordered))
+        return dict(zip(ordered, found, strict=True))
+
+    async def _deliver_all(
+        self, events: list[Traced], hooks: dict[str, list[Webhook]] | None = None
+    ) -> None:
+        if hooks is None:
+            hooks = await self._hooks_of({event.campaign_id for event, _ in events})
         wanted = [
             (event, trace, subscribed)
             for event, trace in events

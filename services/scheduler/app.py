@@ -99,6 +99,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         handoff_grace_ms=settings.handoff_grace_ms,
         released=metrics.released,
     )
+    runtime.queued = pump.wake
 
     finisher = CampaignFinisher(
         catalog,

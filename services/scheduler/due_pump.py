@@ -52,6 +52,8 @@ class DuePump:
         self._batch = claim_batch
         self._lease_ms = lease_ms
         self._interval = interval_ms / 1000
+        # Set by `wake` and `stop`: the pump looks again at once.
+        self._work = asyncio.Event()
         self._reap_every = timedelta(milliseconds=reap_interval_ms)
         self._hold = timedelta(milliseconds=hold_recheck_ms)
         self._slot_recheck = timedelta(milliseconds=slot_recheck_ms)
@@ -69,10 +71,16 @@ class DuePump:
                 released = 0
             if released == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._interval)
+                    await asyncio.wait_for(self._work.wait(), self._interval)
+            self._work.clear()
+
+    def wake(self) -> None:
+        """Calls were queued: look for due ones now rather than at the next interval."""
+        self._work.set()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._work.set()
 
     async def tick(self) -> int:
         """One pass over every shard; returns how many calls were handed to the dialer."""

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 _TOPIC_CALL_NAMESPACE = uuid.UUID("0b8f5a52-9b7c-4f0e-8a8e-6c2d9f3e1a47")
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(slots=True)
 class SchedulerRuntime:
     catalog: CatalogStore
@@ -75,6 +79,9 @@ class SchedulerRuntime:
     cooldowns: NumberCooldowns
     sender: BulkSender
     tracing: Tracing = field(default_factory=Tracing)
+    # Tells this process's due pump that calls were queued, so one due now goes out without
+    # waiting for the pump's next look (the due pump sets it).
+    queued: Callable[[], None] = _nothing
 
 
 def max_attempts(campaign: Campaign | None) -> int:
@@ -84,6 +91,7 @@ def max_attempts(campaign: Campaign | None) -> int:
 async def queue_call(rt: SchedulerRuntime, call: Call, campaign: Campaign | None = None) -> None:
     """Puts a stored call in the due queue (idempotently) and tells that it is queued."""
     await rt.calls.enqueue(call, rt.clock.now())
+    rt.queued()
     if campaign is None:
         campaign = await rt.catalog.get_campaign(call.campaign_id)
     event = call_event(
@@ -260,6 +268,7 @@ class RequestHandler:
         if not calls:
             return
         await self._rt.calls.enqueue_many(calls, self._rt.clock.now())
+        self._rt.queued()
         await self._rt.sender.send_all(
             CALLS_EVENTS,
             [
