@@ -21,6 +21,8 @@ from bench import (
     ingest_instructions,
     ingest_make_call,
     notifier,
+    notifier_instructions,
+    pipeline,
     redis_client,
     scheduler_release,
 )
@@ -39,8 +41,12 @@ BENCHMARKS = (
     Benchmark("dialer", dialer.DESCRIPTION, dialer.main),
     Benchmark("notifier", notifier.DESCRIPTION, notifier.main),
     Benchmark("ingest_instructions", ingest_instructions.DESCRIPTION, ingest_instructions.main),
+    Benchmark(
+        "notifier_instructions", notifier_instructions.DESCRIPTION, notifier_instructions.main
+    ),
     Benchmark("redis_client", redis_client.DESCRIPTION, redis_client.main),
     Benchmark("calls_listing", calls_listing.DESCRIPTION, calls_listing.main),
+    Benchmark("pipeline", pipeline.DESCRIPTION, pipeline.main),
 )
 
 

@@ -25,7 +25,11 @@ ended over the span from the first `started` to the last `attempt_ended` (both s
 dialer process); the latency of an attempt is its `attempt_ended` time less its `started` time.
 Wall time runs from starting the dialer process to seeing the last `attempt_ended`.
 
-Target: at least 3,000 attempts/s with the sandbox. Printed, never asserted.
+The dialer's CPU time per attempt (its CPU seconds over that window, from the first event seen
+to the last `attempt_ended` seen, per attempt) is printed too: it moves far less than the rates
+when other work shares the machine.
+
+Target: at least 5,000 attempts/s with the sandbox. Printed, never asserted.
 
 python -m bench dialer [--calls 20000] [--carrier-calls 5000] [--rounds 1] [--profile]
 """
@@ -72,7 +76,7 @@ from shared.store.catalog import CatalogStore
 from shared.topics import CALLS_DUE, CALLS_EVENTS, call_key
 
 DESCRIPTION = "attempts/s of one dialer (sandbox, fake Twilio), vs raw aiokafka consume→publish"
-TARGET_RATE = 3_000.0
+TARGET_RATE = 5_000.0
 # Slots are made to outlast any run: the dialer only renews a slot that exists.
 SLOT_HELD_MS = 24 * 3_600_000
 BATCH_MAX_RECORDS = KafkaSettings().batch_max_records
@@ -590,6 +594,23 @@ def _check_line(run: DialerRun) -> str:
     return line
 
 
+def _cpu_ms_per_attempt(run: DialerRun) -> float | None:
+    """The dialer's CPU time per attempt ended, over the window its CPU use was measured in
+    (from its first event seen to its last `attempt_ended` seen)."""
+    if run.cpu is None or not run.ended_calls or "dialer" not in run.cpu.per_process:
+        return None
+    return run.cpu.per_process["dialer"] * run.cpu.seconds / run.ended_calls * 1000
+
+
+def _cpu_line(run: DialerRun) -> str:
+    assert run.cpu is not None
+    per_attempt = _cpu_ms_per_attempt(run)
+    line = run.cpu.line()
+    if per_attempt is not None:
+        line += f"\n    dialer CPU per attempt {per_attempt:.3f} ms"
+    return line
+
+
 def _median_run(runs: list[DialerRun]) -> DialerRun:
     return sorted(runs, key=lambda r: r.rate)[(len(runs) - 1) // 2]
 
@@ -597,9 +618,11 @@ def _median_run(runs: list[DialerRun]) -> DialerRun:
 def _row(name: str, runs: list[DialerRun], ceiling: float) -> list[str]:
     run = _median_run(runs)
     rate = statistics.median(r.rate for r in runs)
+    per_attempt = [ms for ms in (_cpu_ms_per_attempt(r) for r in runs) if ms is not None]
     return [
         name,
         f"{rate:,.0f}",
+        f"{statistics.median(per_attempt):.3f}" if per_attempt else "",
         f"{statistics.median(r.steady_rate for r in runs):,.0f}",
         f"{percentile(run.latency_ms, 0.5):.0f}",
         f"{percentile(run.latency_ms, 0.99):.0f}",
@@ -635,14 +658,14 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.append(run)
         print(f"    {_run_line(run)}\n    {_check_line(run)}", flush=True)
         if run.cpu is not None:
-            print(f"    {run.cpu.line()}")
+            print(f"    {_cpu_line(run)}")
         if args.carrier_calls > 0:
             print(f"  round {round_number}: dialer, fake Twilio", flush=True)
             run = _twilio(args, args.profile and first)
             twilio.append(run)
             print(f"    {_run_line(run)}\n    {_check_line(run)}", flush=True)
             if run.cpu is not None:
-                print(f"    {run.cpu.line()}")
+                print(f"    {_cpu_line(run)}")
 
     ceiling = statistics.median(b.rate for b in baselines)
     ceiling_seconds = statistics.median(b.seconds for b in baselines)
@@ -661,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "",
             "",
+            "",
             f"{ceiling_seconds:.2f}",
             f"{args.calls:,}",
             "100.0%",
@@ -668,7 +692,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         table(
-            ["", "attempts/s", "10-90%/s", "p50 ms", "p99 ms", "wall s", "calls", "of raw"],
+            [
+                "",
+                "attempts/s",
+                "CPU ms/attempt",
+                "10-90%/s",
+                "p50 ms",
+                "p99 ms",
+                "wall s",
+                "calls",
+                "of raw",
+            ],
             rows,
         )
     )

@@ -63,7 +63,7 @@ class CpuWindow:
             for name, pid in self.pids.items()
         }
         machine = (machine_busy_seconds() - self.machine_started) / wall
-        return CpuUse(ours, machine, max(0.0, machine - sum(ours.values())))
+        return CpuUse(ours, machine, max(0.0, machine - sum(ours.values())), wall)
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ class CpuUse:
     per_process: dict[str, float]
     machine: float
     others: float
+    # The window's length: cores × seconds is the CPU time a process used in it.
+    seconds: float = 0.0
 
     def line(self) -> str:
         parts = ", ".join(f"{name} {cores:.2f}" for name, cores in self.per_process.items())

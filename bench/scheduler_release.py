@@ -2,7 +2,7 @@
 Kafka, and the Redis memory each scheduled call takes; against a raw aiokafka producer
 publishing N messages of the same size with acks=all (the ceiling) in the same run.
 
-Target (the issue's): at least 5,000 releases/s and under 1 KiB of Redis per scheduled call.
+Target: at least 20,000 releases/s (5,000 at first) and under 1 KiB of Redis per scheduled call.
 Printed, never asserted.
 
 No dialer runs, so every released call keeps its campaign concurrency slot: a campaign releases
@@ -13,7 +13,21 @@ The agent, campaigns and calls get ids from `shared.ids.new_id` (22 characters),
 with `--ids uuid4`: ids are a fair part of a call's memory, being in its key names, its due
 entry, the duplicate registry and the listing.
 
+With `--outcomes`, once every call is released, the same scheduler is then sent one
+`internal.attempt_ended` (`completed`) per call on `campaign-calls.events`, published at once
+by a raw producer, and the bench follows the campaigns' `completed` counts until every outcome
+is applied: the scheduler's outcome consumer (read the call and campaign, free the slot,
+`apply_outcome.lua`, publish the `completed` event, commit).
+
+With `--requests`, nothing is released: the calls are stored as ingest stores them (accepted,
+not queued, due in an hour so the pump leaves them alone), one accepted `CallRequested` per call
+(the bytes and key ingest publishes) is put on `campaign-calls.requested` before the scheduler
+starts, and the bench follows the due queue until every call is in it: the scheduler's request
+consumer (read the call and campaign, enqueue it, publish the `queued` event, commit). Printed
+with the scheduler's CPU seconds per request, the figure that holds on a shared machine.
+
 python -m bench scheduler_release [--calls 100000] [--campaigns 20] [--ids short|uuid4]
+    [--outcomes | --requests]
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ import uvloop
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from bench.figures import CpuUse, CpuWindow, load_line, table
+from bench.figures import CpuUse, CpuWindow, load_line, process_cpu_seconds, table
 from bench.loadgen import CONTEXT, PAYLOAD, number_at
 from bench.profiling import finish_profile, start_profile
 from bench.servers import (
@@ -47,14 +61,14 @@ from bench.servers import (
     started_processes,
 )
 from shared import keys
-from shared.events import call_due
+from shared.events import CallEventType, accepted_request, call_due, call_event
 from shared.ids import new_id
 from shared.models import Agent, Call, Campaign, CampaignStatus
 from shared.redis_client import create_redis
 from shared.settings import RedisSettings
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
-from shared.topics import CALLS_DUE, call_key
+from shared.topics import CALLS_DUE, CALLS_EVENTS, CALLS_REQUESTED, call_key, requested_key
 from tests.support import ALWAYS_OPEN
 
 DESCRIPTION = "releases/s of one scheduler with N calls due, vs a raw aiokafka producer"
@@ -63,7 +77,9 @@ CEILING_TOPIC = "bench.ceiling"
 MAX_CONCURRENT = 10_000  # the model's maximum
 PER_MINUTE = 100_000  # the model's maximum
 DUE_SHARDS = 16
-TARGET_RATE = 5_000.0
+TARGET_RATE = 20_000.0
+# The profile runs as long as a release at this rate would take: slower than any release.
+PROFILE_RATE = 2_000.0
 TARGET_BYTES = 1024.0
 RESERVATION_TTL_MS = 3_600_000
 LISTPACK_VALUE = "hash-max-listpack-value"
@@ -97,7 +113,20 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="how the seeded agent, campaigns and calls get their ids (default: short)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="py-spy the scheduler while it releases"
+        "--profile",
+        action="store_true",
+        help="py-spy the scheduler while it releases (and while it applies outcomes)",
+    )
+    parser.add_argument(
+        "--outcomes",
+        action="store_true",
+        help="then send an attempt_ended per call and measure how fast the outcomes are applied",
+    )
+    parser.add_argument(
+        "--requests",
+        action="store_true",
+        help="instead of releasing: publish an accepted request per stored call and measure "
+        "how fast (and at what CPU per request) the scheduler queues them",
     )
     return parser.parse_args(argv)
 
@@ -175,10 +204,11 @@ def _call_at(index: int, campaigns: Campaigns) -> Call:
 
 
 async def _seed_range(
-    redis_url: str, campaigns: Campaigns, indices: range, concurrency: int
+    redis_url: str, campaigns: Campaigns, indices: range, concurrency: int, queue: bool
 ) -> int:
     """Stores the calls of `indices` through CallStore.accept + enqueue, as the scheduler's
-    request consumer does; returns how many were accepted."""
+    request consumer does (without `queue`: accept only, as ingest does, the calls due in an
+    hour); returns how many were accepted."""
     redis = create_redis(RedisSettings(url=redis_url, max_connections=concurrency))
     store = CallStore(redis, DUE_SHARDS)
     todo = iter(indices)
@@ -188,10 +218,15 @@ async def _seed_range(
         nonlocal accepted
         for index in todo:  # one iterator shared by every worker
             call = _call_at(index, campaigns)
+            if not queue:
+                call = call.model_copy(
+                    update={"scheduled_at": call.created_at + timedelta(hours=1)}
+                )
             result = await store.accept(call, RESERVATION_TTL_MS)
             if result.outcome == "accepted":
                 accepted += 1
-                await store.enqueue(call, campaigns.created_at)
+                if queue:
+                    await store.enqueue(call, campaigns.created_at)
 
     try:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -200,13 +235,20 @@ async def _seed_range(
     return accepted
 
 
-def _seed_part(redis_url: str, campaigns: Campaigns, indices: range, concurrency: int) -> int:
+def _seed_part(
+    redis_url: str, campaigns: Campaigns, indices: range, concurrency: int, queue: bool
+) -> int:
     """One seeding process's share (run in a worker process)."""
-    return uvloop.run(_seed_range(redis_url, campaigns, indices, concurrency))
+    return uvloop.run(_seed_range(redis_url, campaigns, indices, concurrency, queue))
 
 
 def _seed(
-    redis_url: str, campaigns: Campaigns, calls: int, processes: int, concurrency: int
+    redis_url: str,
+    campaigns: Campaigns,
+    calls: int,
+    processes: int,
+    concurrency: int,
+    queue: bool = True,
 ) -> int:
     """Seeds `calls` calls from `processes` processes at once (seeding is not measured)."""
     step = -(-calls // processes)
@@ -214,7 +256,8 @@ def _seed(
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
         futures = [
-            pool.submit(_seed_part, redis_url, campaigns, part, concurrency) for part in parts
+            pool.submit(_seed_part, redis_url, campaigns, part, concurrency, queue)
+            for part in parts
         ]
         return sum(future.result() for future in futures)
 
@@ -348,6 +391,7 @@ class Released:
     samples: list[tuple[float, int]]
     cpu: CpuUse | None
     profile: str
+    scheduler_pid: int
 
 
 def _crossing(samples: list[tuple[float, int]], count: float) -> float:
@@ -405,8 +449,8 @@ async def _release(
             if count and window is None:
                 window = CpuWindow.open(pids, now)
                 if profile:
-                    # Long enough for the whole release at the target rate; cut short below.
-                    spy = start_profile(group, "scheduler", scheduler.pid, calls / TARGET_RATE)
+                    # Long enough for the whole release; cut short below.
+                    spy = start_profile(group, "scheduler", scheduler.pid, calls / PROFILE_RATE)
             if count >= calls or now > deadline or not scheduler.alive():
                 break
             await asyncio.sleep(0.05)
@@ -421,7 +465,7 @@ async def _release(
     released = [s for s in samples if s[1] > 0]
     total = samples[-1][1]
     if not released:
-        return Released(total, 0, 0, 0, 0, 0, samples, cpu, profile_text)
+        return Released(total, 0, 0, 0, 0, 0, samples, cpu, profile_text, scheduler.pid)
     first, last = released[0][0], samples[-1][0]
     t10, t90 = _crossing(samples, 0.1 * total), _crossing(samples, 0.9 * total)
     steady = 0.8 * total / (t90 - t10) if t90 > t10 else 0.0
@@ -436,7 +480,303 @@ async def _release(
         samples,
         cpu,
         profile_text,
+        scheduler.pid,
     )
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applied:
+    total: int
+    published_in: float  # seconds the raw producer took to publish every outcome
+    first_to_last: float
+    rate: float  # from the first sample that saw an applied outcome to the last
+    cpu: CpuUse | None
+    profile: str
+
+
+async def _completed(redis: Redis, campaign_ids: list[str]) -> int:
+    async with redis.pipeline(transaction=False) as pipe:
+        for campaign_id in campaign_ids:
+            pipe.hget(keys.campaign_stats(campaign_id), "completed")
+        counts = cast(list[str | None], await pipe.execute())
+    return sum(int(count or 0) for count in counts)
+
+
+async def _outcome_records(redis_url: str, campaign_ids: list[str]) -> list[tuple[bytes, bytes]]:
+    """One `attempt_ended` (`completed`) per stored call, keyed by call id as the dialer's."""
+    redis = create_redis(RedisSettings(url=redis_url))
+    try:
+        store = CallStore(redis, DUE_SHARDS)
+        now = datetime.now(UTC)
+        records = []
+        for campaign_id in campaign_ids:
+            call_ids = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_id), 0, -1))
+            for start in range(0, len(call_ids), 5_000):
+                chunk = call_ids[start : start + 5_000]
+                for call in await store.get_many((campaign_id, c) for c in chunk):
+                    assert call is not None
+                    event = call_event(
+                        call,
+                        CallEventType.ATTEMPT_ENDED,
+                        now,
+                        attempt=call.attempt,
+                        max_attempts=1,
+                        status="completed",
+                        outcome="completed",
+                        duration_seconds=1.0,
+                    )
+                    records.append((call_key(call.id), event.model_dump_json().encode()))
+        return records
+    finally:
+        await redis.aclose()
+
+
+async def _apply_outcomes(
+    group: Started,
+    servers: Servers,
+    campaign_ids: list[str],
+    records: list[tuple[bytes, bytes]],
+    scheduler_pid: int,
+    give_up_after: float,
+    profile: bool,
+) -> Applied:
+    """Publishes the outcomes at once and follows the campaigns' `completed` counts."""
+    redis = Redis.from_url(servers.redis_url)
+    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka, acks="all", linger_ms=0)
+    await producer.start()
+    try:
+        pids = {"scheduler": scheduler_pid, "redis": servers.redis.pid}
+        began = time.monotonic()
+        pending: list[asyncio.Future[Any]] = []
+        for key, value in records:
+            pending.append(await producer.send(CALLS_EVENTS, value, key=key))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        published_in = time.monotonic() - began
+        samples: list[tuple[float, int]] = []
+        window: CpuWindow | None = None
+        spy = None
+        deadline = began + give_up_after
+        while True:
+            count = await _completed(redis, campaign_ids)
+            now = time.monotonic()
+            samples.append((now, count))
+            if count and window is None:
+                window = CpuWindow.open(pids, now)
+                if profile:
+                    spy = start_profile(group, "outcomes", scheduler_pid, len(records) / 1_000)
+            if count >= len(records) or now > deadline:
+                break
+            await asyncio.sleep(0.05)
+        cpu = window.close(samples[-1][0]) if window is not None else None
+        if spy is not None and spy.process.alive():
+            assert spy.process.process is not None
+            spy.process.process.send_signal(signal.SIGINT)
+        profile_text = finish_profile(group, spy)
+    finally:
+        await producer.stop()
+        await redis.aclose()
+    applied = [sample for sample in samples if sample[1] > 0]
+    total = samples[-1][1]
+    if not applied:
+        return Applied(total, published_in, 0.0, 0.0, cpu, profile_text)
+    first, last = applied[0], samples[-1]
+    span = last[0] - first[0]
+    rate = (total - first[1]) / span if span > 0 else 0.0
+    return Applied(total, published_in, span, rate, cpu, profile_text)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queued:
+    total: int
+    published_in: float  # seconds the raw producer took to publish every request
+    started_to_first: float  # scheduler start to the first call queued
+    first_to_last: float
+    rate: float  # from the first sample that saw a queued call to the last
+    cpu: CpuUse | None
+    cpu_seconds: float  # the scheduler's CPU from the first sample that saw a queued call
+    counted: int  # calls queued in that window
+    profile: str
+
+
+async def _request_records(redis_url: str, campaign_ids: list[str]) -> list[tuple[bytes, bytes]]:
+    """One accepted request per stored call: the value and key ingest publishes."""
+    redis = create_redis(RedisSettings(url=redis_url))
+    try:
+        store = CallStore(redis, DUE_SHARDS)
+        records = []
+        for campaign_id in campaign_ids:
+            call_ids = cast(list[str], await redis.zrange(keys.campaign_calls(campaign_id), 0, -1))
+            for start in range(0, len(call_ids), 5_000):
+                chunk = call_ids[start : start + 5_000]
+                for call in await store.get_many((campaign_id, c) for c in chunk):
+                    assert call is not None
+                    records.append((requested_key(campaign_id, call.to), accepted_request(call)))
+        return records
+    finally:
+        await redis.aclose()
+
+
+async def _queued_count(redis: Redis) -> int:
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in range(DUE_SHARDS):
+            pipe.zcard(keys.due_queue(shard))
+        counts = cast(list[int], await pipe.execute())
+    return sum(counts)
+
+
+async def _queue_requests(
+    group: Started,
+    servers: Servers,
+    env: dict[str, str],
+    records: list[tuple[bytes, bytes]],
+    give_up_after: float,
+    profile: bool,
+) -> Queued:
+    """Publishes the requests at once, then starts one scheduler and follows the due queue
+    until every call is in it."""
+    redis = Redis.from_url(servers.redis_url)
+    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka, acks="all", linger_ms=0)
+    await producer.start()
+    try:
+        began = time.monotonic()
+        pending: list[asyncio.Future[Any]] = []
+        for key, value in records:
+            pending.append(await producer.send(CALLS_REQUESTED, value, key=key))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        published_in = time.monotonic() - began
+        started_at = time.monotonic()
+        scheduler = start_service(group, "scheduler", env)
+        pids = {
+            "scheduler": scheduler.pid,
+            "redis": servers.redis.pid,
+            "broker": servers.broker.pid,
+        }
+        samples: list[tuple[float, int]] = [(started_at, 0)]
+        window: CpuWindow | None = None
+        cpu_at_first = 0.0
+        spy = None
+        deadline = started_at + give_up_after
+        while True:
+            count = await _queued_count(redis)
+            now = time.monotonic()
+            samples.append((now, count))
+            if count and window is None:
+                window = CpuWindow.open(pids, now)
+                cpu_at_first = process_cpu_seconds(scheduler.pid)
+                if profile:
+                    spy = start_profile(group, "requests", scheduler.pid, len(records) / 1_000)
+            if count >= len(records) or now > deadline or not scheduler.alive():
+                break
+            await asyncio.sleep(0.05)
+        cpu = window.close(samples[-1][0]) if window is not None else None
+        cpu_seconds = process_cpu_seconds(scheduler.pid) - cpu_at_first if window else 0.0
+        if spy is not None and spy.process.alive():
+            assert spy.process.process is not None
+            spy.process.process.send_signal(signal.SIGINT)
+        profile_text = finish_profile(group, spy)
+    finally:
+        await producer.stop()
+        await redis.aclose()
+    queued = [sample for sample in samples if sample[1] > 0]
+    total = samples[-1][1]
+    if not queued:
+        return Queued(total, published_in, 0.0, 0.0, 0.0, cpu, 0.0, 0, profile_text)
+    first, last = queued[0], samples[-1]
+    span = last[0] - first[0]
+    rate = (total - first[1]) / span if span > 0 else 0.0
+    return Queued(
+        total,
+        published_in,
+        first[0] - started_at,
+        span,
+        rate,
+        cpu,
+        cpu_seconds,
+        total - first[1],
+        profile_text,
+    )
+
+
+def _requests_main(args: argparse.Namespace) -> int:
+    """The `--requests` run: store, publish the accepted requests, follow the queueing."""
+    print(
+        f"scheduler_release --requests: how fast one scheduler queues {args.calls:,} accepted "
+        f"requests for stored calls ({args.campaigns} campaigns; ids: {args.ids})"
+    )
+    print(f"  before: {load_line()}", flush=True)
+    with started_processes("scheduler") as group:
+        servers = start_servers(group)
+        campaigns = uvloop.run(_create_campaigns(servers.redis_url, args.campaigns, args.ids))
+        began = time.monotonic()
+        accepted = _seed(
+            servers.redis_url,
+            campaigns,
+            args.calls,
+            args.seed_processes,
+            args.seed_concurrency,
+            queue=False,
+        )
+        print(
+            f"  stored {accepted:,} calls in {time.monotonic() - began:.1f} s "
+            f"({args.seed_processes} processes; not measured)",
+            flush=True,
+        )
+        records = uvloop.run(_request_records(servers.redis_url, campaigns.ids))
+        env = service_env(
+            servers,
+            {
+                # The calls are due in an hour: the pump has nothing to release, and no call
+                # is stranded long enough for it to queue one itself.
+                "SCHEDULER_PUMP_INTERVAL_MS": "1000",
+                "SCHEDULER_HANDOFF_GRACE_MS": "3600000",
+                "DUE_SHARDS": str(DUE_SHARDS),
+            },
+        )
+        queued = uvloop.run(
+            _queue_requests(group, servers, env, records, args.timeout, args.profile)
+        )
+        on_topic = uvloop.run(read_topic(servers.kafka, CALLS_EVENTS, len(records), 120))
+        print(f"  logs: {group.logs}")
+    print()
+    print(
+        f"Requests: {len(records):,} accepted requests ({len(records[0][1])} B values keyed by "
+        f"campaign and number) published before the scheduler started, in "
+        f"{queued.published_in:.2f} s"
+    )
+    print(
+        f"  queued {queued.total:,}: {queued.rate:,.0f} requests/s "
+        f"(first→last {queued.first_to_last:.2f} s; scheduler start to first "
+        f"{queued.started_to_first:.2f} s)"
+        + ("" if queued.total >= len(records) else f"; NOT all within {args.timeout:g} s")
+    )
+    if queued.counted:
+        print(
+            f"  scheduler CPU {queued.cpu_seconds:.2f} s for {queued.counted:,} requests: "
+            f"{queued.cpu_seconds / queued.counted * 1e6:,.0f} µs per request"
+        )
+    if queued.cpu is not None:
+        print(f"  while queueing: {queued.cpu.line()}")
+    print(
+        f"  read back from {CALLS_EVENTS}: {on_topic.messages:,} messages, "
+        f"{on_topic.distinct_keys:,} distinct call ids"
+    )
+    print(f"  after: {load_line()}")
+    if queued.profile:
+        print("\nprofile of the scheduler queueing requests (py-spy):")
+        print(queued.profile)
+    return 0
 
 
 async def _left_in_redis(redis_url: str, campaign_ids: list[str]) -> tuple[int, int, int, int]:
@@ -453,6 +793,8 @@ async def _left_in_redis(redis_url: str, campaign_ids: list[str]) -> tuple[int, 
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.requests:
+        return _requests_main(args)
     per_campaign = -(-args.calls // args.campaigns)
     print(f"scheduler_release: {DESCRIPTION}")
     print(
@@ -491,6 +833,20 @@ def main(argv: list[str] | None = None) -> int:
             _left_in_redis(servers.redis_url, campaigns.ids)
         )
         on_topic = uvloop.run(read_topic(servers.kafka, CALLS_DUE, accepted, 120))
+        applied: Applied | None = None
+        if args.outcomes:
+            records = uvloop.run(_outcome_records(servers.redis_url, campaigns.ids))
+            applied = uvloop.run(
+                _apply_outcomes(
+                    group,
+                    servers,
+                    campaigns.ids,
+                    records,
+                    released.scheduler_pid,
+                    args.timeout,
+                    args.profile,
+                )
+            )
         print(f"  logs: {group.logs}")
 
     per_call = (memory.after - memory.before) / max(1, accepted)
@@ -568,9 +924,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if per_call < TARGET_BYTES else 'NOT met'}"
     )
     print(f"  after: {load_line()}")
+    if applied is not None:
+        print()
+        print(
+            f"Outcomes: {accepted:,} attempt_ended (completed) published at once by a raw "
+            f"producer in {applied.published_in:.2f} s"
+        )
+        print(
+            f"  applied {applied.total:,}: {applied.rate:,.0f} outcomes/s "
+            f"(first→last {applied.first_to_last:.2f} s)"
+            + ("" if applied.total >= accepted else f"; NOT all within {args.timeout:g} s")
+        )
+        if applied.cpu is not None:
+            print(f"  while applying: {applied.cpu.line()}")
     if released.profile:
         print("\nprofile of the scheduler process (py-spy; this run's figures are perturbed):")
         print(released.profile)
+    if applied is not None and applied.profile:
+        print("\nprofile of the scheduler applying outcomes (py-spy):")
+        print(applied.profile)
     return 0
 
 

@@ -16,8 +16,9 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.message import StreamMessage
 
-from shared import kafka_security
+from shared import kafka_security, tracing
 from shared.events import CallEvent
 from shared.faults import TryAgain as TryAgain
 from shared.faults import is_transient
@@ -102,10 +103,11 @@ async def consume_batch(
         # Records without a key promise no order: each is a group of its own.
         group_key = record.key if record.key is not None else f"\0{index}".encode()
         groups.setdefault(group_key, []).append(record)
-    slots = asyncio.Semaphore(concurrency)
+    # `concurrency` workers take the groups in turn: a task per worker, not per group.
+    waiting = iter(groups.values())
 
-    async def run(group: list[ConsumerRecord[bytes, bytes]]) -> None:
-        async with slots:
+    async def work() -> None:
+        for group in waiting:
             for record in group:
                 await consume_guarded(
                     broker,
@@ -117,8 +119,8 @@ async def consume_batch(
                 )
 
     async with asyncio.TaskGroup() as tasks:
-        for group in groups.values():
-            tasks.create_task(run(group))
+        for _ in range(min(concurrency, len(groups))):
+            tasks.create_task(work())
     log_batch(records, topic)
 
 
@@ -158,12 +160,20 @@ def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...
     return batch
 
 
+async def undecoded(message: StreamMessage[Any]) -> None:
+    """A batch subscriber's decoder for a handler that reads the raw records (`records_of`):
+    FastStream's own makes a message of every record and decodes its body as JSON first, for a
+    body nobody reads."""
+    return None
+
+
 class BatchConsumerOptions(TypedDict):
     batch: Literal[True]
     max_records: int
     auto_offset_reset: Literal["earliest"]
     session_timeout_ms: int
     heartbeat_interval_ms: int
+    fetch_max_wait_ms: int
     ack_policy: AckPolicy
 
 
@@ -180,11 +190,16 @@ def batch_consumer(settings: KafkaSettings) -> BatchConsumerOptions:
         auto_offset_reset="earliest",
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
 
 
 _JSON_HEADERS: Final = [("content-type", b"application/json")]
+
+# A record to send: (key, value), or (key, value, headers) to add headers (a trace context's)
+# to the content type every record carries.
+Record = tuple[bytes, bytes] | tuple[bytes, bytes, tracing.Headers]
 
 
 class BulkSender:
@@ -216,13 +231,12 @@ class BulkSender:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """Sends (key, value) records; returns once the broker acknowledged all of them."""
-        producer = self._started()
-        pending = [await producer.send(topic, value, key=key) for key, value in records]
-        await asyncio.gather(*pending)
+    async def send_all(self, topic: str, records: Sequence[Record]) -> None:
+        """Sends (key, value[, headers]) records, one batch per partition (`queue_batched`);
+        returns once the broker acknowledged all of them, or raises if it refused any."""
+        await asyncio.gather(*await self.queue_batched(topic, records))
 
-    async def hand_over(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def hand_over(self, topic: str, records: Sequence[Record]) -> None:
         """Hands keyed records to the producer, one batch per partition, without waiting for
         the broker's acknowledgement; each record goes to the partition `send` would choose. A
         batch the broker refuses is logged: a caller must have another way to recover it."""
@@ -230,7 +244,7 @@ class BulkSender:
             delivery.add_done_callback(_log_refused)
 
     async def queue_batched(
-        self, topic: str, records: Sequence[tuple[bytes, bytes]]
+        self, topic: str, records: Sequence[Record]
     ) -> list[asyncio.Future[Any]]:
         """Queues keyed records, in order, as one batch per partition (more when one fills);
         returns each batch's acknowledgement to await.
@@ -241,16 +255,19 @@ class BulkSender:
         count = len(await producer.partitions_for(topic))
         batches: dict[int, BatchBuilder] = {}
         deliveries: list[asyncio.Future[Any]] = []
-        for key, value in records:
+        for record in records:
+            key, value = record[0], record[1]
+            # The content type, and the record's own headers if it has any.
+            headers = _JSON_HEADERS if len(record) == 2 else [*_JSON_HEADERS, *record[2]]
             partition = partition_of(key, count)
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
-            if batch.append(timestamp=None, key=key, value=value, headers=_JSON_HEADERS) is None:
+            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
                 # Full: it goes, and another starts.
                 deliveries.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = batches[partition] = producer.create_batch()
-                batch.append(timestamp=None, key=key, value=value, headers=_JSON_HEADERS)
+                batch.append(timestamp=None, key=key, value=value, headers=headers)
         for partition, batch in batches.items():
             deliveries.append(await producer.send_batch(batch, topic, partition=partition))
         return deliveries
@@ -347,12 +364,25 @@ async def ensure_topics(
             await admin.close()
 
 
+def trace_headers() -> dict[str, str] | None:
+    """The current trace context as headers for `broker.publish`; None when there is none."""
+    if not tracing.enabled:
+        return None
+    headers = tracing.current_headers()
+    return {name: value.decode() for name, value in headers} if headers else None
+
+
 async def publish_events(broker: KafkaBroker, events: Iterable[CallEvent]) -> None:
-    """Publishes call events keyed by call id; returns once the broker has all of them."""
+    """Publishes call events keyed by call id, with the current trace context; returns once
+    the broker has all of them."""
+    headers = trace_headers()
     await asyncio.gather(
         *(
             broker.publish(
-                event.model_dump_json().encode(), topic=CALLS_EVENTS, key=call_key(event.call_id)
+                event.model_dump_json().encode(),
+                topic=CALLS_EVENTS,
+                key=call_key(event.call_id),
+                headers=headers,
             )
             for event in events
         )
@@ -373,7 +403,7 @@ class EventPublisher:
         self._sender = sender
         self._topic = topic
         self._lot = lot
-        self._waiting: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[list[Record], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._feeder: asyncio.Task[None] | None = None
         self._acks: set[asyncio.Task[None]] = set()
@@ -393,11 +423,19 @@ class EventPublisher:
         await self._sender.stop()
 
     async def publish(self, events: Iterable[CallEvent]) -> None:
-        records = [(call_key(e.call_id), e.model_dump_json().encode()) for e in events]
+        await self.publish_encoded(
+            [(call_key(e.call_id), e.model_dump_json().encode()) for e in events]
+        )
+
+    async def publish_encoded(self, records: Sequence[Record]) -> None:
+        """Publishes events already encoded, as (key, message) records (`encode_call_event`),
+        with the current trace context (the caller's: the feeding task sends them)."""
+        if tracing.enabled and (headers := tracing.current_headers()) is not None:
+            records = [(record[0], record[1], headers) for record in records]
         if not records:
             return
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append((records, done))
+        self._waiting.append((list(records), done))
         self._wake.set()
         await done
 
@@ -406,7 +444,7 @@ class EventPublisher:
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:
-                lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]] = []
+                lot: list[tuple[list[Record], asyncio.Future[None]]] = []
                 size = 0
                 while self._waiting and size < self._lot:
                     records, done = self._waiting.pop(0)
@@ -414,9 +452,7 @@ class EventPublisher:
                     size += len(records)
                 await self._send(lot)
 
-    async def _send(
-        self, lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]]
-    ) -> None:
+    async def _send(self, lot: list[tuple[list[Record], asyncio.Future[None]]]) -> None:
         try:
             deliveries = await self._sender.queue_batched(
                 self._topic, [record for records, _ in lot for record in records]
@@ -430,7 +466,7 @@ class EventPublisher:
 
     @staticmethod
     async def _acknowledge(
-        lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]],
+        lot: list[tuple[list[Record], asyncio.Future[None]]],
         deliveries: list[asyncio.Future[Any]],
     ) -> None:
         results = await asyncio.gather(*deliveries, return_exceptions=True)
@@ -445,9 +481,7 @@ class EventPublisher:
                 done.set_result(None)
 
 
-def _settle(
-    lot: list[tuple[list[tuple[bytes, bytes]], asyncio.Future[None]]], exc: BaseException
-) -> None:
+def _settle(lot: list[tuple[list[Record], asyncio.Future[None]]], exc: BaseException) -> None:
     """Fails every caller of a lot that did not wholly land."""
     for _, done in lot:
         if not done.done():

@@ -248,3 +248,6 @@ class Call(BaseModel):
     scheduling_reason: str
     created_at: datetime
     updated_at: datetime
+    # The trace context of the request that made the call (`shared.tracing`: its
+    # `traceparent`, then a space and its `tracestate` if any); None when it was not traced.
+    trace: str | None = None

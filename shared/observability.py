@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from shared import tracing
 from shared.rules.log_masking import mask_phone_numbers, masked_fields
 from shared.settings import ObservabilitySettings
 
@@ -45,8 +46,9 @@ _CONTEXT: ContextVar[MappingProxyType[str, object]] = ContextVar("log_context", 
 
 class log_context:  # used as a function: `with log_context(call_id=...):`
     """Adds fields to every line logged inside the block, in this task and the tasks it
-    starts: `call_id`, `campaign_id`, `attempt` while a message about one call is handled,
-    `trace_id` once requests carry one. A field given as None is left out."""
+    starts: `call_id`, `campaign_id`, `attempt` while a message about one call is handled.
+    A field given as None is left out. `trace_id` is the current span's (shared/tracing.py)
+    when tracing is on, unless the context names one."""
 
     __slots__ = ("_fields", "_token")
 
@@ -99,6 +101,11 @@ class JsonFormatter(logging.Formatter):
         context = _CONTEXT.get()
         if context:
             _merge(entry, masked_fields(context))
+        if tracing.enabled and "trace_id" not in entry:
+            # Hex digits, never masked: a run of them could look like a number.
+            trace_id = tracing.current_trace_id()
+            if trace_id is not None:
+                entry["trace_id"] = trace_id
         fields = getattr(record, FIELDS, None)
         if isinstance(fields, dict) and fields:
             _merge(entry, masked_fields(fields))
@@ -187,7 +194,13 @@ class MaskingFormatter(logging.Formatter):
         if context:
             pairs = masked_fields(context)
             text += " " + " ".join(f"{name}={value}" for name, value in pairs.items())
-        return mask_phone_numbers(text)
+        text = mask_phone_numbers(text)
+        if tracing.enabled and "trace_id" not in context:
+            # After masking: its hex digits could look like a number.
+            trace_id = tracing.current_trace_id()
+            if trace_id is not None:
+                text += f" trace_id={trace_id}"
+        return text
 
 
 def text_format(service: str, instance: str) -> str:

@@ -1,10 +1,10 @@
 """python -m tools.asyncapi: the topics' contract as an AsyncAPI 3.0 document, on stdout.
 
 Built from the code itself: the topic names (shared/topics.py), the message models
-(shared/events.py, their pydantic JSON schemas as validated by the consumers) and the DLQ's
-headers (shared/bus.py, tools/dlq.py). The committed copy is docs/asyncapi.json; a unit test
-fails when it differs from what this prints, and `--write` (or `make asyncapi`) brings it up
-to date:
+(shared/events.py, their pydantic JSON schemas as validated by the consumers), the trace
+context headers (shared/tracing.py) and the DLQ's headers (shared/bus.py, tools/dlq.py). The
+committed copy is docs/asyncapi.json; a unit test fails when it differs from what this prints,
+and `--write` (or `make asyncapi`) brings it up to date:
 
     python -m tools.asyncapi            # print it
     python -m tools.asyncapi --write    # rewrite docs/asyncapi.json
@@ -33,6 +33,7 @@ from shared.topics import (
     CALLS_REQUESTED,
     CAMPAIGN_EVENTS,
 )
+from shared.tracing import TRACEPARENT, TRACESTATE
 from tools.dlq import REPLAYED_HEADER
 
 DOCUMENT: Final = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
@@ -112,15 +113,26 @@ def _camel(text: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def _replayed_header() -> dict[str, Any]:
+def _message_headers() -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
+            TRACEPARENT: {
+                "type": "string",
+                "description": "W3C trace context (shared/tracing.py): the trace the message "
+                "belongs to, continued by its consumer; set while tracing is on, and taken "
+                "from a request published to the topic by another service. Without it a "
+                "consumer that traces starts a new trace.",
+            },
+            TRACESTATE: {
+                "type": "string",
+                "description": "W3C trace state that goes with `traceparent`, if any.",
+            },
             REPLAYED_HEADER: {
                 "type": "string",
                 "description": "Set on a copy put back by `python -m tools.dlq replay`: "
                 "`<dlq partition>@<offset>` of the record it was replayed from.",
-            }
+            },
         },
     }
 
@@ -184,7 +196,7 @@ def document() -> dict[str, Any]:
                 "title": name,
                 "summary": (model.__doc__ or "").strip().splitlines()[0],
                 "contentType": "application/json",
-                "headers": _replayed_header(),
+                "headers": _message_headers(),
                 "payload": {"$ref": f"#/components/schemas/{name}"},
                 "bindings": {
                     "kafka": {

@@ -12,6 +12,7 @@ from aiohttp import web
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -35,6 +36,7 @@ from shared.bus import (
     consume_batch,
     create_broker,
     records_of,
+    undecoded,
 )
 from shared.clock import Clock, SystemClock
 from shared.metrics import ConsumerMetrics
@@ -46,6 +48,7 @@ from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits
 from shared.topics import CALLS_DUE
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class Deps:
     redis: Redis | None = None
     broker: KafkaBroker | None = None
     clock: Clock | None = None
+    # Spans go to this provider instead of the one the environment asks for.
+    tracer_provider: TracerProvider | None = None
 
 
 def _twilio_config(settings: DialerSettings) -> TwilioConfig:
@@ -98,6 +103,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
         callback_timeout=timedelta(seconds=settings.callback_timeout_seconds),
         placement_budget=timedelta(seconds=settings.placement_budget_seconds),
         status_lookups=settings.status_lookups,
+        tracing=Tracing.for_service("dialer", settings.log.instance, deps.tracer_provider),
     )
     registry = CollectorRegistry()
     metrics = DialerMetrics(registry)
@@ -109,7 +115,9 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
 
     kafka = settings.kafka
 
-    subscriber = broker.subscriber(CALLS_DUE, group_id=settings.group_id, **batch_consumer(kafka))
+    subscriber = broker.subscriber(
+        CALLS_DUE, group_id=settings.group_id, decoder=undecoded, **batch_consumer(kafka)
+    )
 
     @subscriber
     async def on_call_due(message: KafkaMessage) -> None:
@@ -119,7 +127,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
             records_of(message),
             CALLS_DUE,
             "dialer",
-            lambda r: handler.on_call_due(r.value or b"", r.key),
+            lambda r: handler.on_call_due(r.value or b"", r.key, r.headers),
             kafka.batch_concurrency,
         )
         consumer_metrics.consumed(CALLS_DUE, len(message.raw_message))
@@ -173,6 +181,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
         await asyncio.gather(*background, return_exceptions=True)
         await runner.cleanup()
         await events.stop()
+        await asyncio.to_thread(runtime.tracing.close)
         for carrier in opened:
             await carrier.close()
         if deps.redis is None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from faststream.kafka import KafkaBroker
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending, Refused
@@ -25,11 +26,11 @@ from services.dialer.domain.telephony import (
     StatusUnavailable,
 )
 from services.dialer.metrics import FAILED, PLACED, DialerMetrics
-from shared import keys
+from shared import keys, tracing
 from shared.bus import EventPublisher, send_to_dlq
 from shared.calls.hand_back import hand_back
 from shared.clock import Clock
-from shared.events import CallDue, CallEvent, CallEventType, call_event
+from shared.events import CallDue, CallEventType, call_event, encode_call_event
 from shared.models import Call, CallStatus, Campaign, CampaignStatus
 from shared.observability import log_context
 from shared.rules.outcomes import Outcome
@@ -38,7 +39,8 @@ from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits
-from shared.topics import CALLS_DUE
+from shared.topics import CALLS_DUE, call_key
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ SANDBOX: Final = "sandbox"
 # How long a failed status look-up waits before the next one.
 _LOOKUP_RETRY: Final = timedelta(seconds=15)
 _WATCH_BATCH: Final = 500
+_IN_PROGRESS: Final = CallStatus.IN_PROGRESS.value
 
 
 @dataclass(slots=True)
@@ -65,6 +68,7 @@ class DialerRuntime:
     callback_timeout: timedelta
     placement_budget: timedelta
     status_lookups: int
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 class DialHandler:
@@ -83,6 +87,7 @@ class DialHandler:
         self._running: dict[AttemptRef, tuple[Call, int]] = {}
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._lease = timedelta(milliseconds=runtime.limits.lease_ms)
 
     @property
     def in_flight(self) -> int:
@@ -90,19 +95,34 @@ class DialHandler:
 
     @property
     def lease(self) -> timedelta:
-        return timedelta(milliseconds=self._rt.limits.lease_ms)
+        return self._lease
 
     # -- taking due attempts ----------------------------------------------------------------
 
-    async def on_call_due(self, body: bytes, key: bytes | None) -> None:
+    async def on_call_due(
+        self, body: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         try:
             due = CallDue.model_validate_json(body)
         except ValidationError as exc:
             await send_to_dlq(self._rt.broker, body, key, CALLS_DUE, "dialer", str(exc)[:2000])
             return
         ref = AttemptRef(due.campaign_id, due.call_id, due.attempt)
-        # Every line logged for this attempt (its placement's task too) names it.
-        with log_context(call_id=ref.call_id, campaign_id=ref.campaign_id, attempt=ref.attempt):
+        # Every line logged for this attempt (its placement's task too) names it, and the
+        # placement continues its trace.
+        with (
+            self._rt.tracing.consuming(
+                "dial attempt",
+                headers,
+                {
+                    tracing.CALL_ID: ref.call_id,
+                    tracing.CAMPAIGN_ID: ref.campaign_id,
+                    tracing.ATTEMPT: ref.attempt,
+                    tracing.TOPIC: CALLS_DUE,
+                },
+            ),
+            log_context(call_id=ref.call_id, campaign_id=ref.campaign_id, attempt=ref.attempt),
+        ):
             await self._take_due(ref)
 
     async def _take_due(self, ref: AttemptRef) -> None:
@@ -260,16 +280,35 @@ class DialHandler:
     async def _place(self, ref: AttemptRef, call: Call, campaign: Campaign, prompt: str) -> None:
         """Hands the attempt to its carrier; what happens next arrives as carrier events."""
         carrier = self._carrier_for(call)
+        if not self._rt.tracing.on:
+            await self._place_with(carrier, ref, call, campaign, prompt)
+            return
+        # The carrier's later reports (the sandbox's, from a task started here) carry this span.
+        with self._rt.tracing.span(
+            "place call",
+            kind=SpanKind.CLIENT,
+            attributes={
+                tracing.CALL_ID: ref.call_id,
+                tracing.CAMPAIGN_ID: ref.campaign_id,
+                tracing.ATTEMPT: ref.attempt,
+                "campaign_calls.carrier": carrier.name,
+            },
+        ):
+            await self._place_with(carrier, ref, call, campaign, prompt)
+
+    async def _place_with(
+        self, carrier: Carrier, ref: AttemptRef, call: Call, campaign: Campaign, prompt: str
+    ) -> None:
         now = self._rt.clock.now()
-        started = call_event(
+        started = encode_call_event(
             call,
             CallEventType.STARTED,
             now,
             attempt=ref.attempt,
             max_attempts=campaign.max_retries + 1,
-            status=CallStatus.IN_PROGRESS.value,
+            status=_IN_PROGRESS,
         )
-        await self._rt.events.publish([started])
+        await self._rt.events.publish_encoded([(call_key(call.id), started)])
         # Looked at again if nothing is heard by then, whatever becomes of this process: an
         # ending stored but not yet published when it dies is published by another copy.
         await self._rt.attempts.look_again_at(
@@ -343,7 +382,7 @@ class DialHandler:
         if event.answered:
             slot_until = now + self._rt.callback_timeout + self.lease
             if await self._rt.attempts.record_answered(ref, slot_until):
-                await self._publish(ref, [(CallEventType.ANSWERED, {})])
+                await self._publish(ref, [(CallEventType.ANSWERED, None)])
         # The call is alive: the outcome may take another full wait from now.
         await self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
 
@@ -367,27 +406,18 @@ class DialHandler:
         if report is None:
             return
         ended = report.ending
-        events: list[tuple[CallEventType, dict[str, Any]]] = []
+        events: list[tuple[CallEventType, Ending | None]] = []
         if report.answered_too:
-            events.append((CallEventType.ANSWERED, {}))
-        events.append(
-            (
-                CallEventType.ATTEMPT_ENDED,
-                {
-                    "status": ended.outcome.value,
-                    "outcome": ended.outcome.value,
-                    "error": ended.error,
-                    "duration_seconds": ended.duration_seconds,
-                },
-            )
-        )
+            events.append((CallEventType.ANSWERED, None))
+        events.append((CallEventType.ATTEMPT_ENDED, ended))
         if await self._publish(ref, events):
             await attempts.reported(ref)
 
     async def _publish(
-        self, ref: AttemptRef, events: list[tuple[CallEventType, dict[str, Any]]]
+        self, ref: AttemptRef, events: list[tuple[CallEventType, Ending | None]]
     ) -> bool:
-        """Publishes events of the attempt, built from its call as stored; False if it is gone."""
+        """Publishes events of the attempt (an ending's with its outcome), built from its call
+        as stored; False if it is gone."""
         known = self._running.get(ref)
         if known is not None:
             call, max_attempts = known
@@ -402,15 +432,35 @@ class DialHandler:
                 return False
             call, max_attempts = stored, (campaign.max_retries if campaign else 0) + 1
         now = self._rt.clock.now()
-        built: list[CallEvent] = []
-        for event_type, fields in events:
-            fields.setdefault("status", CallStatus.IN_PROGRESS.value)
-            built.append(
-                call_event(
-                    call, event_type, now, attempt=ref.attempt, max_attempts=max_attempts, **fields
+        key = call_key(call.id)
+        built: list[tuple[bytes, bytes]] = []
+        for event_type, ending in events:
+            if ending is None:
+                encoded = encode_call_event(
+                    call,
+                    event_type,
+                    now,
+                    attempt=ref.attempt,
+                    max_attempts=max_attempts,
+                    status=_IN_PROGRESS,
                 )
-            )
-        await self._rt.events.publish(built)
+            else:
+                outcome = ending.outcome.value
+                encoded = encode_call_event(
+                    call,
+                    event_type,
+                    now,
+                    attempt=ref.attempt,
+                    max_attempts=max_attempts,
+                    status=outcome,
+                    outcome=outcome,
+                    error=ending.error,
+                    duration_seconds=ending.duration_seconds,
+                )
+            built.append((key, encoded))
+        # A carrier's callback or a status look-up has no span of its own: the call's trace.
+        with tracing.continued(call.trace):
+            await self._rt.events.publish_encoded(built)
         return True
 
     # -- attempts whose outcome is overdue ----------------------------------------------------

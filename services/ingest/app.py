@@ -11,6 +11,8 @@ from time import perf_counter_ns
 
 from aiohttp import web
 from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -29,6 +31,7 @@ from services.ingest.keys import ENVIRONMENT, RUNTIME, Runtime
 from services.ingest.metrics import IngestMetrics, RouteMeter
 from services.ingest.openapi import DOCS_PATH, OPENAPI_PATH
 from services.ingest.settings import IngestSettings
+from shared import tracing
 from shared.bus import BulkSender, create_broker
 from shared.calls.accept import AcceptCall
 from shared.clock import Clock, SystemClock
@@ -52,6 +55,8 @@ class Deps:
     redis: Redis | None = None
     broker: KafkaBroker | None = None
     clock: Clock | None = None
+    # The API's spans go to this provider instead of the one the environment asks for.
+    tracer_provider: TracerProvider | None = None
 
 
 _TOO_LARGE = {"success": False, "message": "The request body is too large.", "code": "TOO_LARGE"}
@@ -136,6 +141,8 @@ def api_route(
 
     async def framed(request: web.Request) -> web.StreamResponse:
         nonlocal meter
+        if tracing.enabled and _TRACED not in request:
+            return await _traced(request, framed)
         started = perf_counter_ns()
         response: web.StreamResponse | None = None
         runtime = request.app[RUNTIME]
@@ -168,6 +175,33 @@ def api_route(
             meter.observe(request.method, status, started)
 
     return framed
+
+
+# Set on a request once its server span is open, so the frame runs once inside it.
+_TRACED: web.RequestKey[bool] = web.RequestKey("traced", bool)
+
+
+async def _traced(request: web.Request, framed: Handler) -> web.StreamResponse:
+    """An API request in a server span (when the API traces), continuing the trace of a
+    `traceparent` header the client sent. Only when tracing is on: the frame stays as cheap
+    as it was otherwise."""
+    request[_TRACED] = True
+    traced = request.app[RUNTIME].tracing
+    if not traced.on:
+        return await framed(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    with traced.span(
+        f"{request.method} {route}",
+        kind=SpanKind.SERVER,
+        parent=tracing.from_http(request.headers),
+        attributes={"http.request.method": request.method, "http.route": route},
+    ) as span:
+        response = await framed(request)
+        span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
+            tracing.failed(span, str(response.status))
+        return response
 
 
 def _status_of(exc: BaseException | None) -> int:
@@ -228,6 +262,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         warm_up()
+        traced = tracing.Tracing.for_service("ingest", settings.log.instance, deps.tracer_provider)
         redis = deps.redis or create_redis(settings.redis)
         broker = deps.broker or create_broker(settings.kafka, "ingest")
         await broker.start()
@@ -262,9 +297,11 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             ),
             body_timeout=settings.body_timeout_seconds,
             metrics=metrics,
+            tracing=traced,
         )
         yield
         metrics.access.flush()
+        await asyncio.to_thread(traced.close)
         await publisher.stop()
         await sender.stop()
         await broker.stop()

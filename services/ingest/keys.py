@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from shared.clock import Clock
 from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
+from shared.tracing import Tracing
 
 if TYPE_CHECKING:
     # The Idempotency-Key module reads this module's keys; import its store for typing only.
@@ -44,6 +45,8 @@ class Runtime:
     allowances: ApiAllowances | None = None
     # How long an authenticated request's body may take to arrive.
     body_timeout: float = 30.0
+    # The API's spans (off unless an OTLP endpoint is configured).
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

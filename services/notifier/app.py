@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -35,6 +36,7 @@ from shared.store.calls import CallStore
 from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryStore
 from shared.topics import CALLS_EVENTS, CAMPAIGN_EVENTS
+from shared.tracing import Tracing
 
 
 @dataclass(slots=True)
@@ -43,6 +45,8 @@ class Deps:
     broker: KafkaBroker | None = None
     clock: Clock | None = None
     sender: WebhookSender | None = None
+    # Spans go to this provider instead of the one the environment asks for.
+    tracer_provider: TracerProvider | None = None
 
 
 def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStream:
@@ -52,6 +56,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
     )
     redis = deps.redis or create_redis(settings.redis)
     clock = deps.clock or SystemClock()
+    traced = Tracing.for_service("notifier", settings.log.instance, deps.tracer_provider)
     http_sender = HttpWebhookSender(settings.max_in_flight, settings.allow_private_targets)
     registry = CollectorRegistry()
     metrics = DeliveryMetrics(registry, redis)
@@ -66,6 +71,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         RetryPolicy(settings.retry_scale, settings.retry_after_max_seconds),
         settings.claim_margin_ms,
         metrics,
+        traced,
     )
     workers = DeliveryWorkers(
         deliveries,
@@ -77,6 +83,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         per_endpoint=settings.endpoint_concurrency,
         lease_ms=settings.lease_ms,
         busy_retry_ms=settings.endpoint_busy_retry_ms,
+        waiting_s=settings.endpoint_waiting_ms / 1000,
     )
     runtime = NotifierRuntime(
         catalog=catalog,
@@ -84,6 +91,8 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
         broker=broker,
         dispatcher=dispatcher,
         workers=workers,
+        store_wait_s=settings.store_wait_ms / 1000,
+        tracing=traced,
     )
     handler = NotifyHandler(runtime)
 
@@ -104,7 +113,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
             again,
             CALLS_EVENTS,
             "notifier",
-            lambda r: handler.on_call_event(r.value or b"", r.key),
+            lambda r: handler.on_call_event(r.value or b"", r.key, r.headers),
             kafka.batch_concurrency,
         )
         consumer_metrics.consumed(CALLS_EVENTS, len(records))
@@ -119,7 +128,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
             records_of(message),
             CAMPAIGN_EVENTS,
             "notifier",
-            lambda r: handler.on_campaign_event(r.value or b"", r.key),
+            lambda r: handler.on_campaign_event(r.value or b"", r.key, r.headers),
             kafka.batch_concurrency,
         )
         consumer_metrics.consumed(CAMPAIGN_EVENTS, len(message.raw_message))
@@ -155,6 +164,7 @@ def create_app(settings: NotifierSettings, deps: Deps | None = None) -> FastStre
     async def close() -> None:
         await ops.stop()
         await http_sender.close()
+        await asyncio.to_thread(traced.close)
         if deps.redis is None:
             await redis.aclose()
 

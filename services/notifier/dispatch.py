@@ -4,13 +4,19 @@ the API queues."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind
+from yarl import URL
+
 from services.notifier.adapters.webhook_http import DeliveryResult
 from services.notifier.metrics import DeliveryMetrics
+from shared import tracing
 from shared.clock import Clock
 from shared.models import Webhook
 from shared.observability import FIELDS
@@ -27,7 +33,14 @@ from shared.rules.webhook_health import disabled_reason
 from shared.rules.webhook_payloads import TEST_TIMEOUT_S, auth_headers
 from shared.rules.webhook_signing import signature_headers
 from shared.store.catalog import CatalogStore
-from shared.store.deliveries import AttemptClaim, DeliveryRef, DeliveryStore, Recorded
+from shared.store.deliveries import (
+    AttemptClaim,
+    DeliveryRef,
+    DeliveryStore,
+    NewDelivery,
+    Recorded,
+)
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +57,19 @@ def stopped(hook: Webhook) -> str:
 
 # Extra time, beyond the webhook's own timeout, that a claimed attempt is held for.
 DEFAULT_CLAIM_MARGIN_MS = 15_000
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """An event to deliver to a webhook; `take`: the caller makes the first attempt."""
+
+    hook: Webhook
+    event_id: str
+    event_type: str
+    body: bytes
+    take: bool = False
+    # The event's trace context, stored with the delivery: its attempts go on with it.
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +97,10 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         claim_margin_ms: int = DEFAULT_CLAIM_MARGIN_MS,
         metrics: DeliveryMetrics | None = None,
+        traced: Tracing | None = None,
     ) -> None:
         self._metrics = metrics
+        self._tracing = traced or Tracing()
         self._store = store
         self._catalog = catalog
         self._sender = sender
@@ -83,32 +111,63 @@ class Dispatcher:
     def _claim_until(self, hook: Webhook, now: datetime) -> datetime:
         return now + timedelta(seconds=hook.timeout) + self._margin
 
-    async def queue_event(
-        self, hook: Webhook, event_id: str, event_type: str, body: bytes, *, take: bool = False
-    ) -> FirstAttempt | bool:
-        """Stores the delivery of an event to a webhook and queues its first attempt, due now;
-        False when the pair was seen before and has nothing left to send (a replay). With
-        `take` a new delivery's first attempt is claimed for the caller, who makes it
-        (`make_first`): it is queued only for when that claim runs out, should the caller die."""
-        ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, event_id))
+    async def queue_events(self, items: Sequence[Queued]) -> list[FirstAttempt | bool]:
+        """Stores the delivery of each event to its webhook and queues its first attempt, due
+        now; False for a pair seen before that has nothing left to send (a replay). The first
+        attempt of a new delivery `taken` is claimed for the caller, who makes it
+        (`make_first`): it is queued only for when that claim runs out, should the caller die.
+        One step in Redis per campaign, and one more for the queue."""
         now = self._clock.now()
-        claim_until = self._claim_until(hook, now) if take else None
-        existing = await self._store.begin(
-            ref, event_id, event_type, body, now, claim_until=claim_until
+        new: list[NewDelivery] = []
+        for item in items:
+            hook = item.hook
+            ref = DeliveryRef(hook.campaign_id, hook.id, delivery_id_for(hook.id, item.event_id))
+            claim_until = self._claim_until(hook, now) if item.take else None
+            new.append(
+                NewDelivery(ref, item.event_id, item.event_type, item.body, claim_until, item.trace)
+            )
+        by_campaign: dict[str, list[int]] = {}
+        for index, delivery in enumerate(new):
+            by_campaign.setdefault(delivery.ref.campaign_id, []).append(index)
+        existing: list[str | None] = [None] * len(new)
+        begun = await asyncio.gather(
+            *(
+                self._store.begin_many([new[index] for index in indices], now)
+                for indices in by_campaign.values()
+            )
         )
-        if existing is not None:
-            if existing != DeliveryState.PENDING:
-                return False
-            # A replay of a pending one is queued again only if it is not queued already:
-            # its attempt claim decides who sends it.
-            await self._store.schedule(ref, now, only_new=True)
-            return True
-        # Queued after it is stored (a worker finds it complete).
-        await self._store.schedule(ref, claim_until or now, only_new=True)
-        if claim_until is None:
-            return True
-        claim = AttemptClaim("ok", 1, DeliveryState.PENDING.value, event_id, event_type, body)
-        return FirstAttempt(ref, claim, trigger=Trigger.EVENT)
+        for indices, states in zip(by_campaign.values(), begun, strict=True):
+            for index, state in zip(indices, states, strict=True):
+                existing[index] = state
+        results: list[FirstAttempt | bool] = []
+        due: dict[DeliveryRef, datetime] = {}
+        for delivery, state in zip(new, existing, strict=True):
+            if state is None:
+                # Queued after it is stored (a worker finds it complete); a claimed first
+                # attempt only for when its claim runs out.
+                due[delivery.ref] = delivery.claim_until or now
+                if delivery.claim_until is None:
+                    results.append(True)
+                else:
+                    claim = AttemptClaim(
+                        "ok",
+                        1,
+                        DeliveryState.PENDING.value,
+                        delivery.event_id,
+                        delivery.event_type,
+                        delivery.body,
+                        trace=delivery.trace,
+                    )
+                    results.append(FirstAttempt(delivery.ref, claim, trigger=Trigger.EVENT))
+            elif state == DeliveryState.PENDING:
+                # A replay of a pending one is queued again only if it is not queued already:
+                # its attempt claim decides who sends it.
+                due[delivery.ref] = now
+                results.append(True)
+            else:
+                results.append(False)
+        await self._store.schedule_many(due)
+        return results
 
     async def attempt(
         self, ref: DeliveryRef, hook: Webhook, leased_until: datetime
@@ -136,7 +195,7 @@ class Dispatcher:
         return record
 
     async def make_first(self, first: FirstAttempt, hook: Webhook) -> AttemptRecord:
-        """Makes a first attempt `queue_event` claimed for this caller, and records it; its
+        """Makes a first attempt `queue_events` claimed for this caller, and records it; its
         queue entry moves to the retry's time, or goes."""
         record = await self._make(first.ref, hook, first.claim, first.trigger, self._clock.now())
         if record.state is DeliveryState.PENDING and record.next_attempt_at is not None:
@@ -144,6 +203,13 @@ class Dispatcher:
         else:
             await self._store.unschedule(first.ref)
         return record
+
+    async def hand_back(self, first: FirstAttempt, due: datetime) -> None:
+        """Gives up a first attempt `queue_events` claimed for this caller, unmade: it is queued
+        for `due`, for any copy's workers (its claim is dropped after, so no one makes it
+        before its queue entry is there)."""
+        await self._store.schedule(first.ref, due)
+        await self._store.drop_claim(first.ref)
 
     async def _make(
         self, ref: DeliveryRef, hook: Webhook, claim: AttemptClaim, trigger: Trigger, now: datetime
@@ -154,7 +220,10 @@ class Dispatcher:
         sent = hook.enabled or trigger in (Trigger.TEST, Trigger.REDELIVER)
         if sent:
             timeout = min(hook.timeout, TEST_TIMEOUT_S) if trigger is Trigger.TEST else hook.timeout
-            sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout)
+            if self._tracing.on:
+                sent_at, result = await self._send_traced(hook, ref, claim, trigger, timeout)
+            else:
+                sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout)
         else:
             sent_at, result = now, DeliveryResult(None, 0.0, stopped(hook), retryable=False)
         # Whether the attempt tells how the endpoint is doing (a test event does not).
@@ -200,15 +269,49 @@ class Dispatcher:
             retry_after=result.retry_after,
         )
 
+    async def _send_traced(
+        self,
+        hook: Webhook,
+        ref: DeliveryRef,
+        claim: AttemptClaim,
+        trigger: Trigger,
+        timeout_s: float,
+    ) -> tuple[datetime, DeliveryResult]:
+        """An attempt in a client span, in the trace stored with its delivery (the event's)."""
+        url = URL(str(hook.webhook_url))
+        with self._tracing.span(
+            "webhook delivery",
+            kind=SpanKind.CLIENT,
+            parent=tracing.from_stored(claim.trace),
+            attributes={
+                "http.request.method": hook.http_method,
+                # Neither the query nor credentials: the target's scheme, host, port and path.
+                "url.full": str(url.with_query(None).with_fragment(None).with_user(None)),
+                "server.address": url.host or "",
+                tracing.CAMPAIGN_ID: ref.campaign_id,
+                "campaign_calls.webhook_id": ref.webhook_id,
+                "campaign_calls.delivery_id": ref.delivery_id,
+                "campaign_calls.event_type": claim.event_type,
+                "campaign_calls.delivery_attempt": claim.attempt,
+                "campaign_calls.trigger": trigger.value,
+            },
+        ) as span:
+            sent_at, result = await self._send(hook, claim.event_id, claim.body, timeout_s)
+            if result.status_code is not None:
+                span.set_attribute("http.response.status_code", result.status_code)
+            if not result.ok:
+                tracing.failed(span, result.error or f"HTTP {result.status_code}")
+        return sent_at, result
+
     async def _send(
         self, hook: Webhook, event_id: str, body: bytes, timeout_s: float
     ) -> tuple[datetime, DeliveryResult]:
         sent_at = self._clock.now()
-        headers = {
-            **auth_headers(hook),
-            # The event id is the webhook-id on every attempt; the timestamp is this attempt's.
-            **signature_headers(hook.webhook_secret, event_id, int(sent_at.timestamp()), body),
-        }
+        headers = auth_headers(hook)
+        # The event id is the webhook-id on every attempt; the timestamp is this attempt's.
+        headers.update(
+            signature_headers(hook.webhook_secret, event_id, int(sent_at.timestamp()), body)
+        )
         result = await self._sender.send(
             hook.http_method, str(hook.webhook_url), body, headers, timeout_s
         )

@@ -21,10 +21,19 @@ class NotifierSettings(BaseSettings):
     # Attempts one process holds at once, sent or waiting for their webhook's turn (its HTTP
     # connection pool is as large).
     max_in_flight: int = Field(default=256, ge=1)
-    # Attempts one process sends to any one webhook at once (as many more may wait for their
-    # turn in the process).
+    # Attempts one process sends to any one webhook at once.
     endpoint_concurrency: int = Field(default=16, ge=1)
-    # An attempt claimed for a webhook with both full is queued again this much later.
+    # A webhook may have as many more attempts waiting for their turn in a process as it
+    # answers in this long at its recent pace (at least NOTIFIER_ENDPOINT_CONCURRENCY; one not
+    # heard from yet, every place); an attempt that waited twice this long goes back to the
+    # queue, and the webhook counts as slow.
+    endpoint_waiting_ms: int = Field(default=1_000, ge=1)
+    # How long the consumer waits for places among the process's attempts to come free, so
+    # that it makes the first attempts of what it stores itself, before it stores the rest of
+    # a batch for the queue (any copy's workers claim them from there).
+    store_wait_ms: int = Field(default=1_000, ge=0)
+    # An attempt claimed for a webhook with no place left, or whose turn did not come in time,
+    # is queued again this much later.
     endpoint_busy_retry_ms: int = Field(default=1_000, ge=1)
     # How long a delivery (its body, for redelivery, and the dedup of its event) is kept.
     dedup_days: int = Field(default=7, ge=1)

@@ -3,17 +3,21 @@ redeliveries) and send each in a task of its own, so no endpoint holds up the co
 other endpoints.
 
 One process holds at most `max_in_flight` attempts at once, and sends at most `per_endpoint` to
-one webhook at a time, with as many more waiting for their turn; an attempt claimed for a
-webhook beyond that goes back to the queue for a moment instead of waiting here, so a receiver
-that never answers holds a few of the workers' places and never the rest.
+one webhook at a time, with more waiting for their turn: as many as the webhook answers in
+`waiting_s` at its recent pace (at least `per_endpoint`). An attempt beyond that, or one whose
+turn did not come within twice `waiting_s`, goes back to the queue for a moment instead of
+waiting here, so a receiver that never answers soon holds a few of the workers' places and
+never the rest, while a fast one may use them all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections import Counter
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 from services.notifier.dispatch import Dispatcher, FirstAttempt
@@ -24,6 +28,9 @@ from shared.store.catalog import CatalogStore
 from shared.store.deliveries import DeliveryRef, DeliveryStore
 
 log = logging.getLogger(__name__)
+
+# The webhooks whose pace one process keeps (forgotten all at once beyond that).
+_PACES_KEPT = 10_000
 
 
 class DeliveryWorkers:
@@ -39,6 +46,7 @@ class DeliveryWorkers:
         per_endpoint: int,
         lease_ms: int,
         busy_retry_ms: int,
+        waiting_s: float = 1.0,
     ) -> None:
         self._store = store
         self._catalog = catalog
@@ -56,16 +64,46 @@ class DeliveryWorkers:
         # that lets `per_endpoint` of them through at once.
         self._load: Counter[str] = Counter()
         self._gates: dict[str, asyncio.Semaphore] = {}
+        # Per webhook, how long its recent attempts took (seconds, a moving average): an
+        # endpoint may have as many attempts waiting for their turn as it takes in `waiting_s`
+        # at that pace (at least `per_endpoint`); one waiting twice that long goes back to the
+        # queue, so an endpoint that turns slow soon gives back the places it held.
+        self._pace: dict[str, float] = {}
+        self._waiting_s = waiting_s
         # The last first attempt handed over per (webhook, lane): the next one waits for it.
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Places held by `take` for first attempts not yet started.
         self._taken = 0
+        # Set whenever a place among the process's attempts comes free.
+        self._freed = asyncio.Event()
         self._work = asyncio.Event()
         self._stopping = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    def free_places(self) -> int:
+        return self._max_in_flight - len(self._in_flight) - self._taken
+
+    async def room(self, wanted: int, wait_s: float) -> int | None:
+        """Waits up to `wait_s` until `wanted` places among the process's attempts are free (an
+        eighth of them all, if that is fewer), and returns how many are; None when the wait ran
+        out first, or the workers are stopping."""
+        loop = asyncio.get_running_loop()
+        enough = max(1, min(wanted, self._max_in_flight // 8))
+        until = loop.time() + wait_s
+        while not self._stopping.is_set():
+            free = self.free_places()
+            if free >= enough:
+                return free
+            left = until - loop.time()
+            if left <= 0:
+                return None
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), left)
+        return None
 
     def wake(self) -> None:
         """New attempts were queued: look for them now rather than at the next poll."""
@@ -101,6 +139,7 @@ class DeliveryWorkers:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._freed.set()
         # Room for more: claim again without waiting for the poll.
         self._work.set()
 
@@ -121,8 +160,11 @@ class DeliveryWorkers:
                 await self._store.requeue_claimed(ref, self._clock.now() + self._busy_retry)
                 return
             try:
-                async with self._gates[hook.id]:
-                    await self._dispatcher.attempt(ref, hook, leased_until)
+                made = await self._send_in_turn(
+                    hook.id, self._dispatcher.attempt(ref, hook, leased_until)
+                )
+                if not made:
+                    await self._store.requeue_claimed(ref, self._clock.now() + self._busy_retry)
             finally:
                 self._leave(hook.id)
         except Exception:
@@ -131,12 +173,59 @@ class DeliveryWorkers:
 
     def _enter(self, webhook_id: str, *, always: bool = False) -> bool:
         """Takes a place for an attempt to the webhook: up to `per_endpoint` are sent at once
-        and as many wait for their turn; False beyond that, unless `always`."""
-        if not always and self._load[webhook_id] >= 2 * self._per_endpoint:
+        and its waiting room's worth wait for their turn; False beyond that, unless `always`."""
+        if not always and self._load[webhook_id] >= self._per_endpoint + self._room_of(webhook_id):
             return False
         self._load[webhook_id] += 1
         if webhook_id not in self._gates:
             self._gates[webhook_id] = asyncio.Semaphore(self._per_endpoint)
+        return True
+
+    def _room_of(self, webhook_id: str) -> int:
+        """How many attempts to the webhook may wait for their turn: what it takes in
+        `waiting_s` at its recent pace, at least `per_endpoint`, at most every place."""
+        pace = self._pace.get(webhook_id)
+        if pace is None:
+            # Not heard from yet: taken for fast until a turn is slow to come.
+            return self._max_in_flight
+        takes = int(self._per_endpoint * self._waiting_s / max(pace, 0.001))
+        return max(self._per_endpoint, min(self._max_in_flight, takes))
+
+    def _paced(self, webhook_id: str, seconds: float) -> None:
+        pace = self._pace.get(webhook_id)
+        if pace is None and len(self._pace) >= _PACES_KEPT:
+            self._pace.clear()
+        self._pace[webhook_id] = seconds if pace is None else 0.8 * pace + 0.2 * seconds
+
+    async def _turn(self, webhook_id: str) -> bool:
+        """Waits for the webhook's turn (a place among its `per_endpoint`); False when the wait
+        outlasted twice `waiting_s` (the attempt goes back to the queue)."""
+        gate = self._gates[webhook_id]
+        if not gate.locked():
+            await gate.acquire()
+            return True
+        try:
+            await asyncio.wait_for(gate.acquire(), 2 * self._waiting_s)
+        except TimeoutError:
+            # The endpoint takes at least this long an attempt: its waiting room shrinks.
+            self._paced(webhook_id, 2 * self._waiting_s)
+            return False
+        return True
+
+    async def _send_in_turn(self, webhook_id: str, attempt: Awaitable[object]) -> bool:
+        """Runs `attempt` in the webhook's turn, timing it; False (and `attempt` not run) when
+        the turn did not come in time."""
+        if not await self._turn(webhook_id):
+            if inspect.iscoroutine(attempt):
+                attempt.close()
+            return False
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await attempt
+        finally:
+            self._gates[webhook_id].release()
+        self._paced(webhook_id, loop.time() - started)
         return True
 
     def _leave(self, webhook_id: str) -> None:
@@ -147,14 +236,15 @@ class DeliveryWorkers:
 
     # -- first attempts, handed over by the consumer that stored them ------------------------
 
-    def take(self, webhook_id: str, lane: str) -> bool:
+    def take(self, webhook_id: str, lane: str, *, behind: bool = False) -> bool:
         """Whether this process makes a first attempt to the webhook itself; if so the place is
         held for it (`make_first`, or `give_back` if it is not needed). It does when it has
-        room, and always behind a first attempt of the same lane it is still making (which
-        keeps a call's events in order and adds nothing sent at once)."""
+        room, and always behind a first attempt of the same lane it is still making or has
+        just taken (`behind`): that keeps a call's events in order and adds nothing sent at
+        once."""
         if self._stopping.is_set():
             return False
-        if (webhook_id, lane) in self._lanes:
+        if behind or (webhook_id, lane) in self._lanes:
             self._enter(webhook_id, always=True)
         elif self.in_flight + self._taken >= self._max_in_flight or not self._enter(webhook_id):
             return False
@@ -164,6 +254,7 @@ class DeliveryWorkers:
     def give_back(self, webhook_id: str) -> None:
         self._taken -= 1
         self._leave(webhook_id)
+        self._freed.set()
 
     def make_first(self, first: FirstAttempt, hook: Webhook, lane: str) -> None:
         """Makes a first attempt claimed by `take` in a task of its own, after the first
@@ -200,8 +291,10 @@ class DeliveryWorkers:
         try:
             if before is not None:
                 await asyncio.wait({before})
-            async with self._gates[hook.id]:
-                await self._dispatcher.make_first(first, hook)
+            made = await self._send_in_turn(hook.id, self._dispatcher.make_first(first, hook))
+            if not made:
+                # Its turn did not come in time: any copy's workers make it from the queue.
+                await self._dispatcher.hand_back(first, self._clock.now() + self._busy_retry)
         except Exception:
             # Its queue entry brings it back once the claim runs out.
             log.exception("attempt of delivery %s failed", first.ref.delivery_id)

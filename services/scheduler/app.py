@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -23,6 +24,7 @@ from shared.bus import (
     batch_consumer,
     consume_batch,
     create_broker,
+    log_batch,
     publish_events,
     records_of,
 )
@@ -38,6 +40,7 @@ from shared.store.catalog import CatalogStore
 from shared.store.dnc import DncStore
 from shared.store.limits import DialLimits, NumberCooldowns
 from shared.topics import CALLS_EVENTS, CALLS_REQUESTED
+from shared.tracing import Tracing
 
 
 @dataclass(slots=True)
@@ -45,6 +48,8 @@ class Deps:
     redis: Redis | None = None
     broker: KafkaBroker | None = None
     clock: Clock | None = None
+    # Spans go to this provider instead of the one the environment asks for.
+    tracer_provider: TracerProvider | None = None
 
 
 def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStream:
@@ -74,11 +79,13 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         dnc=dnc,
         cooldowns=NumberCooldowns(redis),
         sender=BulkSender(settings.kafka, "scheduler"),
+        tracing=Tracing.for_service("scheduler", settings.log.instance, deps.tracer_provider),
     )
     registry = CollectorRegistry()
     metrics = SchedulerMetrics(registry, redis, settings.due_shards, clock)
     consumer_metrics = ConsumerMetrics(registry, broker)
-    requests = RequestHandler(runtime)
+    kafka = settings.kafka
+    requests = RequestHandler(runtime, kafka.batch_concurrency)
     outcomes = OutcomeHandler(runtime)
     pump = DuePump(
         runtime,
@@ -92,6 +99,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         handoff_grace_ms=settings.handoff_grace_ms,
         released=metrics.released,
     )
+    runtime.queued = pump.wake
 
     finisher = CampaignFinisher(
         catalog,
@@ -109,8 +117,6 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
         interval_ms=settings.retention_interval_ms,
     )
 
-    kafka = settings.kafka
-
     @broker.subscriber(
         CALLS_REQUESTED,
         group_id=settings.group_id,
@@ -118,15 +124,23 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     )
     async def on_call_requested(message: KafkaMessage) -> None:
         consumer_metrics.bind()
-        await consume_batch(
-            broker,
-            records_of(message),
-            CALLS_REQUESTED,
-            "scheduler",
-            lambda r: requests.on_call_requested(r.value or b"", r.key, r.partition, r.offset),
-            kafka.batch_concurrency,
-        )
-        consumer_metrics.consumed(CALLS_REQUESTED, len(message.raw_message))
+        records = records_of(message)
+        if runtime.tracing.on:
+            # Each request in the span of its message's trace: one record at a time.
+            await consume_batch(
+                broker,
+                records,
+                CALLS_REQUESTED,
+                "scheduler",
+                lambda r: requests.on_call_requested(
+                    r.value or b"", r.key, r.partition, r.offset, r.headers
+                ),
+                kafka.batch_concurrency,
+            )
+        else:
+            await requests.on_batch(records)
+            log_batch(records, CALLS_REQUESTED)
+        consumer_metrics.consumed(CALLS_REQUESTED, len(records))
 
     @broker.subscriber(
         CALLS_EVENTS,
@@ -135,15 +149,21 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     )
     async def on_call_event(message: KafkaMessage) -> None:
         consumer_metrics.bind()
-        await consume_batch(
-            broker,
-            records_of(message),
-            CALLS_EVENTS,
-            "scheduler",
-            lambda r: outcomes.on_call_event(r.value or b"", r.key),
-            kafka.batch_concurrency,
-        )
-        consumer_metrics.consumed(CALLS_EVENTS, len(message.raw_message))
+        records = records_of(message)
+        if runtime.tracing.on:
+            # Each outcome in the span of its message's trace: one record at a time.
+            await consume_batch(
+                broker,
+                records,
+                CALLS_EVENTS,
+                "scheduler",
+                lambda r: outcomes.on_call_event(r.value or b"", r.key, r.headers),
+                kafka.batch_concurrency,
+            )
+        else:
+            await outcomes.on_batch(records)
+            log_batch(records, CALLS_EVENTS)
+        consumer_metrics.consumed(CALLS_EVENTS, len(records))
 
     app = FastStream(broker, logger=FASTSTREAM_LOG)
     tasks: list[asyncio.Task[None]] = []
@@ -157,11 +177,12 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     @app.on_startup
     async def serve_ops() -> None:
         await ops.start(settings.http_host, settings.http_port)
+        # Before the consumers start: both consumers publish through it.
+        await runtime.sender.start()
 
     @app.after_startup
     async def start_pump() -> None:
         warm_up()
-        await runtime.sender.start()
         tasks.append(asyncio.create_task(pump.run(), name="due-pump"))
         tasks.append(asyncio.create_task(finisher.run(), name="campaign-finisher"))
         tasks.append(asyncio.create_task(sweeper.run(), name="retention-sweep"))
@@ -180,6 +201,7 @@ def create_app(settings: SchedulerSettings, deps: Deps | None = None) -> FastStr
     async def close_redis() -> None:
         await ops.stop()
         await runtime.sender.stop()
+        await asyncio.to_thread(runtime.tracing.close)
         if deps.redis is None:
             await redis.aclose()
 

@@ -7,20 +7,22 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter
 
 from services.scheduler.handlers import SchedulerRuntime, max_attempts, queue_call
-from shared import keys
-from shared.bus import publish_events
+from shared import keys, tracing
+from shared.bus import Record, publish_events
 from shared.calls.hand_back import hand_back
 from shared.clock import from_ms
-from shared.events import CallEventType, call_due, call_event
-from shared.models import Call, CallStatus, Campaign, CampaignStatus
+from shared.events import CallEventType, call_due_json, call_event
+from shared.models import CallStatus, Campaign, CampaignStatus
 from shared.phone import time_zones
 from shared.rules.outcomes import Outcome
 from shared.rules.policy import CLOSED_STATUSES, calling_policy
-from shared.rules.windows import CallingPolicy, Closed, next_allowed_time
-from shared.store.calls import DueClaim
+from shared.rules.windows import CallingPolicy, Closed, Schedule, next_allowed_time
+from shared.store.calls import DueCall, DueClaim
+from shared.store.limits import Grant
 from shared.topics import CALLS_DUE, call_key
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class DuePump:
         self._batch = claim_batch
         self._lease_ms = lease_ms
         self._interval = interval_ms / 1000
+        # Set by `wake` and `stop`: the pump looks again at once.
+        self._work = asyncio.Event()
         self._reap_every = timedelta(milliseconds=reap_interval_ms)
         self._hold = timedelta(milliseconds=hold_recheck_ms)
         self._slot_recheck = timedelta(milliseconds=slot_recheck_ms)
@@ -67,10 +71,16 @@ class DuePump:
                 released = 0
             if released == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._interval)
+                    await asyncio.wait_for(self._work.wait(), self._interval)
+            self._work.clear()
+
+    def wake(self) -> None:
+        """Calls were queued: look for due ones now rather than at the next interval."""
+        self._work.set()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._work.set()
 
     async def tick(self) -> int:
         """One pass over every shard; returns how many calls were handed to the dialer."""
@@ -87,109 +97,179 @@ class DuePump:
             except Exception:
                 # Releases go on: the stranded calls are looked for again at the next reap.
                 log.exception("looking for stranded calls failed")
+        # The shards are released side by side, so that one shard's round trips to Redis and
+        # its wait for the broker's acknowledgement overlap the others' work.
+        results = await asyncio.gather(
+            *(self._release_shard(shard, now) for shard in range(self._rt.calls.due_shards)),
+            return_exceptions=True,
+        )
         released = 0
-        for shard in range(self._rt.calls.due_shards):
-            claims = await self._rt.calls.claim_due(shard, now, self._batch, self._lease_ms)
-            if claims:
-                released += await self._release(claims, now)
+        failure: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                released += result
+        if failure is not None:
+            # The failed shards' claims keep their leases and come back when those run out.
+            raise failure
         return released
 
+    async def _release_shard(self, shard: int, now: datetime) -> int:
+        claims = await self._rt.calls.claim_due(shard, now, self._batch, self._lease_ms)
+        return await self._release(claims, now) if claims else 0
+
     async def _release(self, claims: list[DueClaim], now: datetime) -> int:
-        calls = await self._rt.calls.get_many((c.campaign_id, c.call_id) for c in claims)
-        campaigns: dict[str, Campaign | None] = {}
-        for claim in claims:
-            if claim.campaign_id not in campaigns:
-                campaigns[claim.campaign_id] = await self._rt.catalog.get_campaign(
-                    claim.campaign_id
-                )
-        due: list[tuple[DueClaim, Call]] = []
+        calls, campaigns = await asyncio.gather(
+            self._rt.calls.due_calls((c.campaign_id, c.call_id) for c in claims),
+            self._campaigns({claim.campaign_id for claim in claims}),
+        )
+        due: list[tuple[DueClaim, DueCall]] = []
         done: list[DueClaim] = []
+        later: list[tuple[DueClaim, datetime]] = []
         policies: dict[str, CallingPolicy] = {}
+        # The window depends only on the campaign, the number's zones and `now`: worked out
+        # once per campaign and set of zones in a batch.
+        windows: dict[tuple[str, tuple[str, ...]], Schedule | Closed] = {}
         for claim, call in zip(claims, calls, strict=True):
             campaign = campaigns[claim.campaign_id]
             if call is None or campaign is None or call.status is not CallStatus.QUEUED:
                 done.append(claim)
                 continue
             if campaign.status in CLOSED_STATUSES:
-                await self._cancel(call, campaign, now)
+                await self._cancel(claim, campaign, now)
                 done.append(claim)
                 continue
             if campaign.status is not CampaignStatus.ACTIVE:
                 # Held, not dropped: looked at again shortly, released once resumed.
-                await self._rt.calls.reschedule(claim, now + self._hold)
+                later.append((claim, now + self._hold))
                 continue
             # The rules are checked again at release: the campaign may have changed since.
             policy = policies.get(campaign.id)
             if policy is None:
                 policy = policies[campaign.id] = calling_policy(campaign)
             zones = time_zones(call.to) if policy.recipient_local_hours else ()
-            window = next_allowed_time(policy, zones, now, from_request=False)
+            window = windows.get((campaign.id, zones))
+            if window is None:
+                window = windows[(campaign.id, zones)] = next_allowed_time(
+                    policy, zones, now, from_request=False
+                )
             if isinstance(window, Closed):
-                await self._expire(call, campaign, now)
+                await self._expire(claim, campaign, now)
                 done.append(claim)
             elif window.at > now:
-                await self._rt.calls.reschedule(claim, window.at)
+                later.append((claim, window.at))
             else:
                 due.append((claim, call))
-        due = await self._after_cooldowns(due, now)
-        due = await self._within_limits(due, campaigns, now)
+        due = await self._after_cooldowns(due, now, later)
+        due = await self._within_limits(due, campaigns, now, later)
+        # What waits goes back to the queue for its time, dropping its lease, in one step.
+        await self._rt.calls.reschedule_many(later)
         if due:
-            await self._rt.sender.send_all(
-                CALLS_DUE,
-                [
-                    (
-                        call_key(call.id),
-                        call_due(call, from_ms(claim.due_ms), now).model_dump_json().encode(),
-                    )
-                    for claim, call in due
-                ],
-            )
+            records: list[Record] = [
+                (call_key(call.id), call_due_json(call, from_ms(claim.due_ms), now))
+                for claim, call in due
+            ]
+            spans = self._release_spans(due, records) if self._rt.tracing.on else []
+            try:
+                await self._rt.sender.send_all(CALLS_DUE, records)
+            except Exception as exc:
+                for span in spans:
+                    span.record_exception(exc)
+                    tracing.failed(span, "not handed to the broker")
+                raise
+            finally:
+                for span in spans:
+                    span.end()
             if self._released is not None:
                 self._released.inc(len(due))
         await self._rt.calls.handed_off([*done, *(claim for claim, _ in due)])
         return len(due)
 
+    async def _campaigns(self, campaign_ids: set[str]) -> dict[str, Campaign | None]:
+        """The claims' campaigns, read together."""
+        ordered = list(campaign_ids)
+        found = await asyncio.gather(*(self._rt.catalog.get_campaign(c) for c in ordered))
+        return dict(zip(ordered, found, strict=True))
+
+    def _release_spans(
+        self, due: list[tuple[DueClaim, DueCall]], records: list[Record]
+    ) -> list[Span]:
+        """A producer span for each call released, in the trace stored with it; each record
+        gets its span's context in its headers."""
+        spans: list[Span] = []
+        for index, (_, call) in enumerate(due):
+            span = self._rt.tracing.start(
+                "release call",
+                kind=SpanKind.PRODUCER,
+                parent=tracing.from_stored(call.trace),
+                attributes={
+                    tracing.CALL_ID: call.id,
+                    tracing.CAMPAIGN_ID: call.campaign_id,
+                    tracing.ATTEMPT: call.attempt,
+                    tracing.TOPIC: CALLS_DUE,
+                },
+            )
+            spans.append(span)
+            key, value = records[index][0], records[index][1]
+            records[index] = (key, value, tracing.headers_of(span))
+        return spans
+
     async def _after_cooldowns(
-        self, due: list[tuple[DueClaim, Call]], now: datetime
-    ) -> list[tuple[DueClaim, Call]]:
-        """A number resting after a completed call is held until its rest ends."""
+        self,
+        due: list[tuple[DueClaim, DueCall]],
+        now: datetime,
+        later: list[tuple[DueClaim, datetime]],
+    ) -> list[tuple[DueClaim, DueCall]]:
+        """A number resting after a completed call is held until its rest ends (added to
+        `later`)."""
         held = await self._rt.cooldowns.held_until(
             [(call.environment_id, call.to) for _, call in due], now
         )
-        free: list[tuple[DueClaim, Call]] = []
+        free: list[tuple[DueClaim, DueCall]] = []
         for (claim, call), until in zip(due, held, strict=True):
             if until is None:
                 free.append((claim, call))
             else:
-                await self._rt.calls.reschedule(claim, until)
+                later.append((claim, until))
         return free
 
     async def _within_limits(
         self,
-        due: list[tuple[DueClaim, Call]],
+        due: list[tuple[DueClaim, DueCall]],
         campaigns: dict[str, Campaign | None],
         now: datetime,
-    ) -> list[tuple[DueClaim, Call]]:
-        """Takes each campaign's concurrency and rate slots; what does not fit waits."""
-        by_campaign: dict[str, list[tuple[DueClaim, Call]]] = {}
+        later: list[tuple[DueClaim, datetime]],
+    ) -> list[tuple[DueClaim, DueCall]]:
+        """Takes each campaign's concurrency and rate slots, every campaign's at once; what
+        does not fit waits (added to `later`)."""
+        by_campaign: dict[str, list[tuple[DueClaim, DueCall]]] = {}
         for claim, call in due:
             by_campaign.setdefault(call.campaign_id, []).append((claim, call))
-        allowed: list[tuple[DueClaim, Call]] = []
-        for campaign_id, items in by_campaign.items():
-            campaign = campaigns[campaign_id]
-            assert campaign is not None
-            grant = await self._rt.limits.acquire(
-                campaign_id,
-                [keys.slot_member(call.id, call.attempt) for _, call in items],
-                campaign.max_concurrent_calls,
-                campaign.calls_per_minute,
-                now,
+        grants = await asyncio.gather(
+            *(
+                self._acquire(campaigns[campaign_id], items, now)
+                for campaign_id, items in by_campaign.items()
             )
+        )
+        allowed: list[tuple[DueClaim, DueCall]] = []
+        for items, grant in zip(by_campaign.values(), grants, strict=True):
             allowed.extend(items[: grant.granted])
-            later = grant.next_rate_slot or now + self._slot_recheck
-            for claim, _ in items[grant.granted :]:
-                await self._rt.calls.reschedule(claim, later)
+            wait_until = grant.next_rate_slot or now + self._slot_recheck
+            later.extend((claim, wait_until) for claim, _ in items[grant.granted :])
         return allowed
+
+    async def _acquire(
+        self, campaign: Campaign | None, items: list[tuple[DueClaim, DueCall]], now: datetime
+    ) -> Grant:
+        assert campaign is not None
+        return await self._rt.limits.acquire(
+            campaign.id,
+            [keys.slot_member(call.id, call.attempt) for _, call in items],
+            campaign.max_concurrent_calls,
+            campaign.calls_per_minute,
+            now,
+        )
 
     async def recover_lost_slots(self, now: datetime) -> int:
         """Ends attempts whose dialer died mid-call, so the retry policy takes over."""
@@ -236,7 +316,8 @@ class DuePump:
                     outcome=Outcome.FAILED.value,
                     error=DIALER_LOST,
                 )
-                await publish_events(self._rt.broker, [event])
+                with tracing.continued(call.trace):
+                    await publish_events(self._rt.broker, [event])
                 recovered += 1
             await self._rt.limits.free(lost.campaign_id, member)
         return recovered
@@ -257,7 +338,8 @@ class DuePump:
                     # what an older copy left behind): nothing left to hand on.
                     await self._rt.calls.drop_handoff(campaign_id, call_id)
                     continue
-                await queue_call(self._rt, call)
+                with tracing.continued(call.trace):
+                    await queue_call(self._rt, call)
                 queued += 1
             if len(stranded) < self._batch:
                 break
@@ -265,8 +347,11 @@ class DuePump:
             log.warning("queued %d calls that were stored but never handed on", queued)
         return queued
 
-    async def _cancel(self, call: Call, campaign: Campaign, now: datetime) -> None:
+    async def _cancel(self, claim: DueClaim, campaign: Campaign, now: datetime) -> None:
         """A call of a finished campaign that was still waiting is cancelled, not held."""
+        call = await self._rt.calls.get(claim.campaign_id, claim.call_id)
+        if call is None:
+            return
         cancelled, _ = await self._rt.calls.cancel_queued(call, now)
         if not cancelled:
             return
@@ -279,9 +364,13 @@ class DuePump:
             status=CallStatus.CANCELLED.value,
             reason=f"campaign_{campaign.status.value}",
         )
-        await publish_events(self._rt.broker, [event])
+        with tracing.continued(call.trace):
+            await publish_events(self._rt.broker, [event])
 
-    async def _expire(self, call: Call, campaign: Campaign, now: datetime) -> None:
+    async def _expire(self, claim: DueClaim, campaign: Campaign, now: datetime) -> None:
+        call = await self._rt.calls.get(claim.campaign_id, claim.call_id)
+        if call is None:
+            return
         await self._rt.calls.end_undialed(call, call.attempt, CallStatus.EXPIRED, now)
         event = call_event(
             call,
@@ -292,4 +381,5 @@ class DuePump:
             status=CallStatus.EXPIRED.value,
             reason="campaign_ended",
         )
-        await publish_events(self._rt.broker, [event])
+        with tracing.continued(call.trace):
+            await publish_events(self._rt.broker, [event])

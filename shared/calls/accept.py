@@ -44,6 +44,7 @@ class NewCall:
     is_testing: bool
     allow_duplicates: bool
     requested_at: datetime | None = None  # when the requester asked; default: when accepted
+    trace: str | None = None  # the request's trace context, stored with the call
 
 
 @dataclass(slots=True)
@@ -165,6 +166,7 @@ class AcceptCall:
                     scheduling_reason=decision.reason.value,
                     created_at=request.requested_at or now,
                     updated_at=now,
+                    trace=request.trace,
                 )
                 stored = await self._calls.accept(
                     call, self._reservation_ttl_ms, now, campaign_version=read.version

@@ -6,10 +6,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+from functools import lru_cache
 
 _PREFIX = "whsec_"
 
 
+@lru_cache(maxsize=4096)
 def signing_key(secret: str) -> bytes:
     """A `whsec_` secret is base64 after the prefix; any other secret is used as its bytes."""
     if secret.startswith(_PREFIX):
@@ -24,7 +26,7 @@ def signing_key(secret: str) -> bytes:
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     signed = message_id.encode() + b"." + str(timestamp).encode() + b"." + body
-    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    digest = hmac.digest(signing_key(secret), signed, hashlib.sha256)
     return "v1," + base64.b64encode(digest).decode()
 
 

@@ -3,15 +3,15 @@ files in this folder).
 
 - `calls.py`, `CallStore`: `accept_call`, `confirm_reservation`, `claim_due`,
   `requeue_expired`, `apply_outcome`, `mark_started`, `cancel_queued`, `forget_ended_calls`,
-  `drop_calls`, `reindex_calls`
+  `drop_calls`, `reindex_calls`, `read_calls`, `read_due_calls`
 - `catalog.py`, `CatalogStore`: `transition_campaign`, `update_rules`, `replace_webhook`,
   `begin_campaign_delete`
 - `dnc.py`, `DncStore`: `dnc_add`, `dnc_read_list`, `dnc_check_new_call`,
   `dnc_read_every_list`, `dnc_remove`
 - `limits.py`, `DialLimits` and `NumberCooldowns`: `acquire_dial_slots`, `renew_dial_slot`,
   `extend_cooldown`
-- `deliveries.py`, `DeliveryStore`: `begin_webhook_delivery`, `claim_webhook_attempt`,
-  `record_webhook_attempt`, `claim_webhook_retries`
+- `deliveries.py`, `DeliveryStore`: `begin_webhook_deliveries`, `claim_webhook_attempt`,
+  `record_webhook_attempts`, `claim_webhook_retries`
 
 The Idempotency-Key store, which only the ingest uses, keeps its script beside it:
 `services/ingest/idempotency.py` and `settle_idempotent_request.lua`.

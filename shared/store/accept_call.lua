@@ -32,6 +32,8 @@
 -- ARGV[13]  call hash value: reason
 -- ARGV[14]  call hash value: created (µs)
 -- ARGV[15]  call hash value: updated (µs)
+-- ARGV[16]  optional: the request's trace context (`trace`; shared/tracing.py), given only
+--           when the request was traced
 -- Returns {'accepted'} | {'exists', status} | {'duplicate', existing_call_id} |
 --         {'campaign_changed'} (the campaign is no longer the version the call was checked on)
 
@@ -67,6 +69,10 @@ end
 if ARGV[3] == '0' then
   fields[#fields + 1] = 'allow_duplicates'
   fields[#fields + 1] = '1'
+end
+if ARGV[16] then
+  fields[#fields + 1] = 'trace'
+  fields[#fields + 1] = ARGV[16]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[7] ~= '' then

@@ -4,7 +4,7 @@ counters and the sharded due queue, read and written through atomic steps."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, cast
@@ -27,6 +27,8 @@ _CANCEL_QUEUED: Final = lua.source(__package__, "cancel_queued.lua")
 _FORGET_ENDED_CALLS: Final = lua.source(__package__, "forget_ended_calls.lua")
 _DROP_CALLS: Final = lua.source(__package__, "drop_calls.lua")
 _REINDEX_CALLS: Final = lua.source(__package__, "reindex_calls.lua")
+_READ_CALLS: Final = lua.source(__package__, "read_calls.lua")
+_READ_DUE_CALLS: Final = lua.source(__package__, "read_due_calls.lua")
 
 DEFAULT_RETENTION_MS: Final = 30 * 24 * 3600 * 1000
 # An ended call's hash and body expire this long after its retention, should the sweep (which
@@ -83,7 +85,28 @@ def call_from_fields(
         scheduling_reason=fields.get("reason", ""),
         created_at=from_us(int(fields["created"])),
         updated_at=from_us(int(fields["updated"])),
+        trace=fields.get("trace"),
     )
+
+
+@dataclass(slots=True)
+class DueCall:
+    """What the due pump reads of a claimed call to release it: neither its payload and
+    context nor its times."""
+
+    id: str
+    campaign_id: str
+    environment_id: str
+    to: str
+    status: CallStatus
+    attempt: int
+    is_testing: bool
+    # The trace context stored with the call (shared/tracing.py), if any.
+    trace: str | None = None
+
+
+# The hash fields a DueCall is read from, in the order read_due_calls.lua returns them.
+_DUE_FIELDS: Final = ("env", "to", "status", "attempt", "is_testing", "trace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +145,13 @@ def _accept_keys(call: Call) -> list[str]:
     ]
 
 
+async def _together(steps: list[Awaitable[Any]]) -> list[Any]:
+    """The replies of steps issued at once (one round trip per Redis node)."""
+    if len(steps) == 1:
+        return [await steps[0]]
+    return list(await asyncio.gather(*steps))
+
+
 def _flatten(fields: Mapping[str, str]) -> list[str]:
     flat: list[str] = []
     for name, value in fields.items():
@@ -150,6 +180,8 @@ class CallStore:
         self._forget_ended = redis.register_script(_FORGET_ENDED_CALLS)
         self._drop_calls = redis.register_script(_DROP_CALLS)
         self._reindex = redis.register_script(_REINDEX_CALLS)
+        self._read = redis.register_script(_READ_CALLS)
+        self._read_due = redis.register_script(_READ_DUE_CALLS)
         # Campaigns this process has entered in the hand-off index (entered once, then known).
         self._indexed: set[str] = set()
 
@@ -183,29 +215,27 @@ class CallStore:
             if len(self._indexed) >= _INDEXED_LIMIT:
                 self._indexed.clear()
             self._indexed.add(call.campaign_id)
-        result = await self._accept(
-            keys=_accept_keys(call),
-            args=[
-                call.id,
-                call.to,
-                "0" if call.allow_duplicates else "1",
-                str(now_ms),
-                str(now_ms + reservation_ttl_ms),
-                "1" if call.is_testing else "0",
-                _call_body(call),
-                campaign_version or "",
-                # The call hash's values, in the order accept_call.lua's header names them.
-                call.environment_id,
-                call.status.value,
-                str(call.attempt),
-                created_us
-                if call.scheduled_at == call.created_at
-                else str(to_us(call.scheduled_at)),
-                call.scheduling_reason,
-                created_us,
-                created_us if call.updated_at == call.created_at else str(to_us(call.updated_at)),
-            ],
-        )
+        args = [
+            call.id,
+            call.to,
+            "0" if call.allow_duplicates else "1",
+            str(now_ms),
+            str(now_ms + reservation_ttl_ms),
+            "1" if call.is_testing else "0",
+            _call_body(call),
+            campaign_version or "",
+            # The call hash's values, in the order accept_call.lua's header names them.
+            call.environment_id,
+            call.status.value,
+            str(call.attempt),
+            created_us if call.scheduled_at == call.created_at else str(to_us(call.scheduled_at)),
+            call.scheduling_reason,
+            created_us,
+            created_us if call.updated_at == call.created_at else str(to_us(call.updated_at)),
+        ]
+        if call.trace:
+            args.append(call.trace)
+        result = await self._accept(keys=_accept_keys(call), args=args)
         outcome = result[0]
         return AcceptResult(outcome=outcome, other=result[1] if len(result) > 1 else None)
 
@@ -260,23 +290,68 @@ class CallStore:
 
     async def enqueue(self, call: Call, now: datetime) -> None:
         """Makes the reservation permanent and puts the call in its due shard, idempotently."""
-        shard = keys.due_shard_of(call.id, self.due_shards)
-        enqueued = await self._redis.hget(keys.call(call.campaign_id, call.id), "enqueued")
-        if enqueued == "1":
+        await self.enqueue_many([call], now)
+
+    async def enqueue_many(self, calls: Iterable[Call], now: datetime) -> None:
+        """`enqueue` for many calls in three round trips, whatever their number: which are
+        already enqueued or gone (one `read_due_calls.lua` per campaign), the others into their
+        due shards (one `ZADD NX` per shard: a shard has its own hash tag, so it cannot share a
+        script with a campaign's keys), then their reservations made permanent and the calls
+        marked (one `confirm_reservation.lua` per campaign). Queue first, then mark: a crash
+        in between repeats the (NX) add, never skips it; a call marked enqueued is never added
+        again (the pump may have claimed it already), nor is a call that is gone."""
+        by_campaign: dict[str, dict[str, Call]] = {}
+        for call in calls:
+            by_campaign.setdefault(call.campaign_id, {})[call.id] = call
+        if not by_campaign:
             return
-        # Queue first, then mark: a crash in between repeats the (NX) add, never skips it.
-        await self._redis.zadd(
-            keys.due_queue(shard),
-            {keys.due_member(call.campaign_id, call.id): to_ms(call.scheduled_at)},
-            nx=True,
+        groups = [list(group.values()) for group in by_campaign.values()]
+        flags = await _together(
+            [
+                self._read_due(
+                    keys=[keys.call(group[0].campaign_id, call.id) for call in group],
+                    args=["enqueued", "status"],
+                )
+                for group in groups
+            ]
         )
-        await self._confirm(
-            keys=[
-                keys.call(call.campaign_id, call.id),
-                keys.active_numbers(call.campaign_id),
-                keys.handoffs(call.campaign_id),
-            ],
-            args=[call.id, call.to, to_ms(now)],
+        # A call already enqueued stays as it is; one that is gone (no status) is not queued.
+        todo = [
+            [
+                call
+                for call, (enqueued, status) in zip(group, reply, strict=True)
+                if enqueued != "1" and status is not None
+            ]
+            for group, reply in zip(groups, cast(list[list[list[str | None]]], flags), strict=True)
+        ]
+        by_shard: dict[int, dict[str, int]] = {}
+        for group in todo:
+            for call in group:
+                shard = keys.due_shard_of(call.id, self.due_shards)
+                member = keys.due_member(call.campaign_id, call.id)
+                by_shard.setdefault(shard, {})[member] = to_ms(call.scheduled_at)
+        if not by_shard:
+            return
+        await _together(
+            [
+                self._redis.zadd(keys.due_queue(shard), members, nx=True)
+                for shard, members in by_shard.items()
+            ]
+        )
+        now_ms = str(to_ms(now))
+        await _together(
+            [
+                self._confirm(
+                    keys=[
+                        keys.active_numbers(group[0].campaign_id),
+                        keys.handoffs(group[0].campaign_id),
+                        *(keys.call(call.campaign_id, call.id) for call in group),
+                    ],
+                    args=[now_ms, *(part for call in group for part in (call.id, call.to))],
+                )
+                for group in todo
+                if group
+            ]
         )
 
     async def requeue(self, campaign_id: str, call_id: str, due: datetime) -> None:
@@ -320,25 +395,74 @@ class CallStore:
         return int(count)
 
     async def get_many(self, pairs: Iterable[tuple[str, str]]) -> list[Call | None]:
-        """The calls, each read from its hash and its body key, all in one round trip."""
+        """The calls, each read from its hash and its body key: one script per campaign
+        (its calls share the campaign's hash tag), all in one round trip."""
         wanted = list(pairs)
-        redis = self._redis
-        replies: list[Any] = await asyncio.gather(
-            *(
-                command
-                for campaign_id, call_id in wanted
-                for command in (
-                    redis.hgetall(keys.call(campaign_id, call_id)),
-                    redis.get(keys.call_body(campaign_id, call_id)),
-                )
+        by_campaign: dict[str, list[int]] = {}
+        for index, (campaign_id, _) in enumerate(wanted):
+            by_campaign.setdefault(campaign_id, []).append(index)
+        reads = [
+            self._read(
+                keys=[
+                    key
+                    for index in indices
+                    for key in (
+                        keys.call(campaign_id, wanted[index][1]),
+                        keys.call_body(campaign_id, wanted[index][1]),
+                    )
+                ]
             )
-        )
-        return [
-            call_from_fields(campaign_id, call_id, fields, body) if fields else None
-            for (campaign_id, call_id), fields, body in zip(
-                wanted, replies[::2], replies[1::2], strict=True
-            )
+            for campaign_id, indices in by_campaign.items()
         ]
+        replies: list[list[Any]] = (
+            [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
+        )
+        found: list[Call | None] = [None] * len(wanted)
+        for indices, reply in zip(by_campaign.values(), replies, strict=True):
+            for position, index in enumerate(indices):
+                flat, body = reply[2 * position], reply[2 * position + 1]
+                if flat:
+                    campaign_id, call_id = wanted[index]
+                    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                    found[index] = call_from_fields(campaign_id, call_id, fields, body)
+        return found
+
+    async def due_calls(self, pairs: Iterable[tuple[str, str]]) -> list[DueCall | None]:
+        """What the due pump needs of each call (None for a call that is gone): one script per
+        campaign, all in one round trip."""
+        wanted = list(pairs)
+        by_campaign: dict[str, list[int]] = {}
+        for index, (campaign_id, _) in enumerate(wanted):
+            by_campaign.setdefault(campaign_id, []).append(index)
+        reads = [
+            self._read_due(
+                keys=[keys.call(campaign_id, wanted[index][1]) for index in indices],
+                args=_DUE_FIELDS,
+            )
+            for campaign_id, indices in by_campaign.items()
+        ]
+        replies: list[list[list[str | None]]] = (
+            [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
+        )
+        found: list[DueCall | None] = [None] * len(wanted)
+        for indices, reply in zip(by_campaign.values(), replies, strict=True):
+            for index, (env, to, status, attempt, is_testing, trace) in zip(
+                indices, reply, strict=True
+            ):
+                if status is None or env is None or to is None:
+                    continue
+                campaign_id, call_id = wanted[index]
+                found[index] = DueCall(
+                    call_id,
+                    campaign_id,
+                    env,
+                    to,
+                    CallStatus(status),
+                    int(attempt or "0"),
+                    is_testing == "1",
+                    trace or None,
+                )
+        return found
 
     async def mark_started(self, call: Call, attempt: int, now: datetime) -> bool:
         changed = await self._mark_started(
@@ -646,12 +770,22 @@ class CallStore:
         )
         return bool(won)
 
-    async def reschedule(self, claim: DueClaim, due: datetime) -> None:
-        """Puts a claimed call back in its shard for later, dropping the claim's lease."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(keys.due_queue(claim.shard), {claim.member: to_ms(due)})
-            pipe.zrem(keys.due_inflight(claim.shard), claim.member)
-            await pipe.execute()
+    async def reschedule_many(self, later: Iterable[tuple[DueClaim, datetime]]) -> None:
+        """Puts claimed calls back in their shards, each for its time, dropping their leases:
+        one transaction per shard (its queue and lease set share the shard's hash tag)."""
+        by_shard: dict[int, list[tuple[DueClaim, datetime]]] = {}
+        for claim, due in later:
+            by_shard.setdefault(claim.shard, []).append((claim, due))
+        if not by_shard:
+            return
+
+        async def shard_back(shard: int, items: list[tuple[DueClaim, datetime]]) -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(keys.due_queue(shard), {c.member: to_ms(due) for c, due in items})
+                pipe.zrem(keys.due_inflight(shard), *(c.member for c, _ in items))
+                await pipe.execute()
+
+        await asyncio.gather(*(shard_back(shard, items) for shard, items in by_shard.items()))
 
     async def release_attempt(self, call: Call, attempt: int) -> None:
         """Gives a claimed attempt back, for a call handed back undialed."""

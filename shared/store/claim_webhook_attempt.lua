@@ -5,9 +5,10 @@
 -- KEYS[1]   delivery hash
 -- ARGV[1]   now_ms
 -- ARGV[2]   claim_until_ms
--- Returns {'ok', attempt, state, event_id, event_type, body, next_attempt_ms, trigger} |
+-- Returns {'ok', attempt, state, event_id, event_type, body, next_attempt_ms, trigger, trace} |
 --         {'missing'} | {'busy', claim_until_ms} | {'done', state} | {'early', next_attempt_ms}
--- where trigger is event | retry | test | redeliver.
+-- where trigger is event | retry | test | redeliver, and trace the trace context stored with
+-- the delivery ('' if none).
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
@@ -38,6 +39,6 @@ elseif attempt == 1 then
   trigger = f[6] == 'test' and 'test' or 'event'
 end
 redis.call('HSET', KEYS[1], 'claim_until', ARGV[2])
-local sent = redis.call('HMGET', KEYS[1], 'event_id', 'event_type', 'body')
+local sent = redis.call('HMGET', KEYS[1], 'event_id', 'event_type', 'body', 'trace')
 return {'ok', tostring(attempt), state, sent[1] or '', sent[2] or '', sent[3] or '', next_at,
-  trigger}
+  trigger, sent[4] or ''}

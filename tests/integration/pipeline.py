@@ -45,10 +45,12 @@ async def running_pipeline(
     schedulers: int = 1,
     dialer_overrides: dict[str, Any] | None = None,
     dialer_deps: DialerDeps | None = None,
+    scheduler_deps: SchedulerDeps | None = None,
     **scheduler_overrides: Any,
 ) -> AsyncIterator[None]:
     """Starts `schedulers` scheduler apps (one consumer group) and optionally a dialer (its
-    settings changed by `dialer_overrides`, its HTTP side on a free port unless they name one)."""
+    settings changed by `dialer_overrides`, its HTTP side on a free port unless they name one).
+    `scheduler_deps` replace the schedulers' (the clock given by default)."""
     apps = [
         create_scheduler(
             SchedulerSettings(
@@ -61,7 +63,7 @@ async def running_pipeline(
                     **scheduler_overrides,
                 }
             ),
-            SchedulerDeps(clock=clock),
+            scheduler_deps or SchedulerDeps(clock=clock),
         )
         for _ in range(schedulers)
     ]

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.bus import BulkSender, EventPublisher, ensure_topics
+from shared.bus import BulkSender, EventPublisher, Record, ensure_topics
 from shared.events import CallEvent, CallEventType, call_event
 from shared.models import Call
 from shared.topics import call_key, requested_key
@@ -55,6 +55,37 @@ async def test_a_lot_lands_in_the_default_partitioners_partitions_in_order(
         by_key.setdefault(record.key, []).append(orjson.loads(record.value)["seq"])
     assert all(seqs == sorted(seqs) for seqs in by_key.values())
     assert sorted(s for seqs in by_key.values() for s in seqs) == list(range(2_000))
+
+
+async def test_records_given_headers_carry_them_beside_the_content_type(
+    kafka_server: KafkaServer,
+) -> None:
+    topic = f"headers-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_server.settings(), [topic])
+    traceparent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    records: list[Record] = [
+        (b"k1", b"1", [("traceparent", traceparent)]),
+        (b"k2", b"2"),
+        (b"k3", b"3", [("traceparent", traceparent), ("tracestate", b"vendor=1")]),
+    ]
+    sender = BulkSender(kafka_server.settings(), "test")
+    await sender.start()
+    try:
+        await sender.hand_over(topic, records)
+        await sender.send_all(topic, [(b"k4", b"4", [("traceparent", traceparent)])])
+    finally:
+        await sender.stop()
+
+    read = await read_topic(kafka_server.bootstrap, topic, lambda r: len(r) >= 4)
+
+    headers = {record.value: list(record.headers) for record in read}
+    json_type = ("content-type", b"application/json")
+    assert headers == {
+        b"1": [json_type, ("traceparent", traceparent)],
+        b"2": [json_type],
+        b"3": [json_type, ("traceparent", traceparent), ("tracestate", b"vendor=1")],
+        b"4": [json_type, ("traceparent", traceparent)],
+    }
 
 
 async def test_events_of_many_callers_are_each_acknowledged_and_kept_in_order(

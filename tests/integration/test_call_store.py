@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import to_ms
 from shared.models import Call, CallStatus
-from shared.store.calls import CallStore
+from shared.store.calls import CallStore, DueCall
 
 pytestmark = pytest.mark.integration
 
@@ -125,6 +125,22 @@ async def test_flags_read_back(store: CallStore) -> None:
     assert (stored.is_testing, stored.allow_duplicates) == (True, True)
 
 
+async def test_a_traced_call_keeps_its_trace_context_in_its_listpack(
+    store: CallStore, redis: Redis
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced, untraced = _call(trace=traceparent), _call("call-2", "+12125550199")
+    await store.accept(traced, TTL_MS)
+    await store.accept(untraced, TTL_MS)
+
+    stored = await store.get_many([(CAMPAIGN, traced.id), (CAMPAIGN, untraced.id)])
+
+    assert [call.trace if call else "gone" for call in stored] == [traceparent, None]
+    assert await redis.hget(keys.call(CAMPAIGN, traced.id), "trace") == traceparent
+    assert await redis.object("encoding", keys.call(CAMPAIGN, traced.id)) == "listpack"
+    assert not await redis.hexists(keys.call(CAMPAIGN, untraced.id), "trace")
+
+
 async def test_a_call_without_payload_or_context_keeps_no_body_key(
     store: CallStore, redis: Redis
 ) -> None:
@@ -146,6 +162,68 @@ async def test_get_many_reads_hash_and_body_of_each_call_in_order(store: CallSto
     assert found == [second, None, first]
 
 
+async def test_get_many_reads_calls_of_several_campaigns_in_the_order_asked(
+    store: CallStore,
+) -> None:
+    first = _call("call-1", "+12125550101")
+    other = _call("call-2", "+12125550102", campaign_id="campaign-2")
+    third = _call("call-3", "+12125550103", payload={}, context={})
+    for call in (first, other, third):
+        await store.accept(call, TTL_MS)
+
+    found = await store.get_many(
+        [
+            (CAMPAIGN, "call-3"),
+            ("campaign-2", "call-2"),
+            ("campaign-2", "nope"),
+            (CAMPAIGN, "call-1"),
+        ]
+    )
+
+    assert found == [third, other, None, first]
+
+
+async def test_due_calls_reads_what_a_release_needs_of_each_call_in_order(
+    store: CallStore,
+) -> None:
+    plain = _call("call-1", "+12125550101", attempt=2)
+    testing = _call("call-2", "+12125550102", campaign_id="campaign-2", is_testing=True)
+    for call in (plain, testing):
+        await store.accept(call, TTL_MS)
+
+    found = await store.due_calls(
+        [("campaign-2", "call-2"), (CAMPAIGN, "nope"), (CAMPAIGN, "call-1")]
+    )
+
+    assert found == [
+        DueCall("call-2", "campaign-2", "env-a", "+12125550102", CallStatus.QUEUED, 1, True),
+        None,
+        DueCall("call-1", CAMPAIGN, "env-a", "+12125550101", CallStatus.QUEUED, 2, False),
+    ]
+
+
+async def test_rescheduled_claims_wait_for_their_times_without_a_lease(
+    store: CallStore, redis: Redis
+) -> None:
+    calls = [_call(f"call-{i}", f"+1212555010{i}", at=T0 - timedelta(hours=1)) for i in range(6)]
+    for call in calls:
+        await store.accept(call, TTL_MS)
+        await store.enqueue(call, T0)
+    claims = [
+        claim for shard in range(16) for claim in await store.claim_due(shard, T0, 100, 30_000)
+    ]
+    assert len(claims) == 6
+    later = {claim.call_id: T0 + timedelta(seconds=10 * (i + 1)) for i, claim in enumerate(claims)}
+
+    await store.reschedule_many((claim, later[claim.call_id]) for claim in claims)
+
+    for claim in claims:
+        score = await redis.zscore(keys.due_queue(claim.shard), claim.member)
+        assert score == to_ms(later[claim.call_id])
+        assert await redis.zscore(keys.due_inflight(claim.shard), claim.member) is None
+    assert [c for s in range(16) for c in await store.claim_due(s, T0, 100, 30_000)] == []
+
+
 async def _waiting(redis: Redis) -> dict[str, float]:
     rows = await redis.zrange(keys.handoffs(CAMPAIGN), 0, -1, withscores=True)
     return dict(cast(list[tuple[str, float]], rows))
@@ -162,6 +240,38 @@ async def test_an_accepted_call_waits_to_be_handed_on_until_it_is_queued(
     assert await redis.smembers(keys.campaigns_with_handoffs()) == {CAMPAIGN}
     await store.enqueue(call, T0 + timedelta(seconds=1))
     assert await _waiting(redis) == {}
+
+
+async def test_many_calls_are_queued_at_once_each_once(store: CallStore, redis: Redis) -> None:
+    here = [_call(f"call-{i}", f"+1212555010{i}") for i in range(6)]
+    there = [_call(f"other-{i}", f"+1212555020{i}", campaign_id="campaign-2") for i in range(3)]
+    for call in (*here, *there):
+        assert (await store.accept(call, TTL_MS)).outcome == "accepted"
+    # One already queued, then claimed and handed on by the pump: it left the due queue.
+    await store.enqueue(here[0], T0)
+    (claim,) = [
+        c
+        for shard in range(16)
+        for c in await store.claim_due(shard, T0 + timedelta(hours=1), 100, 30_000)
+    ]
+    await store.handed_off([claim])
+    gone = _call("gone", "+12125550999")
+
+    # Each call once, whatever the order and repeats.
+    await store.enqueue_many([*here, *there, here[3], gone], T0 + timedelta(seconds=1))
+
+    for call in (*here[1:], *there):
+        shard = keys.due_shard_of(call.id, 16)
+        member = keys.due_member(call.campaign_id, call.id)
+        assert await redis.zscore(keys.due_queue(shard), member) == to_ms(call.scheduled_at)
+        held = await redis.hget(keys.active_numbers(call.campaign_id), call.to)
+        assert held == f"{call.id}|"
+        assert await redis.hget(keys.call(call.campaign_id, call.id), "enqueued") == "1"
+        assert await redis.zscore(keys.handoffs(call.campaign_id), call.id) is None
+    queued = sum([await redis.zcard(keys.due_queue(shard)) for shard in range(16)])
+    # Neither the claimed call nor the one never stored went (back) in.
+    assert queued == len(here) - 1 + len(there)
+    assert not await redis.exists(keys.call(CAMPAIGN, gone.id))
 
 
 async def test_a_call_cancelled_before_it_was_queued_no_longer_waits_to_be_handed_on(

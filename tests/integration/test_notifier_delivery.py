@@ -24,7 +24,7 @@ from shared.events import CallEvent, CallEventType, CampaignEventType, campaign_
 from shared.rules.delivery_retries import delivery_id_for
 from shared.rules.webhook_health import FAILING, FAILING_FOR, GONE
 from shared.rules.webhook_targets import REFUSED_TARGET
-from shared.store.deliveries import DeliveryRef, DeliveryStore, Recorded
+from shared.store.deliveries import DeliveryRef, DeliveryStore, NewDelivery, Recorded
 from shared.topics import CALLS_DLQ, CALLS_EVENTS, CAMPAIGN_EVENTS, call_key
 from tests.conftest import KafkaServer, RedisServer, wait_until
 from tests.integration.conftest import IngestClient, StartNotifier
@@ -327,6 +327,61 @@ async def test_a_receiver_that_never_answers_in_time_holds_up_no_other_webhook(
         await quick.stop()
 
 
+async def test_a_webhook_that_answers_fast_gets_a_backlog_without_it_going_back_to_the_queue(
+    api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
+) -> None:
+    # Two at a time, and an attempt sent back to the queue would wait a minute.
+    await start_notifier(endpoint_concurrency=2, endpoint_busy_retry_ms=60_000)
+    campaign_id, _ = await setup_webhook(api, receiver.url)
+    for n in range(100):
+        await publish(producer, call_event(campaign_id, f"backlog-{n}"))
+
+    async def all_received() -> bool:
+        return len(receiver.deliveries) == 100
+
+    await wait_until(all_received, within=30)
+    assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 100
+
+
+async def test_attempts_waiting_on_a_webhook_that_turned_slow_give_their_places_back(
+    api: IngestClient, start_notifier: StartNotifier, producer: AIOKafkaProducer
+) -> None:
+    await start_notifier(
+        max_in_flight=8,
+        endpoint_concurrency=2,
+        endpoint_waiting_ms=200,
+        endpoint_busy_retry_ms=60_000,
+    )
+    # Not heard from yet, the slow endpoint is taken for fast: it gets every place at first.
+    slow = await Receiver(delay_s=6).start()
+    quick = await Receiver().start()
+    try:
+        slow_campaign, _ = await setup_webhook(api, slow.url, timeout=5, max_retries=0)
+        quick_campaign, _ = await setup_webhook(api, quick.url)
+        for n in range(20):
+            await publish(producer, call_event(slow_campaign, f"slow-{n}"))
+
+        async def slow_is_busy() -> bool:
+            return slow.busy == 2
+
+        await wait_until(slow_is_busy, within=20)
+        published_at = time.monotonic()
+        for n in range(4):
+            await publish(producer, call_event(quick_campaign, f"quick-{n}"))
+
+        async def quick_received() -> bool:
+            return len(quick.deliveries) == 4
+
+        await wait_until(quick_received, within=20)
+        # Long before the slow endpoint's first attempts time out (5 s) and free their places:
+        # the attempts that waited for its turn gave theirs back after 0.4 s.
+        assert max(d.received_at for d in quick.deliveries) - published_at < 3
+        assert slow.busy == 2
+    finally:
+        await slow.stop()
+        await quick.stop()
+
+
 async def test_two_notifiers_never_send_one_retry_twice(
     api: IngestClient, start_notifier: StartNotifier, receiver: Receiver, producer: AIOKafkaProducer
 ) -> None:
@@ -413,6 +468,47 @@ async def test_a_claim_whose_notifier_died_comes_back_after_its_lease(redis: Red
     assert await store.claim_due(later, 10, later + timedelta(seconds=30)) == [ref]
 
 
+async def test_deliveries_of_a_campaign_are_begun_together_and_replays_keep_their_state(
+    redis: Redis,
+) -> None:
+    store = DeliveryStore(redis)
+    now = datetime.now(UTC)
+    claimed_until = now + timedelta(seconds=30)
+    seen = DeliveryRef("camp-1", "wh-1", "d-seen")
+    assert await store.begin(seen, "evt-0", "campaign_call.started", b"{}", now) is None
+    batch = [
+        NewDelivery(seen, "evt-0", "campaign_call.started", b"{}"),
+        NewDelivery(DeliveryRef("camp-1", "wh-1", "d-new"), "evt-1", "campaign_call.ended", b"[1]"),
+        NewDelivery(
+            DeliveryRef("camp-1", "wh-2", "d-mine"),
+            "evt-2",
+            "campaign_call.completed",
+            b"[2]",
+            claimed_until,
+        ),
+    ]
+
+    assert await store.begin_many(batch, now) == ["pending", None, None]
+    # The new ones are stored whole; the one claimed for its caller cannot be claimed again
+    # until then, the other is due now.
+    fresh = await store.claim_attempt(batch[1].ref, now, claimed_until)
+    assert (fresh.outcome, fresh.attempt, fresh.event_id, fresh.event_type, fresh.body) == (
+        "ok",
+        1,
+        "evt-1",
+        "campaign_call.ended",
+        b"[1]",
+    )
+    mine = await store.claim_attempt(batch[2].ref, now, claimed_until)
+    assert mine.outcome == "busy"
+    assert mine.until is not None
+    assert abs(mine.until - claimed_until) < timedelta(milliseconds=1)
+    with pytest.raises(ValueError, match="one campaign"):
+        await store.begin_many(
+            [batch[1], NewDelivery(DeliveryRef("camp-2", "wh-9", "d-9"), "evt-9", "t", b"{}")], now
+        )
+
+
 async def test_an_attempt_under_way_cannot_be_claimed_twice(redis: Redis) -> None:
     store = DeliveryStore(redis)
     ref = DeliveryRef("camp-1", "wh-1", "d-2")
@@ -447,6 +543,25 @@ async def test_an_attempt_under_way_cannot_be_claimed_twice(redis: Redis) -> Non
     manual = await store.claim_attempt(ref, later, later + timedelta(seconds=30))
     assert (manual.outcome, manual.attempt, manual.trigger) == ("ok", 3, "redeliver")
     assert await store.request_redelivery(DeliveryRef("camp-1", "wh-1", "nope"), now) == "missing"
+
+
+async def test_every_attempt_of_a_delivery_claims_the_trace_context_stored_with_it(
+    redis: Redis,
+) -> None:
+    store = DeliveryStore(redis)
+    traced, untraced = DeliveryRef("camp-1", "wh-1", "d-3"), DeliveryRef("camp-1", "wh-1", "d-4")
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 vendor=1"
+    now = datetime.now(UTC)
+    await store.begin(traced, "evt-3", "campaign_call.completed", b"{}", now, trace=trace)
+    await store.begin(untraced, "evt-4", "campaign_call.completed", b"{}", now)
+
+    first = await store.claim_attempt(traced, now, now + timedelta(seconds=30))
+    assert (first.outcome, first.trace) == ("ok", trace)
+    await store.record(traced, 1, "pending", now, now, "{}", delivered=False)
+    retry = await store.claim_attempt(traced, now, now + timedelta(seconds=30))
+    assert (retry.outcome, retry.trigger, retry.trace) == ("ok", "retry", trace)
+    plain = await store.claim_attempt(untraced, now, now + timedelta(seconds=30))
+    assert (plain.outcome, plain.trace) == ("ok", None)
 
 
 async def test_a_campaigns_status_moves_reach_the_webhooks_listening_for_them(

@@ -17,7 +17,8 @@ from collections import deque
 
 from faststream.kafka import KafkaBroker
 
-from shared.bus import BulkSender, publish_events
+from shared import tracing
+from shared.bus import BulkSender, Record, publish_events, trace_headers
 from shared.events import CallEvent, CampaignEvent, accepted_request
 from shared.models import Call
 from shared.topics import CALLS_REQUESTED, CAMPAIGN_EVENTS, campaign_key, requested_key
@@ -38,7 +39,7 @@ class CallRequestPublisher:
         self._sender = sender
         self._backlog = backlog
         self._linger = linger  # seconds a lot may gather before it is handed over
-        self._waiting: deque[tuple[bytes, bytes]] = deque()
+        self._waiting: deque[Record] = deque()
         self._wake = asyncio.Event()
         self._feeder: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -53,7 +54,17 @@ class CallRequestPublisher:
             if self.dropped % 10_000 == 1:
                 log.warning("broker backlog full; %d requests left to the scheduler", self.dropped)
             return
-        self._waiting.append((requested_key(call.campaign_id, call.to), accepted_request(call)))
+        if call.trace is None:
+            self._waiting.append((requested_key(call.campaign_id, call.to), accepted_request(call)))
+        else:
+            # The request's trace goes on with the message (the feeding task has no span).
+            self._waiting.append(
+                (
+                    requested_key(call.campaign_id, call.to),
+                    accepted_request(call),
+                    tracing.headers_from_stored(call.trace) or [],
+                )
+            )
         self._wake.set()
 
     def start(self) -> None:
@@ -79,6 +90,7 @@ class CallRequestPublisher:
             event.model_dump_json().encode(),
             topic=CAMPAIGN_EVENTS,
             key=campaign_key(event.campaign_id),
+            headers=trace_headers(),
         )
 
     async def _feed(self) -> None:

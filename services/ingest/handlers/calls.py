@@ -22,6 +22,7 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import ENVIRONMENT, Runtime
+from shared import tracing
 from shared.calls.accept import Accepted, NewCall, Refused
 from shared.clock import to_iso
 from shared.events import CallEventType, call_event
@@ -98,6 +99,9 @@ async def _accept(runtime: Runtime, campaign: Campaign, body: Any, *, current: b
     except Invalid as exc:
         decided("invalid")
         return Outcome(422, exc.body())
+    if runtime.tracing.on:
+        # Stored with the call: each service that takes it up later continues this trace.
+        request.trace = tracing.current_stored()
     # The dialer would end the call `prompt_too_large`: refused now instead. The agent is read
     # once per process (agents never change), so this costs a dict lookup per request, and a
     # render (bounded) only when the prompt has placeholders and the payload values.

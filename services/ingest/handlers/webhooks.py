@@ -27,6 +27,7 @@ from services.ingest.handlers.common import (
     runtime_of,
 )
 from services.ingest.keys import Runtime
+from shared import tracing
 from shared.clock import to_iso
 from shared.ids import new_id
 from shared.models import Campaign, Webhook
@@ -215,7 +216,9 @@ async def send_test_event(request: web.Request) -> web.Response:
     ref = DeliveryRef(webhook.campaign_id, webhook.id, delivery_id_for(webhook.id, event_id))
     now = runtime.clock.now()
     body = webhook_test_body(webhook, event_id, now)
-    await store.begin(ref, event_id, TEST_EVENT, body, now, kind="test")
+    # Its attempt continues this request's trace.
+    trace = tracing.current_stored() if runtime.tracing.on else None
+    await store.begin(ref, event_id, TEST_EVENT, body, now, kind="test", trace=trace)
     await store.schedule(ref, now)
     deadline = waited_from + TEST_WAIT_S - _TEST_WAIT_MARGIN_S
     pause = 0.02

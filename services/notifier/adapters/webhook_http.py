@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from types import TracebackType
 from typing import Final
 
@@ -81,6 +82,11 @@ async def _read_reply(response: aiohttp.ClientResponse) -> tuple[str, bool]:
     return kept[:MAX_REPLY_BYTES].decode("utf-8", errors="replace"), truncated
 
 
+@lru_cache(maxsize=256)
+def _timeout(total_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s)
+
+
 def _refused(started: float) -> DeliveryResult:
     return DeliveryResult(None, (time.perf_counter() - started) * 1000, REFUSED_TARGET, False)
 
@@ -123,6 +129,9 @@ class HttpWebhookSender:
     async def send(
         self, method: str, url: str, body: bytes, headers: dict[str, str], timeout_s: float
     ) -> DeliveryResult:
+        """Sends `body` as JSON with `headers` (to which Content-Type is added) and reads at
+        most MAX_REPLY_BYTES of the answer."""
+        headers.setdefault("Content-Type", "application/json")
         if self._session is None:
             raise RuntimeError("HttpWebhookSender.start() was not called")
         started = time.perf_counter()
@@ -136,8 +145,8 @@ class HttpWebhookSender:
                 method,
                 url,
                 data=body,
-                headers={"Content-Type": "application/json", **headers},
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                headers=headers,
+                timeout=_timeout(timeout_s),
                 allow_redirects=False,
             ) as response:
                 status = response.status

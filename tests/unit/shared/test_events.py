@@ -2,18 +2,23 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import orjson
 import pytest
 from pydantic import ValidationError
 
 from shared.events import (
+    CallDue,
     CallEvent,
     CallEventType,
     CallRequested,
     accepted_request,
+    call_due,
+    call_due_json,
     call_event,
+    encode_call_event,
     event_id_for,
 )
 from shared.models import Call, CallStatus
@@ -256,3 +261,127 @@ def test_a_call_request_over_the_size_bound_is_invalid_unless_already_accepted(
         CallRequested.model_validate(fields)
     # One the API accepted was checked there (or stored before the bound): queued as it is.
     assert getattr(CallRequested.model_validate({**fields, "accepted": True}), name) == big
+
+
+@pytest.mark.parametrize(
+    ("fields", "due_at", "released_at"),
+    [
+        pytest.param({"attempt": 1}, NOW, NOW, id="whole-seconds"),
+        pytest.param(
+            {"attempt": 3, "is_testing": True, "payload": {"x": 1}},
+            datetime(2026, 3, 2, 9, 30, 15, 123, tzinfo=UTC),
+            datetime(2026, 3, 2, 9, 30, 16, 999_999, tzinfo=UTC),
+            id="microseconds-and-flags",
+        ),
+    ],
+)
+def test_a_due_message_is_the_models_own_json(
+    fields: dict[str, object], due_at: datetime, released_at: datetime
+) -> None:
+    call = make_call(**fields)
+
+    encoded = call_due_json(call, due_at, released_at)
+
+    assert encoded == call_due(call, due_at, released_at).model_dump_json().encode()
+    assert CallDue.model_validate_json(encoded) == call_due(call, due_at, released_at)
+
+
+@pytest.mark.parametrize("event_type", list(CallEventType))
+@pytest.mark.parametrize("call_id", ["call_1", "Zx8kQ2mN4pR6tV8wY0aB1c", "ümlaut:call", "x" * 64])
+@pytest.mark.parametrize("attempt", [0, 1, 17])
+def test_event_id_is_uuid5_of_call_attempt_and_type(
+    event_type: CallEventType, call_id: str, attempt: int
+) -> None:
+    namespace = uuid.UUID("6f1c2e0a-4b7d-4c36-9a57-2f7c0d1e8b90")
+
+    expected = str(uuid.uuid5(namespace, f"{call_id}:{attempt}:{event_type.value}"))
+
+    assert event_id_for(call_id, attempt, event_type) == expected
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        NOW,
+        NOW.replace(microsecond=1),
+        NOW.replace(microsecond=123456),
+        NOW.astimezone(timezone(timedelta(hours=-5))),
+    ],
+)
+@pytest.mark.parametrize("duration", [None, 0, 0.0, 7, 1.5, 0.001, 1e-7, 86_400.25])
+@pytest.mark.parametrize(
+    ("status", "outcome", "error"),
+    [(None, None, None), ("completed", "completed", None), ("failed", "failed", "carrier_error")],
+)
+def test_encoded_event_is_the_models_json(
+    occurred_at: datetime,
+    duration: float | None,
+    status: str | None,
+    outcome: str | None,
+    error: str | None,
+) -> None:
+    call = make_call(status=CallStatus.IN_PROGRESS, attempt=2, is_testing=True)
+    for event_type in (CallEventType.STARTED, CallEventType.ATTEMPT_ENDED):
+        fields: dict[str, Any] = {
+            "attempt": 2,
+            "max_attempts": 3,
+            "status": status,
+            "outcome": outcome,
+            "error": error,
+            "duration_seconds": duration,
+        }
+
+        encoded = encode_call_event(call, event_type, occurred_at, **fields)
+
+        assert (
+            encoded
+            == call_event(call, event_type, occurred_at, **fields).model_dump_json().encode()
+        )
+        assert CallEvent.model_validate_json(encoded).event_id == event_id_for(
+            call.id, 2, event_type
+        )
+
+
+@pytest.mark.parametrize(
+    ("fields", "occurred_at", "next_attempt_at", "reason"),
+    [
+        pytest.param({}, NOW, NOW, "immediate", id="whole-seconds"),
+        pytest.param(
+            {"status": CallStatus.QUEUED, "attempt": 2, "to": "+44 20 \u00e9"},
+            datetime(2026, 3, 2, 9, 30, 15, 123, tzinfo=UTC),
+            datetime(2026, 3, 2, 9, 30, 16, 120_000, tzinfo=UTC),
+            "",
+            id="microseconds-and-empty-reason",
+        ),
+        pytest.param({}, NOW, None, None, id="no-next-attempt"),
+    ],
+)
+def test_a_queued_event_is_the_models_own_json(
+    fields: dict[str, object],
+    occurred_at: datetime,
+    next_attempt_at: datetime | None,
+    reason: str | None,
+) -> None:
+    call = make_call(**fields)
+
+    encoded = encode_call_event(
+        call,
+        CallEventType.QUEUED,
+        occurred_at,
+        attempt=1,
+        max_attempts=3,
+        next_attempt_at=next_attempt_at,
+        reason=reason,
+    )
+
+    model = call_event(
+        call,
+        CallEventType.QUEUED,
+        occurred_at,
+        attempt=1,
+        max_attempts=3,
+        next_attempt_at=next_attempt_at,
+        reason=reason,
+    )
+    assert encoded == model.model_dump_json().encode()
+    assert CallEvent.model_validate_json(encoded) == model
