@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream import AckPolicy
+from faststream._internal.types import CustomCallable
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.message import StreamMessage
@@ -175,6 +176,7 @@ class BatchConsumerOptions(TypedDict):
     heartbeat_interval_ms: int
     fetch_max_wait_ms: int
     ack_policy: AckPolicy
+    decoder: CustomCallable
 
 
 def batch_consumer(settings: KafkaSettings) -> BatchConsumerOptions:
@@ -192,6 +194,8 @@ def batch_consumer(settings: KafkaSettings) -> BatchConsumerOptions:
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        # Handlers read the raw records (`records_of`).
+        decoder=undecoded,
     )
 
 

@@ -36,7 +36,6 @@ from shared.bus import (
     consume_batch,
     create_broker,
     records_of,
-    undecoded,
 )
 from shared.clock import Clock, SystemClock
 from shared.metrics import ConsumerMetrics
@@ -115,9 +114,7 @@ def create_app(settings: DialerSettings, deps: Deps | None = None) -> FastStream
 
     kafka = settings.kafka
 
-    subscriber = broker.subscriber(
-        CALLS_DUE, group_id=settings.group_id, decoder=undecoded, **batch_consumer(kafka)
-    )
+    subscriber = broker.subscriber(CALLS_DUE, group_id=settings.group_id, **batch_consumer(kafka))
 
     @subscriber
     async def on_call_due(message: KafkaMessage) -> None:
