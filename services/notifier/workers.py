@@ -205,7 +205,8 @@ class DeliveryWorkers:
             await gate.acquire()
             return True
         try:
-            await asyncio.wait_for(gate.acquire(), 2 * self._waiting_s)
+            async with asyncio.timeout(2 * self._waiting_s):
+                await gate.acquire()
         except TimeoutError:
             # The endpoint takes at least this long an attempt: its waiting room shrinks.
             self._paced(webhook_id, 2 * self._waiting_s)
