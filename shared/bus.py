@@ -175,6 +175,7 @@ class BatchConsumerOptions(TypedDict):
     session_timeout_ms: int
     heartbeat_interval_ms: int
     fetch_max_wait_ms: int
+    batch_timeout_ms: int
     ack_policy: AckPolicy
     decoder: CustomCallable
 
@@ -193,6 +194,9 @@ def batch_consumer(settings: KafkaSettings) -> BatchConsumerOptions:
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        # FastStream's wait for a batch, and its pause after an empty one (200 ms each by
+        # default, on every hop of a call): the fetch's wait is long enough.
+        batch_timeout_ms=settings.fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         # Handlers read the raw records (`records_of`).
         decoder=undecoded,

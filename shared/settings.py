@@ -31,9 +31,11 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = Field(default=10_000, ge=500)
     # How often a consumer tells its group it is alive.
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    # How long the broker may hold a consumer's fetch while it has no record for it. Apache
-    # Kafka answers as soon as a record comes; the local broker (Tansu) only once this runs
-    # out, so there it is what each hop of a call may wait (aiokafka's default is 500 ms).
+    # How long the broker may hold a consumer's fetch while it has no record for it, and how
+    # long a consumer waits for a batch (and pauses after an empty one) before it looks again.
+    # Apache Kafka answers a fetch as soon as a record comes; the local broker (Tansu) only once
+    # this runs out, so there it is what each hop of a call may wait (aiokafka's default is
+    # 500 ms, FastStream's batch wait 200 ms).
     fetch_max_wait_ms: int = Field(default=50, ge=0, le=60_000)
     # Records a consumer fetches at once.
     batch_max_records: int = Field(default=500, ge=1)
