@@ -33,9 +33,9 @@ work of others on the machine shows.
 
 The floor, on a topic of its own on the same broker, with records of an event's size: an
 aiokafka producer as the services' (acks=all, linger 0) and a consumer, one record at a time
-(round trip p50/p99) with the services' fetch wait (aiokafka's 500 ms: the local broker answers
-a waiting fetch only when the wait is over) and with 10 ms; then `--floor-records` sent at once
-(records/s from the first send to the last received). A call crosses the broker four times
+(round trip p50/p99) with the services' fetch wait (KAFKA_FETCH_MAX_WAIT_MS: the local
+broker answers a waiting fetch only when the wait is over) and with 10 ms; then
+`--floor-records` sent at once (records/s from the first send to the last received). A call crosses the broker four times
 (requested, due, attempt_ended, completed), so four round trips at the services' fetch wait
 are the least a call can take.
 
@@ -87,6 +87,7 @@ from bench.servers import (
     started_processes,
 )
 from devstack.processes import free_port
+from shared.settings import KafkaSettings
 
 DESCRIPTION = "calls over HTTP through all four services to a webhook: rates, latency, CPU"
 ENVIRONMENT = "bench"
@@ -94,8 +95,8 @@ COMPLETED = "campaign_call.completed"
 # The last digits the sandbox carrier completes (services/dialer/domain/sandbox.py).
 COMPLETING_DIGITS = (0, 1, 2, 3, 8)
 SERVICES = ("ingest", "scheduler", "dialer", "notifier")
-# aiokafka's default, which the services' consumers keep: how long a fetch waits for records.
-SERVICES_FETCH_WAIT_MS = 500
+# How long the services' consumers' fetches wait for records (their default setting).
+SERVICES_FETCH_WAIT_MS: int = KafkaSettings.model_fields["fetch_max_wait_ms"].default
 # The floor's round trips are measured with these fetch waits, each on a topic of its own; the
 # last topic takes the records sent at once.
 FLOOR_FETCH_WAITS_MS = (SERVICES_FETCH_WAIT_MS, 10)
