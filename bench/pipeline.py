@@ -35,9 +35,9 @@ The floor, on a topic of its own on the same broker, with records of an event's 
 aiokafka producer as the services' (acks=all, linger 0) and a consumer, one record at a time
 (round trip p50/p99) with the services' fetch wait (KAFKA_FETCH_MAX_WAIT_MS: the local
 broker answers a waiting fetch only when the wait is over) and with 10 ms; then
-`--floor-records` sent at once (records/s from the first send to the last received). A call crosses the broker four times
-(requested, due, attempt_ended, completed), so four round trips at the services' fetch wait
-are the least a call can take.
+`--floor-records` sent at once (records/s from the first send to the last received). A call
+crosses the broker four times (requested, due, attempt_ended, completed), so four round trips
+at the services' fetch wait are the least a call can take.
 
 Printed, never asserted.
 
