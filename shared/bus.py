@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,6 +30,8 @@ from shared.settings import KafkaSettings
 from shared.topics import ALL_TOPICS, CALLS_DLQ, CALLS_EVENTS, call_key
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DLQ_ERROR_HEADER = "x-dlq-error"
 DLQ_TOPIC_HEADER = "x-dlq-source-topic"
@@ -123,6 +125,66 @@ async def consume_batch(
         for _ in range(min(concurrency, len(groups))):
             tasks.create_task(work())
     log_batch(records, topic)
+
+
+def in_waves(keyed: Iterable[tuple[bytes | None, T]]) -> list[list[T]]:
+    """Items of a batch in waves: the first item of each key, then the second, and so on, so
+    that each wave holds at most one item of a key and a key's items keep their order. An item
+    without a key (None) promises no order: it goes in the first wave."""
+    waves: list[list[T]] = []
+    seen: dict[bytes, int] = {}
+    for key, item in keyed:
+        wave = 0
+        if key is not None:
+            wave = seen.get(key, 0)
+            seen[key] = wave + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(item)
+    return waves
+
+
+async def guarded_wave(
+    broker: KafkaBroker,
+    topic: str,
+    consumer: str,
+    wave: Callable[[], Awaitable[None]],
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+    one: Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]],
+) -> None:
+    """Runs a wave of a batch with `consume_guarded`'s retries of transient failures (raised
+    past the retry budget, so the batch is delivered again); on any other failure, the wave's
+    `records` one by one (`one`), each under `consume_guarded`, so only a record at fault goes
+    to the DLQ. Every step is idempotent, so what the failed wave did is safe to do again."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + TRANSIENT_RETRY_BUDGET_S
+    pause = TRANSIENT_BACKOFF_S
+    while True:
+        try:
+            await wave()
+            return
+        except Exception as exc:
+            if not is_transient(exc):
+                log.warning(
+                    "a wave of %d records of %s failed (%r); one by one", len(records), topic, exc
+                )
+                break
+            log.warning(
+                "transient failure consuming %s (%r); retrying in %.1f s", topic, exc, pause
+            )
+            await asyncio.sleep(pause)
+            if loop.time() >= give_up_at:
+                raise
+            pause = min(pause * 2, TRANSIENT_BACKOFF_MAX_S)
+    for record in records:
+        await consume_guarded(
+            broker,
+            record.value or b"",
+            record.key,
+            topic,
+            consumer,
+            functools.partial(one, record),
+        )
 
 
 def log_batch(records: Sequence[ConsumerRecord[bytes, bytes]], topic: str) -> None:

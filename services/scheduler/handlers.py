@@ -25,12 +25,10 @@ from services.scheduler.domain.retry import (
 )
 from shared import keys, tracing
 from shared.bus import (
-    TRANSIENT_BACKOFF_MAX_S,
-    TRANSIENT_BACKOFF_S,
-    TRANSIENT_RETRY_BUDGET_S,
     BulkSender,
     TryAgain,
-    consume_guarded,
+    guarded_wave,
+    in_waves,
     publish_events,
     send_to_dlq,
 )
@@ -166,8 +164,7 @@ class RequestHandler:
     async def on_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Handles a fetched batch; raises only when a transient failure outlasts its retries
         (the batch is then delivered again)."""
-        waves: list[list[_Request]] = []
-        seen: dict[bytes | None, int] = {}
+        parsed: list[tuple[bytes | None, _Request]] = []
         for record in records:
             body = record.value or b""
             try:
@@ -177,57 +174,21 @@ class RequestHandler:
                     self._rt.broker, body, record.key, CALLS_REQUESTED, "scheduler", _short(exc)
                 )
                 continue
-            # A record without a key promises no order; one with a key follows that key's last.
-            order_key = record.key if record.key is not None else f"\0{record.offset}".encode()
-            wave = seen.get(order_key, 0)
-            seen[order_key] = wave + 1
-            if wave == len(waves):
-                waves.append([])
-            waves[wave].append(_Request(record, request, _call_id(request, record)))
-        for items in waves:
-            await self._guarded_wave(items)
-
-    async def _guarded_wave(self, items: list[_Request]) -> None:
-        """A wave with `consume_guarded`'s retries of transient failures; on any other failure,
-        the wave's records one by one."""
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + TRANSIENT_RETRY_BUDGET_S
-        pause = TRANSIENT_BACKOFF_S
-        while True:
-            try:
-                await self._wave(items)
-                return
-            except Exception as exc:
-                if not is_transient(exc):
-                    log.warning("a wave of %d requests failed (%r); one by one", len(items), exc)
-                    break
-                log.warning(
-                    "transient failure consuming %s (%r); retrying in %.1f s",
-                    CALLS_REQUESTED,
-                    exc,
-                    pause,
-                )
-                await asyncio.sleep(pause)
-                if loop.time() >= give_up_at:
-                    raise
-                pause = min(pause * 2, TRANSIENT_BACKOFF_MAX_S)
-        for item in items:
-            record = item.record
-            await consume_guarded(
+            parsed.append((record.key, _Request(record, request, _call_id(request, record))))
+        for items in in_waves(parsed):
+            await guarded_wave(
                 self._rt.broker,
-                record.value or b"",
-                record.key,
                 CALLS_REQUESTED,
                 "scheduler",
-                functools.partial(
-                    self.on_call_requested,
-                    record.value or b"",
-                    record.key,
-                    record.partition,
-                    record.offset,
-                    record.headers,
-                ),
+                functools.partial(self._wave, items),
+                [item.record for item in items],
+                self._one,
             )
+
+    async def _one(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        await self.on_call_requested(
+            record.value or b"", record.key, record.partition, record.offset, record.headers
+        )
 
     async def _wave(self, items: list[_Request]) -> None:
         """At most one request of each key: the accepted ones queued together, the others
@@ -441,8 +402,7 @@ class OutcomeHandler:
     async def on_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Handles a fetched batch; raises only when a transient failure outlasts its retries
         (the batch is then delivered again)."""
-        waves: list[list[tuple[ConsumerRecord[bytes, bytes], CallEvent]]] = []
-        seen: dict[bytes | None, int] = {}
+        parsed: list[tuple[bytes | None, tuple[ConsumerRecord[bytes, bytes], CallEvent]]] = []
         for record in records:
             body = record.value or b""
             try:
@@ -454,53 +414,19 @@ class OutcomeHandler:
                 continue
             if event.type not in _ACTED_ON:
                 continue
-            # A record without a key promises no order; one with a key follows that key's last.
-            order_key = record.key if record.key is not None else f"\0{record.offset}".encode()
-            wave = seen.get(order_key, 0)
-            seen[order_key] = wave + 1
-            if wave == len(waves):
-                waves.append([])
-            waves[wave].append((record, event))
-        for items in waves:
-            await self._guarded_wave(items)
-
-    async def _guarded_wave(
-        self, items: list[tuple[ConsumerRecord[bytes, bytes], CallEvent]]
-    ) -> None:
-        """A wave with `consume_guarded`'s retries of transient failures; on any other failure,
-        the wave's records one by one."""
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + TRANSIENT_RETRY_BUDGET_S
-        pause = TRANSIENT_BACKOFF_S
-        while True:
-            try:
-                await self._wave([event for _, event in items])
-                return
-            except Exception as exc:
-                if not is_transient(exc):
-                    log.warning("a wave of %d outcomes failed (%r); one by one", len(items), exc)
-                    break
-                log.warning(
-                    "transient failure consuming %s (%r); retrying in %.1f s",
-                    CALLS_EVENTS,
-                    exc,
-                    pause,
-                )
-                await asyncio.sleep(pause)
-                if loop.time() >= give_up_at:
-                    raise
-                pause = min(pause * 2, TRANSIENT_BACKOFF_MAX_S)
-        for record, _ in items:
-            await consume_guarded(
+            parsed.append((record.key, (record, event)))
+        for items in in_waves(parsed):
+            await guarded_wave(
                 self._rt.broker,
-                record.value or b"",
-                record.key,
                 CALLS_EVENTS,
                 "scheduler",
-                functools.partial(
-                    self.on_call_event, record.value or b"", record.key, record.headers
-                ),
+                functools.partial(self._wave, [event for _, event in items]),
+                [record for record, _ in items],
+                self._one,
             )
+
+    async def _one(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        await self.on_call_event(record.value or b"", record.key, record.headers)
 
     async def _wave(self, events: list[CallEvent]) -> None:
         """At most one event of each call: read together, stored together, published at once."""

@@ -9,7 +9,7 @@ from typing import cast
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 
-from shared.bus import consume_batch
+from shared.bus import consume_batch, in_waves
 
 TOPIC = "campaign-calls.due"
 
@@ -75,3 +75,12 @@ async def test_an_empty_batch() -> None:
         raise AssertionError("no record to handle")
 
     await consume_batch(cast(KafkaBroker, None), [], TOPIC, "test", handle, concurrency=8)
+
+
+def test_a_batch_in_waves_keeps_each_keys_items_in_order_one_per_wave() -> None:
+    keyed = [(b"a", 1), (b"b", 2), (b"a", 3), (None, 4), (b"a", 5), (b"b", 6), (None, 7)]
+
+    waves = in_waves(keyed)
+
+    assert waves == [[1, 2, 4, 7], [3, 6], [5]]
+    assert in_waves([]) == []
