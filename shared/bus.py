@@ -63,18 +63,31 @@ async def consume_guarded(
     reaches the DLQ. Any other failure is a defect in the message or the code: the message is
     parked on the DLQ with the error, and the consumer moves on.
     """
+    failure = await retrying_transient(handle, topic)
+    if failure is not None:
+        log.error(
+            "unexpected failure consuming %s; parking the message",
+            topic,
+            exc_info=failure,
+        )
+        await send_to_dlq(broker, body, key, topic, consumer, f"unhandled error: {failure!r}")
+
+
+async def retrying_transient(run: Callable[[], Awaitable[None]], topic: str) -> Exception | None:
+    """Runs `run`, again after a growing pause while it fails transiently
+    (`shared.faults.is_transient`); a transient failure that outlasts TRANSIENT_RETRY_BUDGET_S
+    is raised. Returns any other failure (None when it ran through): what to do with it is the
+    caller's."""
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + TRANSIENT_RETRY_BUDGET_S
     pause = TRANSIENT_BACKOFF_S
     while True:
         try:
-            await handle()
-            return
+            await run()
+            return None
         except Exception as exc:
             if not is_transient(exc):
-                log.exception("unexpected failure consuming %s; parking the message", topic)
-                await send_to_dlq(broker, body, key, topic, consumer, f"unhandled error: {exc!r}")
-                return
+                return exc
             log.warning(
                 "transient failure consuming %s (%r); retrying in %.1f s", topic, exc, pause
             )
@@ -156,26 +169,10 @@ async def guarded_wave(
     past the retry budget, so the batch is delivered again); on any other failure, the wave's
     `records` one by one (`one`), each under `consume_guarded`, so only a record at fault goes
     to the DLQ. Every step is idempotent, so what the failed wave did is safe to do again."""
-    loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + TRANSIENT_RETRY_BUDGET_S
-    pause = TRANSIENT_BACKOFF_S
-    while True:
-        try:
-            await wave()
-            return
-        except Exception as exc:
-            if not is_transient(exc):
-                log.warning(
-                    "a wave of %d records of %s failed (%r); one by one", len(records), topic, exc
-                )
-                break
-            log.warning(
-                "transient failure consuming %s (%r); retrying in %.1f s", topic, exc, pause
-            )
-            await asyncio.sleep(pause)
-            if loop.time() >= give_up_at:
-                raise
-            pause = min(pause * 2, TRANSIENT_BACKOFF_MAX_S)
+    failure = await retrying_transient(wave, topic)
+    if failure is None:
+        return
+    log.warning("a wave of %d records of %s failed (%r); one by one", len(records), topic, failure)
     for record in records:
         await consume_guarded(
             broker,

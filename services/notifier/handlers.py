@@ -49,18 +49,22 @@ def _peek(body: bytes) -> dict[str, Any] | None:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """An event to deliver to a webhook, and the lane whose order it keeps."""
+    """An event to deliver to a webhook."""
 
     hook: Webhook
     event_id: str
     event_type: str
     body: bytes
-    lane: str
     # The trace context the event's message carried (None when not traced).
     trace: str | None = None
-    # The call the event tells of, and its attempt: for the log lines of its attempts.
+    # The call the event tells of (None for a campaign's event), and its attempt.
     call_id: str | None = None
     attempt: int | None = None
+
+    @property
+    def lane(self) -> str:
+        """Whose events keep their order at the webhook: the call's, or the campaign's."""
+        return self.call_id or self.hook.campaign_id
 
 
 # An event to deliver, with the trace context its message carried (None when not traced).
@@ -188,7 +192,6 @@ class NotifyHandler:
                         event.event_id,
                         event.type.value,
                         body,
-                        event.call_id,
                         trace,
                         event.call_id,
                         event.attempt or None,
@@ -242,7 +245,6 @@ class NotifyHandler:
                     event.event_id,
                     event.type.value,
                     body,
-                    event.campaign_id,
                     self._trace_of(headers),
                 )
                 for hook in webhooks

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
+import functools
 import logging
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from services.notifier.dispatch import Dispatcher, FirstAttempt
@@ -161,7 +161,7 @@ class DeliveryWorkers:
                 return
             try:
                 made = await self._send_in_turn(
-                    hook.id, self._dispatcher.attempt(ref, hook, leased_until)
+                    hook.id, functools.partial(self._dispatcher.attempt, ref, hook, leased_until)
                 )
                 if not made:
                     await self._store.requeue_claimed(ref, self._clock.now() + self._busy_retry)
@@ -213,17 +213,17 @@ class DeliveryWorkers:
             return False
         return True
 
-    async def _send_in_turn(self, webhook_id: str, attempt: Awaitable[object]) -> bool:
-        """Runs `attempt` in the webhook's turn, timing it; False (and `attempt` not run) when
-        the turn did not come in time."""
+    async def _send_in_turn(
+        self, webhook_id: str, attempt: Callable[[], Awaitable[object]]
+    ) -> bool:
+        """Makes `attempt` in the webhook's turn, timing it; False (and nothing made) when the
+        turn did not come in time."""
         if not await self._turn(webhook_id):
-            if inspect.iscoroutine(attempt):
-                attempt.close()
             return False
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            await attempt
+            await attempt()
         finally:
             self._gates[webhook_id].release()
         self._paced(webhook_id, loop.time() - started)
@@ -292,7 +292,9 @@ class DeliveryWorkers:
         try:
             if before is not None:
                 await asyncio.wait({before})
-            made = await self._send_in_turn(hook.id, self._dispatcher.make_first(first, hook))
+            made = await self._send_in_turn(
+                hook.id, functools.partial(self._dispatcher.make_first, first, hook)
+            )
             if not made:
                 # Its turn did not come in time: any copy's workers make it from the queue.
                 await self._dispatcher.hand_back(first, self._clock.now() + self._busy_retry)
