@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from redis.asyncio import Redis
 
+from shared import keys
 from shared.events import CallEvent, CallEventType
 from shared.store.calls import CallStore
 from shared.topics import CALLS_EVENTS
@@ -28,7 +29,9 @@ Records = list[ConsumerRecord[bytes, bytes]]
 GRACE_SECONDS = 5
 # Interpreter teardown and the test's own polling, beyond the grace.
 MARGIN_SECONDS = 3
+# Calls posted at the least, and at the most (their numbers, +1212555<4000 + 10 i>, run out).
 CALLS = 60
+MAX_CALLS = 600
 ENDINGS = {
     CallEventType.COMPLETED,
     CallEventType.NO_ANSWER,
@@ -47,10 +50,16 @@ def _events(records: Records) -> list[CallEvent]:
 
 
 async def _post_calls(
-    session: aiohttp.ClientSession, url: str, accepted: dict[int, str], every: float
+    session: aiohttp.ClientSession,
+    url: str,
+    accepted: dict[int, str],
+    every: float,
+    stops_done: asyncio.Event,
 ) -> None:
-    """Posts CALLS calls, one every `every` s; each is retried under its Idempotency-Key until
-    it is answered 201 (the ingest may be stopping or away)."""
+    """Posts a call every `every` s until every service has been stopped and started again
+    (`stops_done`) and at least CALLS were posted, so each stop finds work flowing however
+    long the ones before took; never more than MAX_CALLS. Each call is retried under its
+    Idempotency-Key until it is answered 201 (the ingest may be stopping or away)."""
 
     async def one(i: int) -> None:
         headers = {**AUTH, "Idempotency-Key": f"call-{i}"}
@@ -66,11 +75,74 @@ async def _post_calls(
                 pass  # refused or cut: the request is tried again, as a client would
             await asyncio.sleep(0.1)
 
-    posts = []
-    for i in range(CALLS):
-        posts.append(asyncio.create_task(one(i)))
+    posts: list[asyncio.Task[None]] = []
+    while len(posts) < MAX_CALLS and (len(posts) < CALLS or not stops_done.is_set()):
+        posts.append(asyncio.create_task(one(len(posts))))
         await asyncio.sleep(every)
     await asyncio.wait_for(asyncio.gather(*posts), timeout=60)
+
+
+async def _redis_state(redis: Redis, campaign_id: str, call_id: str) -> dict[str, object]:
+    """Where a call stands in Redis: its hash, and every queue, slot, claim and index that may
+    hold it (shared/keys.py)."""
+    fields = {
+        k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+        for k, v in (await redis.hgetall(keys.call(campaign_id, call_id))).items()
+    }
+    attempt = int(fields.get("attempt", 0) or 0)
+    due_shard = keys.due_shard_of(call_id, 16)
+    due = keys.due_member(campaign_id, call_id)
+    member = keys.attempt_member(campaign_id, call_id, attempt)
+    awaiting = keys.awaiting_outcome(keys.awaiting_shard_of(call_id))
+    slot = keys.slot_member(call_id, attempt)
+    return {
+        "call": fields,
+        "due_queue": await redis.zscore(keys.due_queue(due_shard), due),
+        "due_inflight": await redis.zscore(keys.due_inflight(due_shard), due),
+        "handoff": await redis.zscore(keys.handoffs(campaign_id), call_id),
+        "dial_slot": await redis.zscore(keys.dial_slots(campaign_id), slot),
+        "dial_claim": await redis.exists(keys.dial_claim(campaign_id, call_id, attempt)),
+        "awaiting_outcome": await redis.zscore(awaiting, member),
+        "now_ms": int(time.time() * 1000),
+    }
+
+
+def _log_lines_naming(stack: Stack, call_id: str) -> str:
+    """Every line of every service log that names the call, by log file."""
+    found = []
+    for path in sorted(stack.logs.glob("*.log")):
+        lines = [line for line in path.read_text(errors="replace").splitlines() if call_id in line]
+        if lines:
+            found.append(f"  {path.name}:\n" + "\n".join(f"    {line}" for line in lines))
+    return "\n".join(found) or "  (no log line names it)"
+
+
+async def _missing_endings(
+    redis: Redis,
+    stack: Stack,
+    campaign_id: str,
+    call_ids: set[str],
+    events: list[CallEvent],
+    stops: list[str],
+) -> str:
+    """What is known about each call with no ending on the topic: its events, its Redis state
+    and the log lines naming it; then when each service was stopped, and the logs' tails."""
+    ended = {e.call_id for e in events if e.type in ENDINGS}
+    missing = sorted(call_ids - ended)
+    parts = [f"{len(missing)} of {len(call_ids)} calls have no ending: {missing}"]
+    for call_id in missing:
+        seen = [
+            f"{e.type.value} attempt={e.attempt} at={e.occurred_at.isoformat()}"
+            for e in events
+            if e.call_id == call_id
+        ]
+        parts.append(f"- {call_id}")
+        parts.append(f"  events: {seen}")
+        parts.append(f"  redis: {await _redis_state(redis, campaign_id, call_id)}")
+        parts.append(_log_lines_naming(stack, call_id))
+    parts.append("stops: " + "; ".join(stops))
+    parts.append(stack.logs_text())
+    return "\n".join(parts)
 
 
 async def _follow(bootstrap: str, into: list[CallEvent]) -> None:
@@ -107,15 +179,25 @@ async def _terminate_and_restart(session: aiohttp.ClientSession, stack: Stack, n
     await asyncio.to_thread(stack.start_one, name)
     ready_url = f"{stack.ops_url(name, len(stack.processes[name]) - 1)}/readyz"
 
+    answer = ["no answer yet"]
+
     async def ready() -> bool:
         # Ready: Redis and the broker answer and its consumers are in their groups.
         try:
             async with session.get(ready_url) as response:
+                answer[0] = f"{response.status} {await response.text()}"
                 return response.status == 200
-        except aiohttp.ClientError:
+        except aiohttp.ClientError as exc:
+            answer[0] = repr(exc)
             return False
 
-    await wait_until(ready, within=30, interval=0.1)
+    try:
+        await wait_until(ready, within=30, interval=0.1)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"the restarted {name} was not ready: {ready_url} last answered {answer[0]}\n"
+            f"{stack.logs_text()}"
+        ) from exc
     return took
 
 
@@ -149,7 +231,10 @@ async def test_each_service_stopped_with_sigterm_mid_stream_exits_in_time_and_lo
                     (d.json()["data"]["id"], d.json()["type"]) for d in receiver.deliveries
                 )
 
-            stream = asyncio.create_task(_post_calls(session, url, accepted, every=0.2))
+            stops_done = asyncio.Event()
+            stream = asyncio.create_task(
+                _post_calls(session, url, accepted, every=0.2, stops_done=stops_done)
+            )
             took: dict[str, float] = {}
             seen_events: list[CallEvent] = []
             following = asyncio.create_task(_follow(kafka_server.bootstrap, seen_events))
@@ -169,27 +254,65 @@ async def test_each_service_stopped_with_sigterm_mid_stream_exits_in_time_and_lo
                 "dialer": lambda: bool(under_way()),
                 "notifier": lambda: receiver.busy > 0,
             }
+            stops: list[str] = []
+            wanted = {
+                "ingest": "nothing more",
+                "scheduler": "nothing more",
+                "dialer": "a call started and not ended",
+                "notifier": "a delivery being answered",
+            }
             for turn, name in enumerate(busy):
+                enough = 10 * (turn + 1)
 
-                async def ready(enough: int = 10 * (turn + 1), name: str = name) -> bool:
+                async def ready(enough: int = enough, name: str = name) -> bool:
                     return len(accepted) >= enough and busy[name]()
 
-                await wait_until(ready, within=30, interval=0.02)
+                try:
+                    await wait_until(ready, within=30, interval=0.02)
+                except AssertionError as exc:
+                    raise AssertionError(
+                        f"{name} was never seen with work under way to stop it with: wanted "
+                        f"{enough} calls accepted (have {len(accepted)}) and {wanted[name]} "
+                        f"(now {busy[name]()}; calls under way {sorted(under_way())}, "
+                        f"receiver answering {receiver.busy}, {len(receiver.deliveries)} "
+                        f"deliveries, {len(seen_events)} events seen)\n{stack.logs_text()}"
+                    ) from exc
                 if name == "dialer":
                     ringing = under_way()
+                stopped_at = time.time()
                 took[name] = await _terminate_and_restart(session, stack, name)
+                stops.append(
+                    f"{name} at {stopped_at:.3f} (exited in {took[name]:.2f} s) with "
+                    f"{len(accepted)} accepted, under way {sorted(under_way())}"
+                )
+            stops_done.set()
             await stream
             following.cancel()
             assert all(t <= GRACE_SECONDS + MARGIN_SECONDS for t in took.values()), took
 
             call_ids = set(accepted.values())
-            assert len(call_ids) == CALLS
+            assert len(call_ids) == len(accepted) >= CALLS
 
             def all_ended(records: Records) -> bool:
                 ended = {e.call_id for e in _events(records) if e.type in ENDINGS}
                 return ended >= call_ids
 
-            records = await read_topic(kafka_server.bootstrap, CALLS_EVENTS, all_ended, within=60)
+            read: list[Records] = []
+
+            def noting_all_ended(records: Records) -> bool:
+                read[:] = [records]
+                return all_ended(records)
+
+            try:
+                records = await read_topic(
+                    kafka_server.bootstrap, CALLS_EVENTS, noting_all_ended, within=60
+                )
+            except AssertionError as exc:
+                events = _events(read[0]) if read else []
+                raise AssertionError(
+                    f"{exc}\n"
+                    + await _missing_endings(redis, stack, campaign["id"], call_ids, events, stops)
+                ) from exc
 
             async def every_ending_delivered() -> bool:
                 seen = delivered()
