@@ -208,6 +208,14 @@ class DialHandler:
         if isinstance(prompt, PromptTooLarge):
             await self._refuse_prompt(call, ref.attempt, campaign.max_retries + 1, now)
             return False
+        if self._stopping:
+            # This copy began stopping while it took the attempt: its drain waits only for the
+            # placements started before, so this one goes back to the scheduler, claim and all,
+            # and another copy places it.
+            await hand_back(self._rt.calls, self._rt.limits, call, ref.attempt, now, claimed=True)
+            return False
+        # No wait between the look at `_stopping` and the task joining `_placing`: `stop`
+        # waits for every placement started.
         task = asyncio.create_task(
             self._place(ref, call, campaign, prompt), name=f"call-{call.id}-{ref.attempt}"
         )
