@@ -10,6 +10,8 @@ followed and nothing is decompressed (no Accept-Encoding is sent).
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import socket
 import ssl
 import time
@@ -164,6 +166,9 @@ class _Target:
     literal: str | None
     # " <path?query> HTTP/1.1\r\nHost: <host[:port]>\r\n", which the method goes before.
     head: str
+    # "Authorization: Basic ...\r\n" from the URL's user and password, sent unless the
+    # webhook's headers carry an Authorization of their own.
+    authorization: str | None = None
 
 
 @lru_cache(maxsize=1024)
@@ -174,6 +179,7 @@ def _target(url: str) -> _Target:
         host = parsed.raw_host
         port = parsed.port
         path = parsed.raw_path_qs
+        user, password = parsed.user, parsed.password
     except (ValueError, TypeError, UnicodeError) as exc:
         raise _InvalidURL(f"{url} ({exc})") from exc
     if scheme not in ("http", "https"):
@@ -183,6 +189,10 @@ def _target(url: str) -> _Target:
     authority = f"[{host}]" if ":" in host else host
     if not parsed.is_default_port():
         authority = f"{authority}:{port}"
+    authorization = None
+    if user is not None or password is not None:
+        credentials = base64.b64encode(f"{user or ''}:{password or ''}".encode()).decode()
+        authorization = f"Authorization: Basic {credentials}\r\n"
     return _Target(
         key=(scheme, host, port),
         host=host,
@@ -190,6 +200,7 @@ def _target(url: str) -> _Target:
         tls=scheme == "https",
         literal=literal_address(host),
         head=f" {path or '/'} HTTP/1.1\r\nHost: {authority}\r\n",
+        authorization=authorization,
     )
 
 
@@ -202,6 +213,10 @@ def _request_bytes(method: str, target: _Target, body: bytes, headers: dict[str,
         parts += (name, ": ", value, "\r\n")
     if agent:
         parts.append(f"User-Agent: {USER_AGENT}\r\n")
+    if target.authorization is not None and not any(
+        name.lower() == "authorization" for name in headers
+    ):
+        parts.append(target.authorization)
     parts.append(f"Content-Length: {len(body)}\r\n\r\n")
     return "".join(parts).encode() + body
 
@@ -393,7 +408,8 @@ class _Pool:
                     self._wake()  # woken but leaving: the room goes to the next in line
                 else:
                     waiter.cancel()
-                    self._waiters.remove(waiter)
+                    with contextlib.suppress(ValueError):  # _wake may have passed it over
+                        self._waiters.remove(waiter)
                 raise
 
     def release(self, connection: _Connection, reuse: bool) -> None:
@@ -585,4 +601,7 @@ class HttpWebhookSender:
                 failure = exc
                 continue
             return connection
-        raise _Failure(f"Connection failed: {type(failure).__name__}: {failure}")
+        authority = f"[{target.host}]" if ":" in target.host else target.host
+        raise _Failure(
+            f"Cannot connect to {authority}:{target.port}: {type(failure).__name__}: {failure}"
+        )

@@ -113,13 +113,13 @@ async def test_a_slow_receiver_times_out(receiver: Receiver) -> None:
 
 
 async def test_a_refused_connection_is_a_retryable_failure() -> None:
-    url = f"http://127.0.0.1:{free_port()}/hooks"
+    port = free_port()
     async with HttpWebhookSender(4, allow_private_targets=True) as sender:
-        result = await sender.send("POST", url, b"{}", {}, 5)
+        result = await sender.send("POST", f"http://127.0.0.1:{port}/hooks", b"{}", {}, 5)
 
     assert result.status_code is None
     assert result.error is not None
-    assert result.error.startswith("Connection failed: ConnectionRefusedError")
+    assert result.error.startswith(f"Cannot connect to 127.0.0.1:{port}: ConnectionRefusedError")
     assert result.retryable
 
 
@@ -728,7 +728,9 @@ async def test_an_untrusted_certificate_fails_the_send(tls_answering: Answering)
 
     assert result.status_code is None
     assert result.error is not None
-    assert result.error.startswith("Connection failed: SSLCertVerificationError")
+    assert result.error.startswith(
+        f"Cannot connect to localhost:{tls_answering.port}: SSLCertVerificationError"
+    )
     assert result.retryable
     assert tls_answering.peers == []
 
@@ -746,3 +748,16 @@ async def test_a_trusted_certificate_carries_the_send(
     assert (first.status_code, first.response_body) == (503, "secure")
     assert second.status_code == 503
     assert tls_answering.peers[0] == tls_answering.peers[1]
+
+
+async def test_a_url_with_credentials_sends_them_unless_an_authorization_is_given(
+    scripted: Scripted,
+) -> None:
+    url = f"http://user:secret@127.0.0.1:{scripted.port}/hooks"
+    async with HttpWebhookSender(4, allow_private_targets=True) as sender:
+        await sender.send("POST", url, b"{}", {}, 5)
+        await sender.send("POST", url, b"{}", {"Authorization": "Bearer t"}, 5)
+
+    assert b"Authorization: Basic dXNlcjpzZWNyZXQ=\r\n" in scripted.requests[0]
+    assert b"Authorization: Bearer t\r\n" in scripted.requests[1]
+    assert b"Basic" not in scripted.requests[1]
