@@ -277,11 +277,19 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     def _fail(self, message: str) -> None:
+        self._give_up(_Failure(message))
+
+    def expire(self) -> None:
+        """The request's time is up: the answer no longer counts, nor the connection."""
+        if not self._done:
+            self._give_up(TimeoutError())
+
+    def _give_up(self, exc: Exception) -> None:
         self._done = True
         self.keep_alive = False
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(_Failure(message))
+            waiter.set_exception(exc)
         self.close()
 
     # asyncio.Protocol
@@ -371,24 +379,33 @@ class _Pool:
         self._open = 0
         self._idle: dict[PoolKey, list[_Connection]] = {}
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._closed = False
+        self.closed = False
 
     @property
     def idle_count(self) -> int:
         return sum(len(connections) for connections in self._idle.values())
 
+    def take_idle(self, key: PoolKey) -> _Connection | None:
+        """A pooled connection to `key` still fit for a request, if there is one."""
+        idle = self._idle.get(key)
+        while idle:
+            # The one used last is the least likely to have been closed by the server.
+            connection = idle.pop()
+            connection.idle = False
+            if connection.usable() and time.monotonic() - connection.idle_since < KEEPALIVE_S:
+                return connection
+            self._drop(connection)
+        return None
+
     async def acquire(self, target: _Target, connect: Connect) -> _Connection:
-        if self._closed:
+        """A pooled connection, else a new one when the limit allows, else the first of these
+        to come free (or room made by closing an idle connection to another host)."""
+        if self.closed:
             raise RuntimeError("HttpWebhookSender was closed")
         while True:
-            idle = self._idle.get(target.key)
-            while idle:
-                # The one used last is the least likely to have been closed by the server.
-                connection = idle.pop()
-                connection.idle = False
-                if connection.usable() and time.monotonic() - connection.idle_since < KEEPALIVE_S:
-                    return connection
-                self._drop(connection)
+            connection = self.take_idle(target.key)
+            if connection is not None:
+                return connection
             if self._open < self._limit:
                 self._open += 1
                 try:
@@ -413,7 +430,7 @@ class _Pool:
                 raise
 
     def release(self, connection: _Connection, reuse: bool) -> None:
-        if reuse and not self._closed and connection.usable():
+        if reuse and not self.closed and connection.usable():
             now = time.monotonic()
             connection.idle = True
             connection.idle_since = now
@@ -438,7 +455,7 @@ class _Pool:
             self._wake()
 
     def close(self) -> None:
-        self._closed = True
+        self.closed = True
         for idle in self._idle.values():
             for connection in idle:
                 connection.idle = False
@@ -541,14 +558,23 @@ class HttpWebhookSender:
         ):
             return _refused(started)
         data = _request_bytes(method, target, body, headers)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         try:
-            async with asyncio.timeout(timeout_s):
-                connection = await pool.acquire(target, self._connect)
-                try:
-                    await connection.request(data)
-                except BaseException:
-                    pool.release(connection, False)
-                    raise
+            connection = pool.take_idle(target.key)
+            if connection is None:
+                async with asyncio.timeout_at(deadline):
+                    connection = await pool.acquire(target, self._connect)
+            # The answer's wait is timed by the connection itself: one timer, no cancellation.
+            waiter = connection.request(data)
+            expiry = loop.call_at(deadline, connection.expire)
+            try:
+                await waiter
+            except BaseException:
+                pool.release(connection, False)
+                raise
+            finally:
+                expiry.cancel()
         except TimeoutError:
             elapsed = (time.perf_counter() - started) * 1000
             return DeliveryResult(None, elapsed, f"Timed out after {timeout_s:g} s.")
