@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -11,6 +10,7 @@ from typing import Any, Literal, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.ids import uuid5_text
 from shared.models import Call
 from shared.rules.input_bounds import json_too_large
 
@@ -240,16 +240,9 @@ def campaign_event(
 
 
 def event_id_for(call_id: str, attempt: int, event_type: CallEventType) -> str:
-    """The same fact always gets the same id, so a replayed step is recognised downstream.
-
-    `uuid.uuid5(namespace, "<call_id>:<attempt>:<type>")` as text, computed from the SHA-1
-    digest directly: the same id at a third of the cost (no UUID objects on the way)."""
-    name = f"{call_id}:{attempt}:{event_type.value}".encode()
-    digest = bytearray(hashlib.sha1(_EVENT_NAMESPACE_BYTES + name, usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    """The same fact always gets the same id, so a replayed step is recognised downstream:
+    `uuid.uuid5(namespace, "<call_id>:<attempt>:<type>")` as text."""
+    return uuid5_text(_EVENT_NAMESPACE_BYTES, f"{call_id}:{attempt}:{event_type.value}")
 
 
 def call_event(

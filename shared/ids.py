@@ -17,6 +17,7 @@ same name gives the same id in every process and every release.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 import weakref
@@ -80,6 +81,16 @@ _PAIR_BASE: Final = len(_PAIRS)
 
 # The process's ids: one call, no lookup of a generator per id.
 new_id: Final = IdGenerator().new_id
+
+
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """`str(uuid.uuid5(uuid.UUID(bytes=namespace), name))`, computed from the SHA-1 digest
+    directly: the same text at a third of the cost (no UUID objects on the way)."""
+    digest = bytearray(hashlib.sha1(namespace + name.encode(), usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def derived_id(namespace: uuid.UUID, name: str) -> str:

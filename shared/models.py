@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -251,3 +252,14 @@ class Call(BaseModel):
     # The trace context of the request that made the call (`shared.tracing`: its
     # `traceparent`, then a space and its `tracestate` if any); None when it was not traced.
     trace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What a webhook's body tells of a stored call beyond what its event carries."""
+
+    is_testing: bool
+    scheduled_at: datetime
+    created_at: datetime
+    # The call's context as it was given, passed through untouched.
+    context: dict[str, Any]

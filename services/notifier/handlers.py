@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 _PUBLIC_TYPES = frozenset(t.value for t in CallEventType if t.is_public)
 
 
+def _subscribers(hooks: list[Webhook], event_type: str) -> list[Webhook]:
+    return [hook for hook in hooks if wants(hook, event_type)]
+
+
 def _peek(body: bytes) -> dict[str, Any] | None:
     """The event as JSON, if it is an object with a string `type` and `campaign_id`."""
     try:
@@ -170,15 +174,11 @@ class NotifyHandler:
         wanted = [
             (event, trace, subscribed)
             for event, trace in events
-            if (
-                subscribed := [
-                    hook for hook in hooks[event.campaign_id] if wants(hook, event.type.value)
-                ]
-            )
+            if (subscribed := _subscribers(hooks[event.campaign_id], event.type))
         ]
         if not wanted:
             return
-        calls = await self._rt.calls.get_many(
+        calls = await self._rt.calls.facts_many(
             (event.campaign_id, event.call_id) for event, _, _ in wanted
         )
         # Each call's events in the batch's order, each with its deliveries.
@@ -190,7 +190,7 @@ class NotifyHandler:
                     Delivery(
                         hook,
                         event.event_id,
-                        event.type.value,
+                        event.type,
                         body,
                         trace,
                         event.call_id,
@@ -290,13 +290,10 @@ class NotifyHandler:
         queued = False
         for delivery, take, result in zip(deliveries, takes, stored, strict=True):
             if isinstance(result, FirstAttempt):
-                # Its task's log lines name the call (the task copies the context).
-                with log_context(
-                    call_id=delivery.call_id,
-                    campaign_id=delivery.hook.campaign_id,
-                    attempt=delivery.attempt,
-                ):
-                    workers.make_first(result, delivery.hook, delivery.lane)
+                # Its task's log lines name the call.
+                workers.make_first(
+                    result, delivery.hook, delivery.lane, delivery.call_id, delivery.attempt
+                )
                 continue
             if take:
                 workers.give_back(delivery.hook.id)

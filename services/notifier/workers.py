@@ -257,7 +257,14 @@ class DeliveryWorkers:
         self._leave(webhook_id)
         self._freed.set()
 
-    def make_first(self, first: FirstAttempt, hook: Webhook, lane: str) -> None:
+    def make_first(
+        self,
+        first: FirstAttempt,
+        hook: Webhook,
+        lane: str,
+        call_id: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
         """Makes a first attempt claimed by `take` in a task of its own, after the first
         attempts to the same webhook in the same `lane` (one call's events) handed over before
         it: the events of a call reach a webhook in the order they happened, unless one fails
@@ -266,7 +273,8 @@ class DeliveryWorkers:
         key = (hook.id, lane)
         before = self._lanes.get(key)
         task = asyncio.create_task(
-            self._first(first, hook, before), name=f"delivery:{first.ref.delivery_id}"
+            self._first(first, hook, before, call_id, attempt),
+            name=f"delivery:{first.ref.delivery_id}",
         )
         self._lanes[key] = task
         self._in_flight.add(task)
@@ -278,11 +286,20 @@ class DeliveryWorkers:
             del self._lanes[key]
 
     async def _first(
-        self, first: FirstAttempt, hook: Webhook, before: asyncio.Task[None] | None
+        self,
+        first: FirstAttempt,
+        hook: Webhook,
+        before: asyncio.Task[None] | None,
+        call_id: str | None,
+        attempt: int | None,
     ) -> None:
         ref = first.ref
         with log_context(
-            campaign_id=ref.campaign_id, webhook_id=ref.webhook_id, delivery_id=ref.delivery_id
+            call_id=call_id,
+            attempt=attempt,
+            campaign_id=ref.campaign_id,
+            webhook_id=ref.webhook_id,
+            delivery_id=ref.delivery_id,
         ):
             await self._first_in_lane(first, hook, before)
 

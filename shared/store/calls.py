@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.clock import from_us, to_iso, to_ms, to_us
-from shared.models import Call, CallStatus
+from shared.models import Call, CallFacts, CallStatus
 from shared.store import lua
 
 _ACCEPT_CALL: Final = lua.source(__package__, "accept_call.lua")
@@ -29,6 +29,7 @@ _DROP_CALLS: Final = lua.source(__package__, "drop_calls.lua")
 _REINDEX_CALLS: Final = lua.source(__package__, "reindex_calls.lua")
 _READ_CALLS: Final = lua.source(__package__, "read_calls.lua")
 _READ_DUE_CALLS: Final = lua.source(__package__, "read_due_calls.lua")
+_READ_CALL_FACTS: Final = lua.source(__package__, "read_call_facts.lua")
 
 DEFAULT_RETENTION_MS: Final = 30 * 24 * 3600 * 1000
 # An ended call's hash and body expire this long after its retention, should the sweep (which
@@ -109,6 +110,10 @@ class DueCall:
 _DUE_FIELDS: Final = ("env", "to", "status", "attempt", "is_testing", "trace")
 
 
+# The hash fields CallFacts are read from, in the order read_call_facts.lua returns them.
+_FACT_FIELDS: Final = ("env", "is_testing", "scheduled", "created")
+
+
 @dataclass(frozen=True, slots=True)
 class Requeued:
     """The next attempt of a call that an outcome puts back in the queue."""
@@ -182,6 +187,7 @@ class CallStore:
         self._reindex = redis.register_script(_REINDEX_CALLS)
         self._read = redis.register_script(_READ_CALLS)
         self._read_due = redis.register_script(_READ_DUE_CALLS)
+        self._read_facts = redis.register_script(_READ_CALL_FACTS)
         # Campaigns this process has entered in the hand-off index (entered once, then known).
         self._indexed: set[str] = set()
 
@@ -425,6 +431,46 @@ class CallStore:
                     campaign_id, call_id = wanted[index]
                     fields = dict(zip(flat[::2], flat[1::2], strict=True))
                     found[index] = call_from_fields(campaign_id, call_id, fields, body)
+        return found
+
+    async def facts_many(self, pairs: Iterable[tuple[str, str]]) -> list[CallFacts | None]:
+        """What a webhook's body needs of each call (None for a call that is gone): a few of
+        its fields and its context, never the whole call; one script per campaign, all in one
+        round trip. A call stored without its times is an error (ValueError)."""
+        wanted = list(pairs)
+        by_campaign: dict[str, list[int]] = {}
+        for index, (campaign_id, _) in enumerate(wanted):
+            by_campaign.setdefault(campaign_id, []).append(index)
+        reads = [
+            self._read_facts(
+                keys=[
+                    key
+                    for index in indices
+                    for key in (
+                        keys.call(campaign_id, wanted[index][1]),
+                        keys.call_body(campaign_id, wanted[index][1]),
+                    )
+                ],
+                args=_FACT_FIELDS,
+            )
+            for campaign_id, indices in by_campaign.items()
+        ]
+        replies: list[list[Any]] = (
+            [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
+        )
+        found: list[CallFacts | None] = [None] * len(wanted)
+        for indices, reply in zip(by_campaign.values(), replies, strict=True):
+            for position, index in enumerate(indices):
+                (env, is_testing, scheduled, created), body = reply[2 * position : 2 * position + 2]
+                if env is None:
+                    continue
+                if scheduled is None or created is None:
+                    # Stored, but not whole: not to be taken for a call never stored.
+                    raise ValueError(f"call {wanted[index][1]} is stored without its times")
+                context = orjson.loads(body)[1] if body else {}
+                found[index] = CallFacts(
+                    is_testing == "1", from_us(int(scheduled)), from_us(int(created)), context
+                )
         return found
 
     async def due_calls(self, pairs: Iterable[tuple[str, str]]) -> list[DueCall | None]:

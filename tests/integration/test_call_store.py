@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.clock import to_ms
-from shared.models import Call, CallStatus
+from shared.models import Call, CallFacts, CallStatus
 from shared.store.calls import CallStore, DueCall
 
 pytestmark = pytest.mark.integration
@@ -479,3 +479,42 @@ async def test_a_call_checked_against_an_older_campaign_is_not_stored(
     assert await redis.exists(keys.call(CAMPAIGN, "stale")) == 0
     assert current.outcome == "accepted"
     assert await store.call_ids(CAMPAIGN) == ["current"]
+
+
+async def test_a_calls_facts_for_webhooks_are_read_without_the_whole_call(
+    store: CallStore,
+) -> None:
+    other_campaign = "campaign-2"
+    with_context = _call(is_testing=True)
+    bare = _call("call-2", "+12125550199", payload={}, context={})
+    elsewhere = _call("call-3", "+12125550188", campaign_id=other_campaign, context={"k": [1]})
+    for call in (with_context, bare, elsewhere):
+        await store.accept(call, TTL_MS)
+
+    found = await store.facts_many(
+        [
+            (CAMPAIGN, with_context.id),
+            (other_campaign, elsewhere.id),
+            (CAMPAIGN, "gone"),
+            (CAMPAIGN, bare.id),
+        ]
+    )
+
+    assert found == [
+        CallFacts(True, with_context.scheduled_at, with_context.created_at, CONTEXT),
+        CallFacts(False, elsewhere.scheduled_at, elsewhere.created_at, {"k": [1]}),
+        None,
+        CallFacts(False, bare.scheduled_at, bare.created_at, {}),
+    ]
+    # The context comes back exactly as given (big integers included).
+    assert found[0] is not None
+    assert orjson.dumps(found[0].context) == orjson.dumps(CONTEXT)
+
+
+async def test_a_call_stored_without_its_times_is_no_fact_but_an_error(
+    store: CallStore, redis: Redis
+) -> None:
+    await redis.hset(keys.call(CAMPAIGN, "broken"), mapping={"env": "env-a"})
+
+    with pytest.raises(ValueError, match="broken"):
+        await store.facts_many([(CAMPAIGN, "broken")])

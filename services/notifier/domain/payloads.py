@@ -9,7 +9,7 @@ import orjson
 
 from shared.clock import to_iso
 from shared.events import CallEvent, CampaignEvent
-from shared.models import Call, Campaign, Webhook
+from shared.models import CallFacts, Campaign, Webhook
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -37,7 +37,7 @@ def _envelope(
     }
 
 
-def call_event_body(event: CallEvent, call: Call | None) -> bytes:
+def call_event_body(event: CallEvent, call: CallFacts | None) -> bytes:
     """The documented body; `context` is the call's own, passed through as stored, or, for a
     call never stored (a rejected request), the one its event carries."""
     data: dict[str, Any] = {
@@ -54,7 +54,7 @@ def call_event_body(event: CallEvent, call: Call | None) -> bytes:
         "created_at": _iso(call.created_at) if call else None,
     }
     body = {
-        **_envelope(event.event_id, event.type.value, event.occurred_at, event.campaign_id, data),
+        **_envelope(event.event_id, event.type, event.occurred_at, event.campaign_id, data),
         "context": call.context if call else (event.context or {}),
         "attempt": event.attempt,
         "max_attempts": event.max_attempts,

@@ -19,6 +19,7 @@ from shared.events import (
 )
 from shared.models import (
     Call,
+    CallFacts,
     CallStatus,
     Campaign,
     CampaignRules,
@@ -176,6 +177,11 @@ def test_no_webhook_subscribes_to_the_test_event() -> None:
 # --- call_event_body ---------------------------------------------------------------------
 
 
+def facts(call: Call) -> CallFacts:
+    """What the notifier reads of a stored call (CallStore.facts_many)."""
+    return CallFacts(call.is_testing, call.scheduled_at, call.created_at, call.context)
+
+
 CONTEXTS = [
     pytest.param({}, id="empty"),
     pytest.param({"crm_id": "42", "score": 9.5, "vip": True, "note": None}, id="scalars"),
@@ -191,7 +197,7 @@ def test_body_carries_the_call_context_exactly(context: dict[str, Any]) -> None:
     call = make_call(context=context, payload={"not": "context"})
     event = call_event(call, CallEventType.COMPLETED, NOW, attempt=1, max_attempts=4)
 
-    body = decode(call_event_body(event, call))
+    body = decode(call_event_body(event, facts(call)))
 
     assert body["context"] == context
     assert orjson.dumps(body["context"]) == orjson.dumps(context)
@@ -212,7 +218,7 @@ def test_body_has_the_documented_keys_and_values() -> None:
         next_attempt_at=RETRY_AT,
     )
 
-    body = decode(call_event_body(event, call))
+    body = decode(call_event_body(event, facts(call)))
 
     assert set(body) == DOCUMENTED_KEYS
     assert body["id"] == event_id_for("call_1", 2, CallEventType.NO_ANSWER)
@@ -240,7 +246,7 @@ def test_last_attempt_has_no_retry_and_null_next_attempt() -> None:
         call, CallEventType.FAILED, NOW, attempt=4, max_attempts=4, error="carrier_error"
     )
 
-    body = decode(call_event_body(event, call))
+    body = decode(call_event_body(event, facts(call)))
 
     assert body["will_retry"] is False
     assert body["next_attempt_at"] is None
@@ -293,7 +299,7 @@ def test_the_stored_calls_context_wins_over_the_events() -> None:
         call, CallEventType.REJECTED, NOW, attempt=0, max_attempts=1, context={"from": "event"}
     )
 
-    assert decode(call_event_body(event, call))["context"] == {"from": "store"}
+    assert decode(call_event_body(event, facts(call)))["context"] == {"from": "store"}
 
 
 @pytest.mark.parametrize(
@@ -313,7 +319,7 @@ def test_timestamps_are_rfc3339_utc_with_z(occurred_at: datetime, expected: str)
     call = make_call()
     event = call_event(call, CallEventType.QUEUED, occurred_at, attempt=0, max_attempts=1)
 
-    body = decode(call_event_body(event, call))
+    body = decode(call_event_body(event, facts(call)))
 
     assert body["created_at"] == expected
     for value in (body["created_at"], body["data"]["scheduled_at"], body["data"]["created_at"]):
@@ -333,7 +339,7 @@ def test_non_utc_timestamps_are_converted_to_utc() -> None:
         next_attempt_at=datetime(2026, 3, 3, 17, 4, 5, tzinfo=plus_two),
     )
 
-    body = decode(call_event_body(event, call))
+    body = decode(call_event_body(event, facts(call)))
 
     assert body["created_at"] == "2026-03-02T15:04:05Z"
     assert body["next_attempt_at"] == "2026-03-03T15:04:05Z"

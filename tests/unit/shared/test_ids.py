@@ -113,3 +113,10 @@ def test_a_derived_id_is_the_same_for_the_same_name_only() -> None:
     assert first != ids.derived_id(namespace, "topic:0:18")
     assert _as_number(first) == uuid.uuid5(namespace, "topic:0:17").int
     assert len(first) == ids.LENGTH
+
+
+@pytest.mark.parametrize("name", ["", "a", "wh_1:evt_1", "ünïcödé ☎:" * 40])
+def test_uuid5_text_is_the_standard_uuid5_as_text(name: str) -> None:
+    namespace = uuid.UUID("0b7e5c1a-9d2f-4f3e-8a61-5c4d3b2a1908")
+
+    assert ids.uuid5_text(namespace.bytes, name) == str(uuid.uuid5(namespace, name))
