@@ -309,11 +309,18 @@ class DialHandler:
             status=_IN_PROGRESS,
         )
         await self._rt.events.publish_encoded([(call_key(call.id), started)])
-        # Looked at again if nothing is heard by then, whatever becomes of this process: an
-        # ending stored but not yet published when it dies is published by another copy.
-        await self._rt.attempts.look_again_at(
-            ref, now + self._rt.placement_budget + self._rt.callback_timeout
-        )
+        # The sandbox runs in this process: it takes the call at once (its `place_call` never
+        # waits), and nothing of the call happens before this task next waits. So the attempt
+        # joins those awaiting an outcome as its placement is recorded, in the same round trip;
+        # should this process die before that, the call died with it, unknown to anyone, as
+        # with an attempt that was never placed.
+        in_process = carrier.name == SANDBOX
+        if not in_process:
+            # Looked at again if nothing is heard by then, whatever becomes of this process:
+            # an ending stored but not yet published when it dies is published by another copy.
+            await self._rt.attempts.look_again_at(
+                ref, now + self._rt.placement_budget + self._rt.callback_timeout
+            )
         request = PlaceCall(
             call_id=call.id,
             campaign_id=call.campaign_id,
@@ -323,7 +330,7 @@ class DialHandler:
             prompt=prompt,
             is_testing=call.is_testing,
         )
-        if carrier.name == SANDBOX:
+        if in_process:
             self._running[ref] = (call, campaign.max_retries + 1)
         placing_since = time.perf_counter()
         try:
@@ -341,22 +348,25 @@ class DialHandler:
         # From here the slot lasts as long as the carrier may keep the outcome waiting.
         self._held.pop(ref, None)
         now = self._rt.clock.now()
-        if carrier.name != SANDBOX:
+        if not in_process:
             await self._rt.attempts.index(ref, carrier.name, placed.carrier_call_id)
+        # The wait for the carrier's word starts now (unless the call already ended).
         await self._rt.attempts.record_placement(
             ref,
             carrier.name,
             placed.carrier_call_id,
             slot_until=now + self._rt.callback_timeout + self.lease,
+            look_at=now + self._rt.callback_timeout,
+            awaiting=in_process,
         )
-        # The wait for the carrier's word starts now (unless the call already ended).
-        await self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
 
     # -- what carriers report ----------------------------------------------------------------
 
     async def on_sandbox_event(self, request: PlaceCall, event: CarrierEvent) -> None:
+        # The sandbox reports from a task its placement started, which logs under the
+        # attempt's fields already.
         ref = AttemptRef(request.campaign_id, request.call_id, request.attempt)
-        await self.on_attempt_event(ref, event)
+        await self._on_attempt_event(ref, event)
 
     async def on_carrier_event(self, carrier: str, event: CarrierEvent) -> bool:
         """A carrier's report of one of its calls; False when no attempt is known by its id."""
@@ -458,6 +468,9 @@ class DialHandler:
                     duration_seconds=ending.duration_seconds,
                 )
             built.append((key, encoded))
+        if not tracing.enabled or not call.trace:
+            await self._rt.events.publish_encoded(built)
+            return True
         # A carrier's callback or a status look-up has no span of its own: the call's trace.
         with tracing.continued(call.trace):
             await self._rt.events.publish_encoded(built)

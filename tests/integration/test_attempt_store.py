@@ -124,6 +124,30 @@ async def test_overdue_attempts_are_taken_once_until_their_next_look(redis: Redi
     assert refs[0] not in await store.overdue(LATER, LATER, 100)
 
 
+async def test_a_placement_is_recorded_with_the_attempts_next_look(redis: Redis) -> None:
+    store = await _with_slot(redis)
+    shard = keys.awaiting_outcome(keys.awaiting_shard_of(REF.call_id))
+    slot_until = NOW + timedelta(minutes=10)
+
+    # Not awaiting an outcome yet (its next look was never set, or it is settled): only
+    # recorded, unless the placement itself puts it among those awaiting one.
+    await store.record_placement(REF, "twilio", "CA1", slot_until, LATER)
+    assert await redis.zscore(shard, REF.member) is None
+    for _ in range(2):  # the same step again changes nothing
+        await store.record_placement(REF, "sandbox", "SB1", slot_until, LATER, awaiting=True)
+        assert await redis.zscore(shard, REF.member) == to_ms(LATER)
+    state = await store.state(REF)
+    assert (state.carrier, state.carrier_call_id) == ("sandbox", "SB1")
+    assert await redis.zscore(keys.dial_slots(REF.campaign_id), REF.slot) == to_ms(slot_until)
+
+    # Awaiting one: its next look moves.
+    await store.record_placement(REF, "sandbox", "SB1", slot_until, NOW)
+    assert await redis.zscore(shard, REF.member) == to_ms(NOW)
+    await store.reported(REF)
+    assert await redis.zscore(shard, REF.member) is None
+    assert (await store.state(REF)).settled
+
+
 async def test_a_carrier_call_id_leads_back_to_its_attempt(redis: Redis) -> None:
     store = AttemptStore(redis, claim_ttl_ms=60_000)
     await store.index(REF, "twilio", "CA" + "1" * 32)

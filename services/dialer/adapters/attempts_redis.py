@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, NamedTuple, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from shared import keys
 from shared.clock import to_ms
 from shared.models import Call
+from shared.redis_client import ScriptCall, in_order
 from shared.rules.outcomes import Outcome
 from shared.store import lua
 from shared.store.calls import call_from_fields
@@ -35,8 +36,9 @@ _CLAIM_OVERDUE: Final = lua.source(__package__, "claim_overdue.lua")
 DONE: Final = "done"
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRef:
+class AttemptRef(NamedTuple):
+    """One attempt of one call (a tuple: made for every message and report, cheaply)."""
+
     campaign_id: str
     call_id: str
     attempt: int
@@ -76,8 +78,9 @@ class Refused:
     attempt: int = 0
 
 
-def _pairs(flat: list[Any]) -> dict[str, str]:
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash's fields from HGETALL's flat reply (as text: the client decodes replies)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +173,32 @@ class AttemptStore:
         await self._redis.zrem(shard, ref.member)
 
     async def record_placement(
-        self, ref: AttemptRef, carrier: str, carrier_call_id: str, slot_until: datetime
+        self,
+        ref: AttemptRef,
+        carrier: str,
+        carrier_call_id: str,
+        slot_until: datetime,
+        look_at: datetime,
+        *,
+        awaiting: bool = False,
     ) -> None:
-        """Remembers the carrier's id for the attempt; `index` when callbacks name only it."""
-        await self._placement(
-            keys=[keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
-            args=[ref.attempt, f"{carrier}|{carrier_call_id}", to_ms(slot_until), ref.slot],
+        """Remembers the carrier's id for the attempt (`index` when callbacks name only it) and
+        keeps its slot until `slot_until`; then moves its next look to `look_at`, unless its
+        outcome is already settled (`awaiting`: puts it among those awaiting an outcome in any
+        case). One round trip, the steps in this order."""
+        member = ref.member
+        shard = keys.awaiting_outcome(keys.awaiting_shard_of(ref.call_id))
+        look = to_ms(look_at)
+        await in_order(
+            self._redis,
+            [
+                ScriptCall(
+                    self._placement,
+                    [keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
+                    [ref.attempt, f"{carrier}|{carrier_call_id}", to_ms(slot_until), ref.slot],
+                ),
+                ("ZADD", shard, look, member) if awaiting else ("ZADD", shard, "XX", look, member),
+            ],
         )
 
     async def index(self, ref: AttemptRef, carrier: str, carrier_call_id: str) -> None:
@@ -224,12 +247,15 @@ class AttemptStore:
 
     async def reported(self, ref: AttemptRef) -> None:
         """The ending is published: nothing more is owed for this attempt."""
-        # One after the other: with many attempts ending at once, the commands of each step
-        # still go out together, and no task is made for each.
-        await self._redis.hset(
-            keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE
+        # In this order, in one round trip and with no task: should this copy stop between
+        # the two, the attempt is still looked at, and found settled.
+        await in_order(
+            self._redis,
+            [
+                ("HSET", keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE),
+                ("ZREM", keys.awaiting_outcome(keys.awaiting_shard_of(ref.call_id)), ref.member),
+            ],
         )
-        await self.settled(ref)
 
     async def state(self, ref: AttemptRef) -> AttemptState:
         n = ref.attempt
