@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending, Refused
+from services.dialer.adapters.per_turn import PerTurn
 from services.dialer.domain.telephony import (
     OUTCOME_UNKNOWN,
     Carrier,
@@ -31,8 +32,9 @@ from shared.bus import EventPublisher, send_to_dlq
 from shared.calls.hand_back import hand_back
 from shared.clock import Clock
 from shared.events import CallDue, CallEventType, call_event, encode_call_event
-from shared.models import Call, CallStatus, Campaign, CampaignStatus
+from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus
 from shared.observability import log_context
+from shared.rules.dnc import applicable_scope
 from shared.rules.outcomes import Outcome
 from shared.rules.prompts import PROMPT_TOO_LARGE, PromptTooLarge, render_prompt
 from shared.store.calls import CallStore
@@ -88,6 +90,12 @@ class DialHandler:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._lease = timedelta(milliseconds=runtime.limits.lease_ms)
+        # The do-not-call checks and agents the attempts taken in one loop turn need, read
+        # together: one script per list, one read per agent.
+        self._dnc_checks: PerTurn[tuple[str, str, str, datetime], bool] = PerTurn(
+            self._check_dnc_turn
+        )
+        self._agents: PerTurn[str, Agent | None] = PerTurn(self._read_agents_turn)
 
     @property
     def in_flight(self) -> int:
@@ -200,10 +208,13 @@ class DialHandler:
             # Paused after release: hand it back to the scheduler, which holds it.
             await hand_back(self._rt.calls, self._rt.limits, call, ref.attempt, now, claimed=True)
             return False
-        if await self._rt.dnc.blocks_call(campaign, call.to, now):
+        scope = applicable_scope(campaign, campaign.id)
+        if scope is not None and await self._dnc_checks.ask(
+            (campaign.environment_id, scope, call.to, now)
+        ):
             await self._block(call, ref.attempt, campaign.max_retries + 1, now)
             return False
-        agent = await self._rt.catalog.get_agent(campaign.agent_id)
+        agent = await self._agents.ask(campaign.agent_id)
         prompt = render_prompt(agent.prompt if agent else "", call.payload)
         if isinstance(prompt, PromptTooLarge):
             await self._refuse_prompt(call, ref.attempt, campaign.max_retries + 1, now)
@@ -214,6 +225,35 @@ class DialHandler:
         self._placing.add(task)
         task.add_done_callback(lambda done: self._placed(ref, done))
         return True
+
+    async def _check_dnc_turn(self, asked: list[tuple[str, str, str, datetime]]) -> list[bool]:
+        """Whether each number is on its list (environment, scope) at its time: the numbers
+        of one list are checked together, at the earliest time asked."""
+        lists: dict[tuple[str, str], tuple[list[str], datetime]] = {}
+        for environment_id, scope, number, now in asked:
+            numbers, earliest = lists.get((environment_id, scope), ([], now))
+            numbers.append(number)
+            lists[(environment_id, scope)] = (numbers, min(earliest, now))
+        found = await asyncio.gather(
+            *(
+                self._rt.dnc.blocked_many(environment_id, scope, numbers, now)
+                for (environment_id, scope), (numbers, now) in lists.items()
+            )
+        )
+        blocked = {
+            (environment_id, scope, number)
+            for (environment_id, scope), entries in zip(lists, found, strict=True)
+            for number in entries
+        }
+        return [
+            (environment_id, scope, number) in blocked for environment_id, scope, number, _ in asked
+        ]
+
+    async def _read_agents_turn(self, asked: list[str]) -> list[Agent | None]:
+        distinct = list(dict.fromkeys(asked))
+        agents = await asyncio.gather(*(self._rt.catalog.get_agent(a) for a in distinct))
+        by_id = dict(zip(distinct, agents, strict=True))
+        return [by_id[agent_id] for agent_id in asked]
 
     async def _give_back(self, ref: AttemptRef) -> None:
         """This copy is stopping: a waiting call goes back to the scheduler unclaimed, and

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from services.dialer.adapters.attempts_redis import (
     AttemptRef,
@@ -61,6 +63,74 @@ async def test_an_attempt_is_taken_once_and_only_while_waiting_with_its_slot_hel
         "stale", "queued", 1
     )
     assert await store.take(AttemptRef(campaign.id, "nobody", 1), LATER) == Refused("gone")
+
+
+async def test_attempts_taken_in_one_turn_are_each_decided_as_if_alone(redis: Redis) -> None:
+    store = AttemptStore(redis, claim_ttl_ms=60_000)
+    calls = CallStore(redis, 16)
+    first, second = await seed_campaign(redis, NOW), await seed_campaign(redis, NOW, "campaign-2")
+    (a, b, lost) = await seed_calls(redis, first.id, 3, NOW)
+    (c,) = await seed_calls(redis, second.id, 1, NOW)
+    held = [
+        AttemptRef(first.id, a.id, 1),
+        AttemptRef(first.id, b.id, 1),
+        AttemptRef(second.id, c.id, 1),
+    ]
+    for ref in held:
+        await redis.zadd(keys.dial_slots(ref.campaign_id), {ref.slot: to_ms(NOW) + 1000})
+    asked = [
+        held[0],
+        held[2],
+        held[0],  # the same attempt again: claimed by the first
+        AttemptRef(first.id, lost.id, 1),
+        AttemptRef(first.id, b.id, 2),
+        held[1],
+        AttemptRef(second.id, "nobody", 1),
+    ]
+
+    answers = await asyncio.gather(*(store.take(ref, LATER) for ref in asked))
+    # Each step again: every attempt is claimed by now, or still refused.
+    again = await asyncio.gather(*(store.take(ref, LATER) for ref in asked))
+
+    for index, call in ((0, a), (1, c), (5, b)):
+        taken = answers[index]
+        assert isinstance(taken, Taken)
+        assert taken.call == await calls.get(call.campaign_id, call.id)
+        assert taken.campaign["id"] == call.campaign_id
+    assert answers[2] == Refused("claimed")
+    assert answers[3] == Refused("lost")
+    assert answers[4] == Refused("stale", "queued", 1)
+    assert answers[6] == Refused("gone")
+    assert again == [
+        Refused("claimed"),
+        Refused("claimed"),
+        Refused("claimed"),
+        Refused("lost"),
+        Refused("stale", "queued", 1),
+        Refused("claimed"),
+        Refused("gone"),
+    ]
+    for ref in held:
+        assert await redis.zscore(keys.dial_slots(ref.campaign_id), ref.slot) == to_ms(LATER)
+
+
+async def test_a_take_that_fails_fails_only_its_campaigns_callers(redis: Redis) -> None:
+    store = AttemptStore(redis, claim_ttl_ms=60_000)
+    campaign = await seed_campaign(redis, NOW)
+    (call,) = await seed_calls(redis, campaign.id, 1, NOW)
+    ref = AttemptRef(campaign.id, call.id, 1)
+    await redis.zadd(keys.dial_slots(campaign.id), {ref.slot: to_ms(NOW) + 1000})
+    # A campaign whose slot set is not a sorted set: its script fails.
+    await redis.set(keys.dial_slots("campaign-x"), "not a zset")
+    broken = AttemptRef("campaign-x", call.id, 1)
+    await redis.hset(keys.call("campaign-x", call.id), mapping={"status": "queued", "attempt": "1"})
+
+    answers = await asyncio.gather(
+        store.take(broken, LATER), store.take(ref, LATER), return_exceptions=True
+    )
+
+    assert isinstance(answers[0], ResponseError)
+    assert isinstance(answers[1], Taken)
 
 
 async def test_the_first_ending_wins_and_is_published_by_one_caller_at_a_time(

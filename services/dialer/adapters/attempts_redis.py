@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, NamedTuple, cast
 import orjson
 from redis.asyncio import Redis
 
+from services.dialer.adapters.per_turn import PerTurn
 from shared import keys
 from shared.clock import to_ms
 from shared.models import Call
@@ -27,7 +28,7 @@ from shared.rules.outcomes import Outcome
 from shared.store import lua
 from shared.store.calls import call_from_fields
 
-_TAKE_ATTEMPT: Final = lua.source(__package__, "take_attempt.lua")
+_TAKE_ATTEMPTS: Final = lua.source(__package__, "take_attempts.lua")
 _RECORD_PLACEMENT: Final = lua.source(__package__, "record_placement.lua")
 _RECORD_ANSWERED: Final = lua.source(__package__, "record_answered.lua")
 _RECORD_ENDED: Final = lua.source(__package__, "record_ended.lua")
@@ -123,7 +124,8 @@ class AttemptStore:
         self._redis = redis
         self._claim_ttl_ms = claim_ttl_ms
         self.publish_lease_ms = publish_lease_ms
-        self._take = redis.register_script(_TAKE_ATTEMPT)
+        self._take = redis.register_script(_TAKE_ATTEMPTS)
+        self._takes: PerTurn[tuple[AttemptRef, int], Taken | Refused] = PerTurn(self._take_turn)
         self._placement = redis.register_script(_RECORD_PLACEMENT)
         self._answered = redis.register_script(_RECORD_ANSWERED)
         self._ended = redis.register_script(_RECORD_ENDED)
@@ -131,28 +133,56 @@ class AttemptStore:
 
     async def take(self, ref: AttemptRef, slot_until: datetime) -> Taken | Refused:
         """Claims the attempt if it is the call's current, waiting one and its slot is held
-        (renewing it to `slot_until`); with the call and its campaign, in one round trip."""
-        reply = cast(
-            list[Any],
-            await self._take(
-                keys=[
-                    keys.call(ref.campaign_id, ref.call_id),
-                    keys.call_body(ref.campaign_id, ref.call_id),
-                    keys.dial_claim(ref.campaign_id, ref.call_id, ref.attempt),
-                    keys.dial_slots(ref.campaign_id),
-                    keys.campaign(ref.campaign_id),
-                ],
-                args=[ref.attempt, self._claim_ttl_ms, to_ms(slot_until), ref.slot],
+        (renewing it to `slot_until`); with the call and its campaign, in one round trip.
+
+        The attempts of a campaign asked for in the same loop turn are taken by one script."""
+        return await self._takes.ask((ref, to_ms(slot_until)))
+
+    async def _take_turn(
+        self, asked: list[tuple[AttemptRef, int]]
+    ) -> list[Taken | Refused | BaseException]:
+        by_campaign: dict[str, list[int]] = {}
+        for index, (ref, _) in enumerate(asked):
+            by_campaign.setdefault(ref.campaign_id, []).append(index)
+        replies = await asyncio.gather(
+            *(
+                self._take_of_campaign(campaign_id, [asked[i] for i in indexes])
+                for campaign_id, indexes in by_campaign.items()
             ),
+            return_exceptions=True,
         )
-        verdict = str(reply[0])
-        if verdict == "take":
-            fields, body, campaign = reply[1], reply[2], reply[3]
-            call = call_from_fields(ref.campaign_id, ref.call_id, _pairs(fields), str(body) or None)
-            return Taken(call, _pairs(campaign))
-        if verdict == "stale":
-            return Refused("stale", str(reply[1]), int(reply[2]))
-        return Refused(cast(RefusedWhy, verdict))
+        answers: list[Taken | Refused | BaseException] = [Refused("gone")] * len(asked)
+        for indexes, reply in zip(by_campaign.values(), replies, strict=True):
+            for position, index in enumerate(indexes):
+                answers[index] = reply if isinstance(reply, BaseException) else reply[position]
+        return answers
+
+    async def _take_of_campaign(
+        self, campaign_id: str, asked: list[tuple[AttemptRef, int]]
+    ) -> list[Taken | Refused]:
+        script_keys = [keys.dial_slots(campaign_id), keys.campaign(campaign_id)]
+        args: list[Any] = [self._claim_ttl_ms]
+        for ref, slot_until in asked:
+            script_keys += (
+                keys.call(campaign_id, ref.call_id),
+                keys.call_body(campaign_id, ref.call_id),
+                keys.dial_claim(campaign_id, ref.call_id, ref.attempt),
+            )
+            args += (ref.attempt, slot_until, ref.slot)
+        reply = cast(list[Any], await self._take(keys=script_keys, args=args))
+        campaign = _pairs(reply[0])
+        answers: list[Taken | Refused] = []
+        for (ref, _), one in zip(asked, reply[1:], strict=True):
+            verdict = one[0]
+            if verdict == "take":
+                fields, body = one[1], one[2]
+                call = call_from_fields(campaign_id, ref.call_id, _pairs(fields), body or None)
+                answers.append(Taken(call, campaign))
+            elif verdict == "stale":
+                answers.append(Refused("stale", str(one[1]), int(one[2])))
+            else:
+                answers.append(Refused(cast(RefusedWhy, verdict)))
+        return answers
 
     async def look_again_at(self, ref: AttemptRef, at: datetime) -> None:
         """Puts (or keeps) the attempt among those awaiting an outcome, to be looked at `at`."""
