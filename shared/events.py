@@ -243,13 +243,19 @@ def event_id_for(call_id: str, attempt: int, event_type: CallEventType) -> str:
     """The same fact always gets the same id, so a replayed step is recognised downstream.
 
     `uuid.uuid5(namespace, "<call_id>:<attempt>:<type>")` as text, computed from the SHA-1
-    digest directly: the same id at a third of the cost (no UUID objects on the way)."""
-    name = f"{call_id}:{attempt}:{event_type.value}".encode()
-    digest = bytearray(hashlib.sha1(_EVENT_NAMESPACE_BYTES + name, usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    digest's hex directly: the same id at a sixth of the cost (no UUID objects on the way, and
+    the namespace hashed once)."""
+    sha = _NAMESPACE_SHA1.copy()
+    sha.update(f"{call_id}:{attempt}:{event_type._value_}".encode())
+    h = sha.hexdigest()
+    # Version 5 in the 13th digit; the RFC 4122 variant in the top bits of the 17th.
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+# The SHA-1 state after the namespace, copied for each id.
+_NAMESPACE_SHA1 = hashlib.sha1(_EVENT_NAMESPACE_BYTES, usedforsecurity=False)
+# A hex digit with its top two bits set to 10 (the variant).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def call_event(
