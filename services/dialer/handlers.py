@@ -16,7 +16,13 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
-from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending, Refused
+from services.dialer.adapters.attempts_redis import (
+    AttemptRef,
+    AttemptStore,
+    Ending,
+    Refused,
+    Report,
+)
 from services.dialer.adapters.per_turn import PerTurn
 from services.dialer.domain.telephony import (
     OUTCOME_UNKNOWN,
@@ -388,6 +394,11 @@ class DialHandler:
         # From here the slot lasts as long as the carrier may keep the outcome waiting.
         self._held.pop(ref, None)
         now = self._rt.clock.now()
+        ended = placed.ended
+        if ended is not None and ended.outcome is not None:
+            ending = Ending(ended.outcome, ended.duration_seconds, ended.error)
+            await self._end_as_placed(ref, carrier.name, placed.carrier_call_id, ending, ended, now)
+            return
         if not in_process:
             await self._rt.attempts.index(ref, carrier.name, placed.carrier_call_id)
         # The wait for the carrier's word starts now (unless the call already ended).
@@ -444,24 +455,54 @@ class DialHandler:
         finally:
             self._running.pop(ref, None)
 
+    async def _end_as_placed(
+        self,
+        ref: AttemptRef,
+        carrier: str,
+        carrier_call_id: str,
+        ending: Ending,
+        event: CarrierEvent,
+        now: datetime,
+    ) -> None:
+        """A call over as soon as the carrier took it: its placement and its ending are
+        recorded in one round trip (as `record_placement`, then as `_end`), then reported."""
+        timeout = self._rt.callback_timeout
+        try:
+            report = await self._rt.attempts.record_placed_and_ended(
+                ref,
+                carrier,
+                carrier_call_id,
+                (now + timeout + self.lease, now + timeout),
+                ending,
+                event.answered,
+                now,
+                now + self._rt.placement_budget + timeout + self.lease,
+            )
+            await self._report(ref, report)
+        finally:
+            self._running.pop(ref, None)
+
     async def _record_and_report(
         self, ref: AttemptRef, ending: Ending | None, *, answered: bool
     ) -> None:
         now = self._rt.clock.now()
-        attempts = self._rt.attempts
         # Should this copy die before publishing, the attempt is looked at when it is next due
         # (the placement's wait at the most): its slot must last until then.
         slot_until = now + self._rt.placement_budget + self._rt.callback_timeout + self.lease
-        report = await attempts.record_ended(ref, ending, answered, now, slot_until)
+        report = await self._rt.attempts.record_ended(ref, ending, answered, now, slot_until)
+        await self._report(ref, report)
+
+    async def _report(self, ref: AttemptRef, report: Report | None) -> None:
+        """Publishes a recorded ending this copy has the right to publish (`answered` first if
+        it is still owed), then marks it published."""
         if report is None:
             return
-        ended = report.ending
         events: list[tuple[CallEventType, Ending | None]] = []
         if report.answered_too:
             events.append((CallEventType.ANSWERED, None))
-        events.append((CallEventType.ATTEMPT_ENDED, ended))
+        events.append((CallEventType.ATTEMPT_ENDED, report.ending))
         if await self._publish(ref, events):
-            await attempts.reported(ref)
+            await self._rt.attempts.reported(ref)
 
     async def _publish(
         self, ref: AttemptRef, events: list[tuple[CallEventType, Ending | None]]

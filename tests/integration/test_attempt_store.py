@@ -14,6 +14,7 @@ from services.dialer.adapters.attempts_redis import (
     AttemptStore,
     Ending,
     Refused,
+    Report,
     Taken,
 )
 from shared import keys
@@ -216,6 +217,40 @@ async def test_a_placement_is_recorded_with_the_attempts_next_look(redis: Redis)
     await store.reported(REF)
     assert await redis.zscore(shard, REF.member) is None
     assert (await store.state(REF)).settled
+
+
+async def test_a_call_over_as_placed_is_recorded_as_its_placement_then_its_ending(
+    redis: Redis,
+) -> None:
+    store = await _with_slot(redis)
+    other = AttemptRef("campaign-1", "call-2", 1)
+    await _with_slot(redis, other)
+    shard = keys.awaiting_outcome(keys.awaiting_shard_of(REF.call_id))
+    placed = (NOW + timedelta(minutes=10), LATER)
+    report_slot = NOW + timedelta(minutes=20)
+
+    report = await store.record_placed_and_ended(
+        REF, "sandbox", "SB1", placed, COMPLETED, True, NOW, report_slot
+    )
+    # The same in two steps, for another attempt: the same state.
+    await store.record_placement(other, "sandbox", "SB1", *placed, awaiting=True)
+    assert await store.record_ended(other, COMPLETED, True, NOW, report_slot) == report
+
+    assert report == Report(COMPLETED, answered_too=True)
+    one = await redis.hgetall(keys.call(REF.campaign_id, REF.call_id))
+    two = await redis.hgetall(keys.call(other.campaign_id, other.call_id))
+    assert one == two
+    assert one["carrier:1"] == "sandbox|SB1"
+    assert await redis.zscore(shard, REF.member) == to_ms(LATER)
+    slots = keys.dial_slots(REF.campaign_id)
+    assert await redis.zscore(slots, REF.slot) == await redis.zscore(slots, other.slot)
+    assert await redis.zscore(slots, REF.slot) == to_ms(report_slot)
+    # Again (a step repeated): the ending stays the first, and is being published already.
+    again = await store.record_placed_and_ended(
+        REF, "sandbox", "SB1", placed, Ending(Outcome.FAILED), False, NOW, report_slot
+    )
+    assert again is None
+    assert await redis.hgetall(keys.call(REF.campaign_id, REF.call_id)) == one
 
 
 async def test_a_carrier_call_id_leads_back_to_its_attempt(redis: Redis) -> None:

@@ -23,7 +23,7 @@ from services.dialer.adapters.per_turn import PerTurn
 from shared import keys
 from shared.clock import to_ms
 from shared.models import Call
-from shared.redis_client import ScriptCall, in_order
+from shared.redis_client import ScriptCall, Step, in_order
 from shared.rules.outcomes import Outcome
 from shared.store import lua
 from shared.store.calls import call_from_fields
@@ -117,6 +117,14 @@ class AttemptState:
     carrier_call_id: str | None
     ended: bool
     settled: bool  # reported, or decided by the scheduler: nothing left to do
+
+
+def _report(reply: list[Any]) -> Report | None:
+    """`record_ended.lua`'s reply: the right to publish the stored ending, if given."""
+    publish, stored, answered_too = reply
+    if not int(publish) or not stored:
+        return None
+    return Report(Ending.loads(str(stored)), bool(int(answered_too)))
 
 
 class AttemptStore:
@@ -216,20 +224,54 @@ class AttemptStore:
         keeps its slot until `slot_until`; then moves its next look to `look_at`, unless its
         outcome is already settled (`awaiting`: puts it among those awaiting an outcome in any
         case). One round trip, the steps in this order."""
+        await in_order(
+            self._redis,
+            self._placement_steps(ref, carrier, carrier_call_id, slot_until, look_at, awaiting),
+        )
+
+    async def record_placed_and_ended(
+        self,
+        ref: AttemptRef,
+        carrier: str,
+        carrier_call_id: str,
+        placed: tuple[datetime, datetime],
+        ending: Ending,
+        answered: bool,
+        now: datetime,
+        slot_until: datetime,
+    ) -> Report | None:
+        """A call that was over as soon as the carrier took it: its placement, as
+        `record_placement(..., *placed, awaiting=True)` (the slot's lease and the next look),
+        then its ending, as `record_ended`; one round trip, the steps in this order."""
+        replies = await in_order(
+            self._redis,
+            [
+                *self._placement_steps(ref, carrier, carrier_call_id, *placed, True),
+                self._ended_step(ref, ending, answered, now, slot_until),
+            ],
+        )
+        return _report(replies[-1])
+
+    def _placement_steps(
+        self,
+        ref: AttemptRef,
+        carrier: str,
+        carrier_call_id: str,
+        slot_until: datetime,
+        look_at: datetime,
+        awaiting: bool,
+    ) -> list[Step]:
         member = ref.member
         shard = keys.awaiting_outcome(keys.awaiting_shard_of(ref.call_id))
         look = to_ms(look_at)
-        await in_order(
-            self._redis,
-            [
-                ScriptCall(
-                    self._placement,
-                    [keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
-                    [ref.attempt, f"{carrier}|{carrier_call_id}", to_ms(slot_until), ref.slot],
-                ),
-                ("ZADD", shard, look, member) if awaiting else ("ZADD", shard, "XX", look, member),
-            ],
-        )
+        return [
+            ScriptCall(
+                self._placement,
+                [keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
+                [ref.attempt, f"{carrier}|{carrier_call_id}", to_ms(slot_until), ref.slot],
+            ),
+            ("ZADD", shard, look, member) if awaiting else ("ZADD", shard, "XX", look, member),
+        ]
 
     async def index(self, ref: AttemptRef, carrier: str, carrier_call_id: str) -> None:
         await self._redis.set(
@@ -259,9 +301,21 @@ class AttemptStore:
     ) -> Report | None:
         """Stores the ending once (None: only the one stored before); returns the right to
         publish it, or None when there is none to publish or another copy is publishing it."""
-        publish, stored, answered_too = await self._ended(
-            keys=[keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
-            args=[
+        step = self._ended_step(ref, ending, answered, now, slot_until)
+        return _report(await step.script(keys=step.keys, args=step.args))
+
+    def _ended_step(
+        self,
+        ref: AttemptRef,
+        ending: Ending | None,
+        answered: bool,
+        now: datetime,
+        slot_until: datetime,
+    ) -> ScriptCall:
+        return ScriptCall(
+            self._ended,
+            [keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
+            [
                 ref.attempt,
                 ending.dumps() if ending else "",
                 "1" if answered else "0",
@@ -271,9 +325,6 @@ class AttemptStore:
                 ref.slot,
             ],
         )
-        if not int(publish) or not stored:
-            return None
-        return Report(Ending.loads(str(stored)), bool(int(answered_too)))
 
     async def reported(self, ref: AttemptRef) -> None:
         """The ending is published: nothing more is owed for this attempt."""
