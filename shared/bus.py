@@ -511,12 +511,14 @@ class EventPublisher:
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:
-                lot: list[tuple[list[Record], asyncio.Future[None]]] = []
-                size = 0
-                while self._waiting and size < self._lot:
-                    records, done = self._waiting.pop(0)
-                    lot.append((records, done))
-                    size += len(records)
+                waiting = self._waiting
+                # The callers in the order they came, up to a lot's worth of records (at least
+                # one caller); the rest wait for the next lot.
+                taken = size = 0
+                while taken < len(waiting) and size < self._lot:
+                    size += len(waiting[taken][0])
+                    taken += 1
+                lot, self._waiting = waiting[:taken], waiting[taken:]
                 await self._send(lot)
 
     async def _send(self, lot: list[tuple[list[Record], asyncio.Future[None]]]) -> None:

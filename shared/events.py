@@ -10,13 +10,12 @@ from typing import Any, Literal, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.ids import uuid5_text
+from shared.ids import Uuid5
 from shared.models import Call
 from shared.rules.input_bounds import json_too_large
 
 SCHEMA_VERSION: Literal[1] = 1
 _EVENT_NAMESPACE = uuid.UUID("6f1c2e0a-4b7d-4c36-9a57-2f7c0d1e8b90")
-_EVENT_NAMESPACE_BYTES = _EVENT_NAMESPACE.bytes
 
 
 class CallRequested(BaseModel):
@@ -242,7 +241,10 @@ def campaign_event(
 def event_id_for(call_id: str, attempt: int, event_type: CallEventType) -> str:
     """The same fact always gets the same id, so a replayed step is recognised downstream:
     `uuid.uuid5(namespace, "<call_id>:<attempt>:<type>")` as text."""
-    return uuid5_text(_EVENT_NAMESPACE_BYTES, f"{call_id}:{attempt}:{event_type.value}")
+    return _EVENT_IDS.text(f"{call_id}:{attempt}:{event_type._value_}")
+
+
+_EVENT_IDS = Uuid5(_EVENT_NAMESPACE)
 
 
 def call_event(

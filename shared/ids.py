@@ -83,14 +83,27 @@ _PAIR_BASE: Final = len(_PAIRS)
 new_id: Final = IdGenerator().new_id
 
 
-def uuid5_text(namespace: bytes, name: str) -> str:
-    """`str(uuid.uuid5(uuid.UUID(bytes=namespace), name))`, computed from the SHA-1 digest
-    directly: the same text at a third of the cost (no UUID objects on the way)."""
-    digest = bytearray(hashlib.sha1(namespace + name.encode(), usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+class Uuid5:
+    """`str(uuid.uuid5(namespace, name))` for names under one namespace, computed from the
+    SHA-1 digest's hex directly: the same text at a sixth of the cost (no UUID objects on the
+    way, and the namespace hashed once)."""
+
+    __slots__ = ("_sha",)
+
+    def __init__(self, namespace: uuid.UUID) -> None:
+        # The SHA-1 state after the namespace, copied for each id.
+        self._sha = hashlib.sha1(namespace.bytes, usedforsecurity=False)
+
+    def text(self, name: str) -> str:
+        sha = self._sha.copy()
+        sha.update(name.encode())
+        h = sha.hexdigest()
+        # Version 5 in the 13th digit; the RFC 4122 variant in the top bits of the 17th.
+        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+# A hex digit with its top two bits set to 10 (the variant).
+_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def derived_id(namespace: uuid.UUID, name: str) -> str:

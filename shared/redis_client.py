@@ -192,6 +192,27 @@ class AutoPipelineRedis(Redis):
             waiting.future.get_loop().call_soon(self._flush)
         return waiting.future
 
+    def _queue_step(self, step: Step) -> asyncio.Future[Any] | None:
+        """Queues one step of `in_order` in this turn's write; None for a command that must go
+        through the pool (it is then run on its own)."""
+        if isinstance(step, ScriptCall):
+            script = cast(_Script, step.script)
+            keys = step.keys
+            count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
+            packed = _encode(("EVALSHA", script.sha, count, *keys, *step.args))
+            return self._queue(packed, _Waiting(_future(), None, _NO_OPTIONS, False))
+        command = step[0]
+        route = self._routes.get(command)
+        if route is None:
+            route = self._routes[command] = (
+                str(command).upper() in _DIRECT,
+                self.response_callbacks.get(command),
+            )
+        direct, callback = route
+        if direct or self.single_connection_client:
+            return None
+        return self._queue(_pack(step), _Waiting(_future(), callback, {}, False))
+
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
         link = self._link
@@ -688,6 +709,54 @@ class _Script(AsyncScript):
             loading = asyncio.ensure_future(redis.script_load(self.script))
             self._loading = loading
         return loading
+
+
+class ScriptCall:
+    """A registered script's call, as a step of `in_order`."""
+
+    __slots__ = ("args", "keys", "script")
+
+    def __init__(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> None:
+        self.script = script
+        self.keys = keys
+        self.args = args
+
+
+# A step of `in_order`: a command's words (its name, then its arguments), or a script's call.
+Step = tuple[Any, ...] | ScriptCall
+
+
+async def in_order(redis: Redis, steps: Sequence[Step]) -> list[Any]:
+    """Runs `steps` one after the other, as Redis sees them, and returns their replies; the
+    first failure is raised once every step has been answered.
+
+    On the client of one server (`AutoPipelineRedis`) every step goes out in this turn's
+    write, so they cost one round trip and one wake-up of the caller, with no task; Redis
+    runs them in the order given. A script Redis did not know yet (NOSCRIPT) is loaded and run
+    again after the others. Any other client runs them in turn, each awaited."""
+    if not isinstance(redis, AutoPipelineRedis):
+        return [await _run_step(redis, step) for step in steps]
+    queued = [redis._queue_step(step) for step in steps]
+    replies: list[Any] = []
+    failure: BaseException | None = None
+    for step, future in zip(steps, queued, strict=True):
+        try:
+            reply = await future if future is not None else await _run_step(redis, step)
+        except NoScriptError:
+            reply = await _run_step(redis, step)  # loads it, then runs it again
+        except Exception as exc:
+            failure = failure or exc
+            reply = None
+        replies.append(reply)
+    if failure is not None:
+        raise failure
+    return replies
+
+
+async def _run_step(redis: Redis, step: Step) -> Any:
+    if isinstance(step, ScriptCall):
+        return await step.script(keys=step.keys, args=step.args)
+    return await redis.execute_command(*step)  # type: ignore[no-untyped-call]
 
 
 def _future() -> asyncio.Future[Any]:

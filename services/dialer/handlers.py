@@ -16,7 +16,14 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
-from services.dialer.adapters.attempts_redis import AttemptRef, AttemptStore, Ending, Refused
+from services.dialer.adapters.attempts_redis import (
+    AttemptRef,
+    AttemptStore,
+    Ending,
+    Refused,
+    Report,
+)
+from services.dialer.adapters.per_turn import PerTurn
 from services.dialer.domain.telephony import (
     OUTCOME_UNKNOWN,
     Carrier,
@@ -31,8 +38,9 @@ from shared.bus import EventPublisher, send_to_dlq
 from shared.calls.hand_back import hand_back
 from shared.clock import Clock
 from shared.events import CallDue, CallEventType, call_event, encode_call_event
-from shared.models import Call, CallStatus, Campaign, CampaignStatus
+from shared.models import Agent, Call, CallStatus, Campaign, CampaignStatus
 from shared.observability import log_context
+from shared.rules.dnc import applicable_scope
 from shared.rules.outcomes import Outcome
 from shared.rules.prompts import PROMPT_TOO_LARGE, PromptTooLarge, render_prompt
 from shared.store.calls import CallStore
@@ -88,6 +96,12 @@ class DialHandler:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._lease = timedelta(milliseconds=runtime.limits.lease_ms)
+        # The do-not-call checks and agents the attempts taken in one loop turn need, read
+        # together: one script per list, one read per agent.
+        self._dnc_checks: PerTurn[tuple[str, str, str, datetime], bool] = PerTurn(
+            self._check_dnc_turn
+        )
+        self._agents: PerTurn[str, Agent | None] = PerTurn(self._read_agents_turn)
 
     @property
     def in_flight(self) -> int:
@@ -200,10 +214,13 @@ class DialHandler:
             # Paused after release: hand it back to the scheduler, which holds it.
             await hand_back(self._rt.calls, self._rt.limits, call, ref.attempt, now, claimed=True)
             return False
-        if await self._rt.dnc.blocks_call(campaign, call.to, now):
+        scope = applicable_scope(campaign, campaign.id)
+        if scope is not None and await self._dnc_checks.ask(
+            (campaign.environment_id, scope, call.to, now)
+        ):
             await self._block(call, ref.attempt, campaign.max_retries + 1, now)
             return False
-        agent = await self._rt.catalog.get_agent(campaign.agent_id)
+        agent = await self._agents.ask(campaign.agent_id)
         prompt = render_prompt(agent.prompt if agent else "", call.payload)
         if isinstance(prompt, PromptTooLarge):
             await self._refuse_prompt(call, ref.attempt, campaign.max_retries + 1, now)
@@ -222,6 +239,35 @@ class DialHandler:
         self._placing.add(task)
         task.add_done_callback(lambda done: self._placed(ref, done))
         return True
+
+    async def _check_dnc_turn(self, asked: list[tuple[str, str, str, datetime]]) -> list[bool]:
+        """Whether each number is on its list (environment, scope) at its time: the numbers
+        of one list are checked together, at the earliest time asked."""
+        lists: dict[tuple[str, str], tuple[list[str], datetime]] = {}
+        for environment_id, scope, number, now in asked:
+            numbers, earliest = lists.get((environment_id, scope), ([], now))
+            numbers.append(number)
+            lists[(environment_id, scope)] = (numbers, min(earliest, now))
+        found = await asyncio.gather(
+            *(
+                self._rt.dnc.blocked_many(environment_id, scope, numbers, now)
+                for (environment_id, scope), (numbers, now) in lists.items()
+            )
+        )
+        blocked = {
+            (environment_id, scope, number)
+            for (environment_id, scope), entries in zip(lists, found, strict=True)
+            for number in entries
+        }
+        return [
+            (environment_id, scope, number) in blocked for environment_id, scope, number, _ in asked
+        ]
+
+    async def _read_agents_turn(self, asked: list[str]) -> list[Agent | None]:
+        distinct = list(dict.fromkeys(asked))
+        agents = await asyncio.gather(*(self._rt.catalog.get_agent(a) for a in distinct))
+        by_id = dict(zip(distinct, agents, strict=True))
+        return [by_id[agent_id] for agent_id in asked]
 
     async def _give_back(self, ref: AttemptRef) -> None:
         """This copy is stopping: a waiting call goes back to the scheduler unclaimed, and
@@ -317,11 +363,18 @@ class DialHandler:
             status=_IN_PROGRESS,
         )
         await self._rt.events.publish_encoded([(call_key(call.id), started)])
-        # Looked at again if nothing is heard by then, whatever becomes of this process: an
-        # ending stored but not yet published when it dies is published by another copy.
-        await self._rt.attempts.look_again_at(
-            ref, now + self._rt.placement_budget + self._rt.callback_timeout
-        )
+        # The sandbox runs in this process: it takes the call at once (its `place_call` never
+        # waits), and nothing of the call happens before this task next waits. So the attempt
+        # joins those awaiting an outcome as its placement is recorded, in the same round trip;
+        # should this process die before that, the call died with it, unknown to anyone, as
+        # with an attempt that was never placed.
+        in_process = carrier.name == SANDBOX
+        if not in_process:
+            # Looked at again if nothing is heard by then, whatever becomes of this process:
+            # an ending stored but not yet published when it dies is published by another copy.
+            await self._rt.attempts.look_again_at(
+                ref, now + self._rt.placement_budget + self._rt.callback_timeout
+            )
         request = PlaceCall(
             call_id=call.id,
             campaign_id=call.campaign_id,
@@ -331,7 +384,7 @@ class DialHandler:
             prompt=prompt,
             is_testing=call.is_testing,
         )
-        if carrier.name == SANDBOX:
+        if in_process:
             self._running[ref] = (call, campaign.max_retries + 1)
         placing_since = time.perf_counter()
         try:
@@ -349,22 +402,30 @@ class DialHandler:
         # From here the slot lasts as long as the carrier may keep the outcome waiting.
         self._held.pop(ref, None)
         now = self._rt.clock.now()
-        if carrier.name != SANDBOX:
+        ended = placed.ended
+        if ended is not None and ended.outcome is not None:
+            ending = Ending(ended.outcome, ended.duration_seconds, ended.error)
+            await self._end_as_placed(ref, carrier.name, placed.carrier_call_id, ending, ended, now)
+            return
+        if not in_process:
             await self._rt.attempts.index(ref, carrier.name, placed.carrier_call_id)
+        # The wait for the carrier's word starts now (unless the call already ended).
         await self._rt.attempts.record_placement(
             ref,
             carrier.name,
             placed.carrier_call_id,
             slot_until=now + self._rt.callback_timeout + self.lease,
+            look_at=now + self._rt.callback_timeout,
+            awaiting=in_process,
         )
-        # The wait for the carrier's word starts now (unless the call already ended).
-        await self._rt.attempts.look_again_if_waiting(ref, now + self._rt.callback_timeout)
 
     # -- what carriers report ----------------------------------------------------------------
 
     async def on_sandbox_event(self, request: PlaceCall, event: CarrierEvent) -> None:
+        # The sandbox reports from a task its placement started, which logs under the
+        # attempt's fields already.
         ref = AttemptRef(request.campaign_id, request.call_id, request.attempt)
-        await self.on_attempt_event(ref, event)
+        await self._on_attempt_event(ref, event)
 
     async def on_carrier_event(self, carrier: str, event: CarrierEvent) -> bool:
         """A carrier's report of one of its calls; False when no attempt is known by its id."""
@@ -402,24 +463,54 @@ class DialHandler:
         finally:
             self._running.pop(ref, None)
 
+    async def _end_as_placed(
+        self,
+        ref: AttemptRef,
+        carrier: str,
+        carrier_call_id: str,
+        ending: Ending,
+        event: CarrierEvent,
+        now: datetime,
+    ) -> None:
+        """A call over as soon as the carrier took it: its placement and its ending are
+        recorded in one round trip (as `record_placement`, then as `_end`), then reported."""
+        timeout = self._rt.callback_timeout
+        try:
+            report = await self._rt.attempts.record_placed_and_ended(
+                ref,
+                carrier,
+                carrier_call_id,
+                (now + timeout + self.lease, now + timeout),
+                ending,
+                event.answered,
+                now,
+                now + self._rt.placement_budget + timeout + self.lease,
+            )
+            await self._report(ref, report)
+        finally:
+            self._running.pop(ref, None)
+
     async def _record_and_report(
         self, ref: AttemptRef, ending: Ending | None, *, answered: bool
     ) -> None:
         now = self._rt.clock.now()
-        attempts = self._rt.attempts
         # Should this copy die before publishing, the attempt is looked at when it is next due
         # (the placement's wait at the most): its slot must last until then.
         slot_until = now + self._rt.placement_budget + self._rt.callback_timeout + self.lease
-        report = await attempts.record_ended(ref, ending, answered, now, slot_until)
+        report = await self._rt.attempts.record_ended(ref, ending, answered, now, slot_until)
+        await self._report(ref, report)
+
+    async def _report(self, ref: AttemptRef, report: Report | None) -> None:
+        """Publishes a recorded ending this copy has the right to publish (`answered` first if
+        it is still owed), then marks it published."""
         if report is None:
             return
-        ended = report.ending
         events: list[tuple[CallEventType, Ending | None]] = []
         if report.answered_too:
             events.append((CallEventType.ANSWERED, None))
-        events.append((CallEventType.ATTEMPT_ENDED, ended))
+        events.append((CallEventType.ATTEMPT_ENDED, report.ending))
         if await self._publish(ref, events):
-            await attempts.reported(ref)
+            await self._rt.attempts.reported(ref)
 
     async def _publish(
         self, ref: AttemptRef, events: list[tuple[CallEventType, Ending | None]]
@@ -466,6 +557,9 @@ class DialHandler:
                     duration_seconds=ending.duration_seconds,
                 )
             built.append((key, encoded))
+        if not tracing.enabled or not call.trace:
+            await self._rt.events.publish_encoded(built)
+            return True
         # A carrier's callback or a status look-up has no span of its own: the call's trace.
         with tracing.continued(call.trace):
             await self._rt.events.publish_encoded(built)

@@ -12,9 +12,9 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Final
 
-from shared.ids import uuid5_text
+from shared.ids import Uuid5
 
-_DELIVERY_NAMESPACE = uuid.UUID("0b7e5c1a-9d2f-4f3e-8a61-5c4d3b2a1908").bytes
+_DELIVERY_IDS = Uuid5(uuid.UUID("0b7e5c1a-9d2f-4f3e-8a61-5c4d3b2a1908"))
 
 # The wait after the n-th failed attempt (n = 1, 2 …); past the end the last one repeats.
 RETRY_WAITS: Final = (
@@ -149,4 +149,4 @@ def after_manual_attempt(previous: DeliveryState, *, delivered: bool) -> Deliver
 
 def delivery_id_for(webhook_id: str, event_id: str) -> str:
     """One delivery per (webhook, event): a replayed event finds the delivery it already has."""
-    return uuid5_text(_DELIVERY_NAMESPACE, f"{webhook_id}:{event_id}")
+    return _DELIVERY_IDS.text(f"{webhook_id}:{event_id}")

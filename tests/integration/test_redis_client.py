@@ -16,8 +16,10 @@ from shared import redis_client
 from shared.redis_client import (
     AutoPipelineRedis,
     HiredisPackingConnection,
+    ScriptCall,
     _Waiting,
     create_redis,
+    in_order,
 )
 from shared.settings import RedisSettings
 from tests.conftest import RedisServer
@@ -79,6 +81,57 @@ async def test_scripts_reload_when_redis_forgot_them(client: AutoPipelineRedis) 
     await client.script_flush()
     results = await asyncio.gather(*(script(keys=["s"], args=[1]) for _ in range(20)))
     assert sorted(results) == list(range(3, 23))
+
+
+async def test_steps_in_order_share_one_write_and_run_in_the_order_given(
+    client: AutoPipelineRedis, link_writes: list[int]
+) -> None:
+    script = client.register_script("return redis.call('RPUSH', KEYS[1], ARGV[1])")
+    await script(keys=["order"], args=["loaded"])
+    link_writes.clear()
+    replies = await in_order(
+        client,
+        [
+            ("RPUSH", "order", "first"),
+            ScriptCall(script, ["order"], ["second"]),
+            ("RPUSH", "order", "third"),
+        ],
+    )
+    assert replies == [2, 3, 4]
+    assert link_writes == [3]
+    assert await client.lrange("order", 0, -1) == ["loaded", "first", "second", "third"]
+
+
+async def test_steps_in_order_all_run_and_the_first_failure_is_raised(
+    client: AutoPipelineRedis,
+) -> None:
+    await client.set("text", "not a number")
+    with pytest.raises(ResponseError):
+        await in_order(client, [("INCR", "text"), ("SET", "after", "x"), ("INCR", "text")])
+    assert await client.get("after") == "x"
+
+
+async def test_steps_in_order_load_a_script_redis_forgot(client: AutoPipelineRedis) -> None:
+    script = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    assert await script(keys=["s"], args=[2]) == 2
+    await client.script_flush()
+    replies = await in_order(client, [("SET", "t", "1"), ScriptCall(script, ["s"], [3])])
+    assert replies == [True, 5]
+
+
+async def test_steps_in_order_on_a_plain_client_run_one_after_the_other(
+    redis_server: RedisServer,
+) -> None:
+    plain = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        script = plain.register_script("return redis.call('RPUSH', KEYS[1], ARGV[1])")
+        replies = await in_order(
+            plain, [("RPUSH", "plain", "a"), ScriptCall(script, ["plain"], ["b"])]
+        )
+        assert replies == [1, 2]
+        assert await plain.lrange("plain", 0, -1) == ["a", "b"]
+    finally:
+        await plain.aclose()
 
 
 async def test_a_cancelled_caller_leaves_the_others_their_answers(

@@ -14,19 +14,21 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, NamedTuple, cast
 
 import orjson
 from redis.asyncio import Redis
 
+from services.dialer.adapters.per_turn import PerTurn
 from shared import keys
 from shared.clock import to_ms
 from shared.models import Call
+from shared.redis_client import ScriptCall, Step, in_order
 from shared.rules.outcomes import Outcome
 from shared.store import lua
 from shared.store.calls import call_from_fields
 
-_TAKE_ATTEMPT: Final = lua.source(__package__, "take_attempt.lua")
+_TAKE_ATTEMPTS: Final = lua.source(__package__, "take_attempts.lua")
 _RECORD_PLACEMENT: Final = lua.source(__package__, "record_placement.lua")
 _RECORD_ANSWERED: Final = lua.source(__package__, "record_answered.lua")
 _RECORD_ENDED: Final = lua.source(__package__, "record_ended.lua")
@@ -35,8 +37,9 @@ _CLAIM_OVERDUE: Final = lua.source(__package__, "claim_overdue.lua")
 DONE: Final = "done"
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRef:
+class AttemptRef(NamedTuple):
+    """One attempt of one call (a tuple: made for every message and report, cheaply)."""
+
     campaign_id: str
     call_id: str
     attempt: int
@@ -76,8 +79,9 @@ class Refused:
     attempt: int = 0
 
 
-def _pairs(flat: list[Any]) -> dict[str, str]:
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash's fields from HGETALL's flat reply (as text: the client decodes replies)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +119,21 @@ class AttemptState:
     settled: bool  # reported, or decided by the scheduler: nothing left to do
 
 
+def _report(reply: list[Any]) -> Report | None:
+    """`record_ended.lua`'s reply: the right to publish the stored ending, if given."""
+    publish, stored, answered_too = reply
+    if not int(publish) or not stored:
+        return None
+    return Report(Ending.loads(str(stored)), bool(int(answered_too)))
+
+
 class AttemptStore:
     def __init__(self, redis: Redis, claim_ttl_ms: int, publish_lease_ms: int = 10_000) -> None:
         self._redis = redis
         self._claim_ttl_ms = claim_ttl_ms
         self.publish_lease_ms = publish_lease_ms
-        self._take = redis.register_script(_TAKE_ATTEMPT)
+        self._take = redis.register_script(_TAKE_ATTEMPTS)
+        self._takes: PerTurn[tuple[AttemptRef, int], Taken | Refused] = PerTurn(self._take_turn)
         self._placement = redis.register_script(_RECORD_PLACEMENT)
         self._answered = redis.register_script(_RECORD_ANSWERED)
         self._ended = redis.register_script(_RECORD_ENDED)
@@ -128,28 +141,56 @@ class AttemptStore:
 
     async def take(self, ref: AttemptRef, slot_until: datetime) -> Taken | Refused:
         """Claims the attempt if it is the call's current, waiting one and its slot is held
-        (renewing it to `slot_until`); with the call and its campaign, in one round trip."""
-        reply = cast(
-            list[Any],
-            await self._take(
-                keys=[
-                    keys.call(ref.campaign_id, ref.call_id),
-                    keys.call_body(ref.campaign_id, ref.call_id),
-                    keys.dial_claim(ref.campaign_id, ref.call_id, ref.attempt),
-                    keys.dial_slots(ref.campaign_id),
-                    keys.campaign(ref.campaign_id),
-                ],
-                args=[ref.attempt, self._claim_ttl_ms, to_ms(slot_until), ref.slot],
+        (renewing it to `slot_until`); with the call and its campaign, in one round trip.
+
+        The attempts of a campaign asked for in the same loop turn are taken by one script."""
+        return await self._takes.ask((ref, to_ms(slot_until)))
+
+    async def _take_turn(
+        self, asked: list[tuple[AttemptRef, int]]
+    ) -> list[Taken | Refused | BaseException]:
+        by_campaign: dict[str, list[int]] = {}
+        for index, (ref, _) in enumerate(asked):
+            by_campaign.setdefault(ref.campaign_id, []).append(index)
+        replies = await asyncio.gather(
+            *(
+                self._take_of_campaign(campaign_id, [asked[i] for i in indexes])
+                for campaign_id, indexes in by_campaign.items()
             ),
+            return_exceptions=True,
         )
-        verdict = str(reply[0])
-        if verdict == "take":
-            fields, body, campaign = reply[1], reply[2], reply[3]
-            call = call_from_fields(ref.campaign_id, ref.call_id, _pairs(fields), str(body) or None)
-            return Taken(call, _pairs(campaign))
-        if verdict == "stale":
-            return Refused("stale", str(reply[1]), int(reply[2]))
-        return Refused(cast(RefusedWhy, verdict))
+        answers: list[Taken | Refused | BaseException] = [Refused("gone")] * len(asked)
+        for indexes, reply in zip(by_campaign.values(), replies, strict=True):
+            for position, index in enumerate(indexes):
+                answers[index] = reply if isinstance(reply, BaseException) else reply[position]
+        return answers
+
+    async def _take_of_campaign(
+        self, campaign_id: str, asked: list[tuple[AttemptRef, int]]
+    ) -> list[Taken | Refused]:
+        script_keys = [keys.dial_slots(campaign_id), keys.campaign(campaign_id)]
+        args: list[Any] = [self._claim_ttl_ms]
+        for ref, slot_until in asked:
+            script_keys += (
+                keys.call(campaign_id, ref.call_id),
+                keys.call_body(campaign_id, ref.call_id),
+                keys.dial_claim(campaign_id, ref.call_id, ref.attempt),
+            )
+            args += (ref.attempt, slot_until, ref.slot)
+        reply = cast(list[Any], await self._take(keys=script_keys, args=args))
+        campaign = _pairs(reply[0])
+        answers: list[Taken | Refused] = []
+        for (ref, _), one in zip(asked, reply[1:], strict=True):
+            verdict = one[0]
+            if verdict == "take":
+                fields, body = one[1], one[2]
+                call = call_from_fields(campaign_id, ref.call_id, _pairs(fields), body or None)
+                answers.append(Taken(call, campaign))
+            elif verdict == "stale":
+                answers.append(Refused("stale", str(one[1]), int(one[2])))
+            else:
+                answers.append(Refused(cast(RefusedWhy, verdict)))
+        return answers
 
     async def look_again_at(self, ref: AttemptRef, at: datetime) -> None:
         """Puts (or keeps) the attempt among those awaiting an outcome, to be looked at `at`."""
@@ -170,13 +211,67 @@ class AttemptStore:
         await self._redis.zrem(shard, ref.member)
 
     async def record_placement(
-        self, ref: AttemptRef, carrier: str, carrier_call_id: str, slot_until: datetime
+        self,
+        ref: AttemptRef,
+        carrier: str,
+        carrier_call_id: str,
+        slot_until: datetime,
+        look_at: datetime,
+        *,
+        awaiting: bool = False,
     ) -> None:
-        """Remembers the carrier's id for the attempt; `index` when callbacks name only it."""
-        await self._placement(
-            keys=[keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
-            args=[ref.attempt, f"{carrier}|{carrier_call_id}", to_ms(slot_until), ref.slot],
+        """Remembers the carrier's id for the attempt (`index` when callbacks name only it) and
+        keeps its slot until `slot_until`; then moves its next look to `look_at`, unless its
+        outcome is already settled (`awaiting`: puts it among those awaiting an outcome in any
+        case). One round trip, the steps in this order."""
+        await in_order(
+            self._redis,
+            self._placement_steps(ref, carrier, carrier_call_id, slot_until, look_at, awaiting),
         )
+
+    async def record_placed_and_ended(
+        self,
+        ref: AttemptRef,
+        carrier: str,
+        carrier_call_id: str,
+        placed: tuple[datetime, datetime],
+        ending: Ending,
+        answered: bool,
+        now: datetime,
+        slot_until: datetime,
+    ) -> Report | None:
+        """A call that was over as soon as the carrier took it: its placement, as
+        `record_placement(..., *placed, awaiting=True)` (the slot's lease and the next look),
+        then its ending, as `record_ended`; one round trip, the steps in this order."""
+        replies = await in_order(
+            self._redis,
+            [
+                *self._placement_steps(ref, carrier, carrier_call_id, *placed, True),
+                self._ended_step(ref, ending, answered, now, slot_until),
+            ],
+        )
+        return _report(replies[-1])
+
+    def _placement_steps(
+        self,
+        ref: AttemptRef,
+        carrier: str,
+        carrier_call_id: str,
+        slot_until: datetime,
+        look_at: datetime,
+        awaiting: bool,
+    ) -> list[Step]:
+        member = ref.member
+        shard = keys.awaiting_outcome(keys.awaiting_shard_of(ref.call_id))
+        look = to_ms(look_at)
+        return [
+            ScriptCall(
+                self._placement,
+                [keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
+                [ref.attempt, f"{carrier}|{carrier_call_id}", to_ms(slot_until), ref.slot],
+            ),
+            ("ZADD", shard, look, member) if awaiting else ("ZADD", shard, "XX", look, member),
+        ]
 
     async def index(self, ref: AttemptRef, carrier: str, carrier_call_id: str) -> None:
         await self._redis.set(
@@ -206,9 +301,21 @@ class AttemptStore:
     ) -> Report | None:
         """Stores the ending once (None: only the one stored before); returns the right to
         publish it, or None when there is none to publish or another copy is publishing it."""
-        publish, stored, answered_too = await self._ended(
-            keys=[keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
-            args=[
+        step = self._ended_step(ref, ending, answered, now, slot_until)
+        return _report(await step.script(keys=step.keys, args=step.args))
+
+    def _ended_step(
+        self,
+        ref: AttemptRef,
+        ending: Ending | None,
+        answered: bool,
+        now: datetime,
+        slot_until: datetime,
+    ) -> ScriptCall:
+        return ScriptCall(
+            self._ended,
+            [keys.call(ref.campaign_id, ref.call_id), keys.dial_slots(ref.campaign_id)],
+            [
                 ref.attempt,
                 ending.dumps() if ending else "",
                 "1" if answered else "0",
@@ -218,18 +325,18 @@ class AttemptStore:
                 ref.slot,
             ],
         )
-        if not int(publish) or not stored:
-            return None
-        return Report(Ending.loads(str(stored)), bool(int(answered_too)))
 
     async def reported(self, ref: AttemptRef) -> None:
         """The ending is published: nothing more is owed for this attempt."""
-        # One after the other: with many attempts ending at once, the commands of each step
-        # still go out together, and no task is made for each.
-        await self._redis.hset(
-            keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE
+        # In this order, in one round trip and with no task: should this copy stop between
+        # the two, the attempt is still looked at, and found settled.
+        await in_order(
+            self._redis,
+            [
+                ("HSET", keys.call(ref.campaign_id, ref.call_id), f"reported:{ref.attempt}", DONE),
+                ("ZREM", keys.awaiting_outcome(keys.awaiting_shard_of(ref.call_id)), ref.member),
+            ],
         )
-        await self.settled(ref)
 
     async def state(self, ref: AttemptRef) -> AttemptState:
         n = ref.attempt

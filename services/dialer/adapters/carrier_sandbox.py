@@ -1,9 +1,10 @@
 """A simulated carrier, in process: rings, talks and ends by the sandbox rule, in real time.
 
 It reports as a real carrier does, only later and through `deliver` instead of an HTTP
-callback; its call ids carry what it needs to answer a status look-up from any process (the
-number's last digit, when the call was placed, the ring and talk times), so a dialer copy that
-did not place a call can still learn how it went.
+callback (with no ring and no talk time, a call is over as it is placed: its ending comes
+with the placement instead); its call ids carry what it needs to answer a status look-up from
+any process (the number's last digit, when the call was placed, the ring and talk times), so a
+dialer copy that did not place a call can still learn how it went.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class SandboxCarrier:
             f"SB{request.to[-1]}-{placed_ms}-{self._ring_ms}-{self._talk_ms}"
             f"-{self._process}{self._placed}"
         )
+        if not self._ring_ms and not self._talk_ms:
+            # Over as soon as it is placed: its ending comes with the placement.
+            return Placed(call_id, _ending(call_id, sandbox_outcome(request.to), 0))
         task = asyncio.create_task(self._run(request, call_id), name=f"sandbox-{call_id}")
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)

@@ -34,9 +34,13 @@ class PlaceCall:
 
 @dataclass(frozen=True, slots=True)
 class Placed:
-    """The carrier took the call: `carrier_call_id` names it in the carrier's callbacks."""
+    """The carrier took the call: `carrier_call_id` names it in the carrier's callbacks.
+
+    `ended` is how the call went when it was over as soon as it was taken (the sandbox with
+    no ring and no talk time): nothing more is reported of it."""
 
     carrier_call_id: str
+    ended: CarrierEvent | None = None
 
 
 class PlacementFailed(Exception):
