@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal, get_args
 
 import orjson
@@ -65,17 +66,16 @@ def webhook_test_body(webhook: Webhook, event_id: str, now: datetime) -> bytes:
     return orjson.dumps(body)
 
 
-def _scheme_header(webhook: Webhook) -> tuple[str, str] | None:
+def _scheme_header(scheme: str, value: str | None) -> tuple[str, str] | None:
     """The header of the webhook's authorization scheme, if it has one to send."""
-    value = webhook.authorization_value
-    if not value or webhook.authorization_scheme == "none":
+    if not value or scheme == "none":
         return None
-    if webhook.authorization_scheme == "bearer":
+    if scheme == "bearer":
         return "Authorization", f"Bearer {value}"
-    if webhook.authorization_scheme == "basic":
+    if scheme == "basic":
         token = value if ":" not in value else base64.b64encode(value.encode()).decode()
         return "Authorization", f"Basic {token}"
-    if webhook.authorization_scheme == "api_key":
+    if scheme == "api_key":
         return "X-API-Key", value
     return "Authorization", value
 
@@ -86,11 +86,25 @@ def auth_headers(webhook: Webhook) -> dict[str, str]:
     A stored custom header that breaks the header rules (saved before they existed) is left
     out, and so is an authorization value with a control character: sending them would fail.
     The scheme's header replaces a custom one of the same name."""
-    custom = [(header.key, header.value) for header in webhook.custom_headers]
+    custom = tuple((header.key, header.value) for header in webhook.custom_headers)
+    # A copy: the caller adds the signature's headers to it.
+    return dict(_auth_headers(custom, webhook.authorization_scheme, webhook.authorization_value))
+
+
+@lru_cache(maxsize=4096)
+def _auth_headers(
+    custom: tuple[tuple[str, str], ...], scheme: str, value: str | None
+) -> tuple[tuple[str, str], ...]:
+    """`auth_headers`, worked out once per webhook's headers and credentials (every attempt to
+    a webhook sends the same)."""
     headers = dict(sendable_headers(custom))
-    scheme = _scheme_header(webhook)
-    if scheme is None or not is_header_value(scheme[1]):
-        return headers
+    header = _scheme_header(scheme, value)
+    if header is None or not is_header_value(header[1]):
+        return tuple(headers.items())
+    name, value = header
+    headers = {key: kept for key, kept in headers.items() if key.lower() != name.lower()}
+    headers[name] = value
+    return tuple(headers.items())
     name, value = scheme
     headers = {key: kept for key, kept in headers.items() if key.lower() != name.lower()}
     headers[name] = value
