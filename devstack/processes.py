@@ -19,10 +19,48 @@ SERVICES = ("scheduler", "dialer", "notifier", "ingest")
 _PR_SET_PDEATHSIG = 1
 
 
+# Ports for the servers started here (broker, Redis, services' HTTP sides) come from below the
+# kernel's ephemeral range: a port the kernel picked for a listener and found free could be
+# handed to some process's outgoing connection before the server binds it. Under a parallel
+# test run each worker (PYTEST_XDIST_WORKER gwN of PYTEST_XDIST_WORKER_COUNT) takes ports from a
+# block of its own, in turn, so two workers never pick the same one. The block leaves out
+# the local stack's fixed ports (8080-8083, 9092, 6379) and the cluster nodes' (10000 and up).
+_PORT_RANGE = range(2000, 6000)
+_next_port: list[int] = []
+
+
+def _port_block() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return _PORT_RANGE
+    size = len(_PORT_RANGE) // count
+    start = _PORT_RANGE.start + size * (int(worker[2:]) % count)
+    return range(start, start + size)
+
+
 def free_port() -> int:
+    """A loopback port no one listens on, for a server about to start."""
+    block = _port_block()
+    if not _next_port:
+        # Each process starts at its own place in the block: processes of one worker that run
+        # one after another do not reuse each other's ports first.
+        _next_port.append(block.start + (os.getpid() * 7919) % len(block))
+    for _ in range(len(block)):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < block.stop else block.start
+        if _bindable(port):
+            return port
+    raise RuntimeError(f"no free port in {block.start}-{block.stop - 1}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def port_is_open(host: str, port: int) -> bool:

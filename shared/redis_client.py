@@ -164,14 +164,7 @@ class AutoPipelineRedis(Redis):
         self._routes: dict[Any, tuple[bool, Callable[..., Any] | None]] = {}
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        command = args[0]
-        route = self._routes.get(command)
-        if route is None:
-            route = self._routes[command] = (
-                str(command).upper() in _DIRECT,
-                self.response_callbacks.get(command),
-            )
-        direct, callback = route
+        direct, callback = self._route(args[0])
         if direct or self.single_connection_client:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         raw = False
@@ -179,6 +172,16 @@ class AutoPipelineRedis(Redis):
             options.pop("keys", None)
             raw = options.pop(NEVER_DECODE, None) is not None
         return await self._queue(_pack(args), _Waiting(_future(), callback, options, raw))
+
+    def _route(self, command: Any) -> tuple[bool, Callable[..., Any] | None]:
+        """Whether the command goes through the pool, and its reply's parser (None for none)."""
+        route = self._routes.get(command)
+        if route is None:
+            route = self._routes[command] = (
+                str(command).upper() in _DIRECT,
+                self.response_callbacks.get(command),
+            )
+        return route
 
     async def run_script(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """EVALSHA of a loaded script, the shortest way (a script's reply has no parser)."""
@@ -201,14 +204,7 @@ class AutoPipelineRedis(Redis):
             count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
             packed = _encode(("EVALSHA", script.sha, count, *keys, *step.args))
             return self._queue(packed, _Waiting(_future(), None, _NO_OPTIONS, False))
-        command = step[0]
-        route = self._routes.get(command)
-        if route is None:
-            route = self._routes[command] = (
-                str(command).upper() in _DIRECT,
-                self.response_callbacks.get(command),
-            )
-        direct, callback = route
+        direct, callback = self._route(step[0])
         if direct or self.single_connection_client:
             return None
         return self._queue(_pack(step), _Waiting(_future(), callback, {}, False))

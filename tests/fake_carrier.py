@@ -195,6 +195,8 @@ class FakeCarrier:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set when stopping: a create held back by `create_delay_seconds` stops waiting.
+        self._stopping = asyncio.Event()
 
     @property
     def api_url(self) -> str:
@@ -214,6 +216,7 @@ class FakeCarrier:
         return self
 
     async def stop(self) -> None:
+        self._stopping.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -277,7 +280,8 @@ class FakeCarrier:
         )
         self.creates.append(recorded)
         if self.create_delay_seconds:
-            await asyncio.sleep(self.create_delay_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.create_delay_seconds)
         forced = await self._forced(request, self.next_create_responses)
         if forced is not None:
             return forced

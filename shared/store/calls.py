@@ -4,13 +4,14 @@ counters and the sharded due queue, read and written through atomic steps."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, cast
 
 import orjson
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from shared import keys
 from shared.clock import from_us, to_iso, to_ms, to_us
@@ -404,33 +405,12 @@ class CallStore:
         """The calls, each read from its hash and its body key: one script per campaign
         (its calls share the campaign's hash tag), all in one round trip."""
         wanted = list(pairs)
-        by_campaign: dict[str, list[int]] = {}
-        for index, (campaign_id, _) in enumerate(wanted):
-            by_campaign.setdefault(campaign_id, []).append(index)
-        reads = [
-            self._read(
-                keys=[
-                    key
-                    for index in indices
-                    for key in (
-                        keys.call(campaign_id, wanted[index][1]),
-                        keys.call_body(campaign_id, wanted[index][1]),
-                    )
-                ]
-            )
-            for campaign_id, indices in by_campaign.items()
-        ]
-        replies: list[list[Any]] = (
-            [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
-        )
         found: list[Call | None] = [None] * len(wanted)
-        for indices, reply in zip(by_campaign.values(), replies, strict=True):
-            for position, index in enumerate(indices):
-                flat, body = reply[2 * position], reply[2 * position + 1]
-                if flat:
-                    campaign_id, call_id = wanted[index]
-                    fields = dict(zip(flat[::2], flat[1::2], strict=True))
-                    found[index] = call_from_fields(campaign_id, call_id, fields, body)
+        for index, (flat, body) in await self._read_with_bodies(self._read, wanted):
+            if flat:
+                campaign_id, call_id = wanted[index]
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                found[index] = call_from_fields(campaign_id, call_id, fields, body)
         return found
 
     async def facts_many(self, pairs: Iterable[tuple[str, str]]) -> list[CallFacts | None]:
@@ -438,11 +418,30 @@ class CallStore:
         its fields and its context, never the whole call; one script per campaign, all in one
         round trip. A call stored without its times is an error (ValueError)."""
         wanted = list(pairs)
+        found: list[CallFacts | None] = [None] * len(wanted)
+        read = await self._read_with_bodies(self._read_facts, wanted, _FACT_FIELDS)
+        for index, ((env, is_testing, scheduled, created), body) in read:
+            if env is None:
+                continue
+            if scheduled is None or created is None:
+                # Stored, but not whole: not to be taken for a call never stored.
+                raise ValueError(f"call {wanted[index][1]} is stored without its times")
+            context = orjson.loads(body)[1] if body else {}
+            found[index] = CallFacts(
+                is_testing == "1", from_us(int(scheduled)), from_us(int(created)), context
+            )
+        return found
+
+    async def _read_with_bodies(
+        self, script: AsyncScript, wanted: list[tuple[str, str]], args: Sequence[str] = ()
+    ) -> list[tuple[int, tuple[Any, Any]]]:
+        """Runs `script` (keys: each call's hash and body key in turn) once per campaign, all in
+        one round trip; returns (index into `wanted`, (the hash's reply, the body)) of each."""
         by_campaign: dict[str, list[int]] = {}
         for index, (campaign_id, _) in enumerate(wanted):
             by_campaign.setdefault(campaign_id, []).append(index)
         reads = [
-            self._read_facts(
+            script(
                 keys=[
                     key
                     for index in indices
@@ -451,27 +450,18 @@ class CallStore:
                         keys.call_body(campaign_id, wanted[index][1]),
                     )
                 ],
-                args=_FACT_FIELDS,
+                args=args,
             )
             for campaign_id, indices in by_campaign.items()
         ]
         replies: list[list[Any]] = (
             [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
         )
-        found: list[CallFacts | None] = [None] * len(wanted)
-        for indices, reply in zip(by_campaign.values(), replies, strict=True):
-            for position, index in enumerate(indices):
-                (env, is_testing, scheduled, created), body = reply[2 * position : 2 * position + 2]
-                if env is None:
-                    continue
-                if scheduled is None or created is None:
-                    # Stored, but not whole: not to be taken for a call never stored.
-                    raise ValueError(f"call {wanted[index][1]} is stored without its times")
-                context = orjson.loads(body)[1] if body else {}
-                found[index] = CallFacts(
-                    is_testing == "1", from_us(int(scheduled)), from_us(int(created)), context
-                )
-        return found
+        return [
+            (index, (reply[2 * position], reply[2 * position + 1]))
+            for indices, reply in zip(by_campaign.values(), replies, strict=True)
+            for position, index in enumerate(indices)
+        ]
 
     async def due_calls(self, pairs: Iterable[tuple[str, str]]) -> list[DueCall | None]:
         """What the due pump needs of each call (None for a call that is gone): one script per

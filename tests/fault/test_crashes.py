@@ -242,14 +242,19 @@ async def test_a_notifier_killed_mid_delivery_still_delivers_every_event(
     kafka_server: KafkaServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     receiver = await Receiver(delay_s=0.05).start()
-    stack = Stack(kafka_server.bootstrap, redis_server.url, tmp_path).start(
-        ["ingest", "scheduler", "dialer"]
-    )
+    # What the killed copy had claimed comes back once its claims run out: the webhook's
+    # timeout plus the claim margin for a first attempt, the lease for one from the queue.
+    stack = Stack(
+        kafka_server.bootstrap,
+        redis_server.url,
+        tmp_path,
+        extra_env={"NOTIFIER_CLAIM_MARGIN_MS": "1000", "NOTIFIER_LEASE_MS": "5000"},
+    ).start(["ingest", "scheduler", "dialer"])
     try:
         async with aiohttp.ClientSession() as session:
             api = Api(session, stack.base_url)
             campaign = await api.active_campaign(max_concurrent_calls=100, calls_per_minute=100_000)
-            await api.webhook(campaign["id"], receiver.url)
+            await api.webhook(campaign["id"], receiver.url, timeout=5)
             call_ids = []
             for i in range(30):
                 # Numbers ending in 0-3 complete, so every call has the same four events.
