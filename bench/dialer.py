@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import time
 import uuid
@@ -53,7 +52,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.figures import CpuUse, CpuWindow, load_line, percentile, table
 from bench.loadgen import number_at
-from bench.profiling import finish_profile, start_profile
+from bench.profiling import finish_profile, start_profile, stop_profile
 from bench.seeding import DUE_SHARDS, accept_all, queued_calls, seed_campaigns
 from bench.servers import (
     Servers,
@@ -284,18 +283,14 @@ async def _follow(
                     spy = start_profile(group, "dialer", dialer.pid, give_up_after)
             if len(ended) >= calls and cpu is None and window is not None:
                 cpu = window.close(now)
-                if spy is not None and spy.process.alive():
-                    assert spy.process.process is not None
-                    spy.process.process.send_signal(signal.SIGINT)  # py-spy writes what it has
+                stop_profile(spy)
             if len(ended) >= calls and now - last_new > QUIET_AFTER_ALL_S:
                 break
             if now > deadline or not dialer.alive():
                 break
         if cpu is None and window is not None:
             cpu = window.close(time.monotonic())
-        if spy is not None and spy.process.alive():
-            assert spy.process.process is not None
-            spy.process.process.send_signal(signal.SIGINT)
+        stop_profile(spy)
         profile_text = await asyncio.to_thread(finish_profile, group, spy)
         return Followed(
             list(seen.values()),

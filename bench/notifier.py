@@ -44,7 +44,6 @@ import asyncio
 import base64
 import os
 import secrets
-import signal
 import statistics
 import sys
 import time
@@ -63,11 +62,12 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from bench.figures import CpuUse, CpuWindow, load_line, percentile, table
 from bench.loadgen import number_at
-from bench.profiling import finish_profile, start_profile
+from bench.profiling import finish_profile, start_profile, stop_profile
 from bench.seeding import ENVIRONMENT, accept_all, queued_calls, seed_campaigns
 from bench.servers import (
     Servers,
     Started,
+    env_setting,
     python_module,
     service_env,
     start_servers,
@@ -100,13 +100,6 @@ QUIET_AFTER_ALL_S = 2.0
 POLL_S = 0.1
 
 
-def _env_pair(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return name, value
-
-
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench notifier",
@@ -137,7 +130,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--env",
-        type=_env_pair,
+        type=env_setting,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -556,18 +549,14 @@ async def _follow(
                     spy = start_profile(group, "notifier", notifier.pid, give_up_after)
             if count >= expected and cpu is None and window is not None:
                 cpu = window.close(now)
-                if spy is not None and spy.process.alive():
-                    assert spy.process.process is not None
-                    spy.process.process.send_signal(signal.SIGINT)  # py-spy writes what it has
+                stop_profile(spy)
             if count >= expected and now - last_change > QUIET_AFTER_ALL_S:
                 break
             if now > deadline or not notifier.alive():
                 break
         if cpu is None and window is not None:
             cpu = window.close(time.monotonic())
-        if spy is not None and spy.process.alive():
-            assert spy.process.process is not None
-            spy.process.process.send_signal(signal.SIGINT)
+        stop_profile(spy)
         profile_text = await asyncio.to_thread(finish_profile, group, spy)
         alive = notifier.alive()
         report = await _receiver_report(session, receiver_base, bodies=True)

@@ -80,6 +80,7 @@ from bench.profiling import finish_profile, start_profile
 from bench.servers import (
     Servers,
     Started,
+    env_setting,
     python_module,
     service_env,
     start_servers,
@@ -129,13 +130,6 @@ def max_calls() -> int:
     return NUMBER_SPACE // 10 * len(COMPLETING_DIGITS)
 
 
-def _env_pair(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
-    return name, value
-
-
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench pipeline",
@@ -163,7 +157,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--env",
-        type=_env_pair,
+        type=env_setting,
         action="append",
         default=[],
         metavar="NAME=VALUE",

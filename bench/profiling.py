@@ -8,6 +8,7 @@ benchmarks say when one was taken.
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -50,6 +51,13 @@ def start_profile(group: Started, name: str, pid: int, seconds: float) -> Profil
         str(output),
     ]
     return Profile(group.start(f"py-spy-{name}", command), output)
+
+
+def stop_profile(profile: Profile | None) -> None:
+    """Tells py-spy to stop sampling and write what it has, if it is still sampling."""
+    if profile is not None and profile.process.alive():
+        assert profile.process.process is not None
+        profile.process.process.send_signal(signal.SIGINT)
 
 
 def finish_profile(group: Started, profile: Profile | None, top: int = 25) -> str:

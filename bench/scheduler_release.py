@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -50,7 +49,7 @@ from redis.asyncio import Redis
 
 from bench.figures import CpuUse, CpuWindow, load_line, process_cpu_seconds, table
 from bench.loadgen import CONTEXT, PAYLOAD, number_at
-from bench.profiling import finish_profile, start_profile
+from bench.profiling import finish_profile, start_profile, stop_profile
 from bench.servers import (
     Servers,
     Started,
@@ -456,9 +455,7 @@ async def _release(
             await asyncio.sleep(0.05)
         if window is not None:
             cpu = window.close(samples[-1][0])
-        if spy is not None and spy.process.alive():
-            assert spy.process.process is not None
-            spy.process.process.send_signal(signal.SIGINT)  # py-spy writes what it has
+        stop_profile(spy)
         profile_text = finish_profile(group, spy)
     finally:
         await redis.aclose()
@@ -574,9 +571,7 @@ async def _apply_outcomes(
                 break
             await asyncio.sleep(0.05)
         cpu = window.close(samples[-1][0]) if window is not None else None
-        if spy is not None and spy.process.alive():
-            assert spy.process.process is not None
-            spy.process.process.send_signal(signal.SIGINT)
+        stop_profile(spy)
         profile_text = finish_profile(group, spy)
     finally:
         await producer.stop()
@@ -682,9 +677,7 @@ async def _queue_requests(
             await asyncio.sleep(0.05)
         cpu = window.close(samples[-1][0]) if window is not None else None
         cpu_seconds = process_cpu_seconds(scheduler.pid) - cpu_at_first if window else 0.0
-        if spy is not None and spy.process.alive():
-            assert spy.process.process is not None
-            spy.process.process.send_signal(signal.SIGINT)
+        stop_profile(spy)
         profile_text = finish_profile(group, spy)
     finally:
         await producer.stop()

@@ -6,6 +6,7 @@ ends (normally, by an exception or Ctrl-C); each child also dies with its parent
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
@@ -168,3 +169,11 @@ async def read_topic(kafka: str, topic: str, expected: int, within: float) -> To
     finally:
         await consumer.stop()
     return TopicContents(messages, len(keys))
+
+
+def env_setting(text: str) -> tuple[str, str]:
+    """`--env NAME=VALUE`: a setting for the service processes a benchmark starts."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name, value

@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from services.scheduler.domain.auto_dnc import auto_dnc_entry
 from services.scheduler.domain.retry import (
@@ -58,6 +58,8 @@ from shared.topics import CALLS_EVENTS, CALLS_REQUESTED, call_key
 from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
+
+_Model = TypeVar("_Model", bound=BaseModel)
 _TOPIC_CALL_NAMESPACE = uuid.UUID("0b8f5a52-9b7c-4f0e-8a8e-6c2d9f3e1a47")
 
 
@@ -164,17 +166,12 @@ class RequestHandler:
     async def on_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Handles a fetched batch; raises only when a transient failure outlasts its retries
         (the batch is then delivered again)."""
-        parsed: list[tuple[bytes | None, _Request]] = []
-        for record in records:
-            body = record.value or b""
-            try:
-                request = CallRequested.model_validate_json(body)
-            except ValidationError as exc:
-                await send_to_dlq(
-                    self._rt.broker, body, record.key, CALLS_REQUESTED, "scheduler", _short(exc)
-                )
-                continue
-            parsed.append((record.key, _Request(record, request, _call_id(request, record))))
+        parsed = [
+            (record.key, _Request(record, request, _call_id(request, record)))
+            for record, request in await _read_batch(
+                self._rt.broker, records, CallRequested, CALLS_REQUESTED
+            )
+        ]
         for items in in_waves(parsed):
             await guarded_wave(
                 self._rt.broker,
@@ -402,19 +399,13 @@ class OutcomeHandler:
     async def on_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Handles a fetched batch; raises only when a transient failure outlasts its retries
         (the batch is then delivered again)."""
-        parsed: list[tuple[bytes | None, tuple[ConsumerRecord[bytes, bytes], CallEvent]]] = []
-        for record in records:
-            body = record.value or b""
-            try:
-                event = CallEvent.model_validate_json(body)
-            except ValidationError as exc:
-                await send_to_dlq(
-                    self._rt.broker, body, record.key, CALLS_EVENTS, "scheduler", _short(exc)
-                )
-                continue
-            if event.type not in _ACTED_ON:
-                continue
-            parsed.append((record.key, (record, event)))
+        parsed = [
+            (record.key, (record, event))
+            for record, event in await _read_batch(
+                self._rt.broker, records, CallEvent, CALLS_EVENTS
+            )
+            if event.type in _ACTED_ON
+        ]
         for items in in_waves(parsed):
             await guarded_wave(
                 self._rt.broker,
@@ -689,6 +680,24 @@ def _outcome_of(event: CallEvent) -> Outcome | None:
         return Outcome(event.outcome or "")
     except ValueError:
         return None
+
+
+async def _read_batch(
+    broker: KafkaBroker,
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+    model: type[_Model],
+    topic: str,
+) -> list[tuple[ConsumerRecord[bytes, bytes], _Model]]:
+    """Each record of a fetched batch read as `model`; one that does not validate goes to the
+    DLQ with the reason, and the rest are handled."""
+    read: list[tuple[ConsumerRecord[bytes, bytes], _Model]] = []
+    for record in records:
+        body = record.value or b""
+        try:
+            read.append((record, model.model_validate_json(body)))
+        except ValidationError as exc:
+            await send_to_dlq(broker, body, record.key, topic, "scheduler", _short(exc))
+    return read
 
 
 def _short(exc: ValidationError) -> str:
